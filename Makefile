@@ -1,0 +1,41 @@
+# popsteer — the two commands: `make run` and `make test`.
+# npm scripts and this Makefile run on the Node 24 runtime from the `node`
+# devDependency (node_modules/.bin comes first on PATH).
+
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+# Debian tools the tests call, installed idempotently.
+TEST_DEBS := bind9-dnsutils knot-dnsutils
+
+.PHONY: run test deps debs typecheck unit bench clean
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.installed
+
+debs:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+run: deps
+	node server/cli/popsteer.ts serve --config policies --geo-data geo-data --listen 127.0.0.1:5353 --admin 127.0.0.1:8053
+
+typecheck: deps
+	tsc --noEmit -p tsconfig.json
+
+test: deps debs typecheck
+	node --test --test-concurrency=2 --test-timeout=120000 \
+	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts'
+
+bench: deps
+	node test/bench/run-all.ts
+
+clean:
+	rm -rf node_modules state test-results

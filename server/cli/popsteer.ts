@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// popsteer command line: thin wrappers that call the modules.
+
+import { ConfigErrors } from '../config/errors.ts';
+import { resolveSettings, settingsHelp } from '../config/settings.ts';
+import { createLogger } from '../log/logger.ts';
+import { startServer } from '../main.ts';
+import { loadSnapshot } from '../policy/load.ts';
+
+const USAGE = `popsteer — authoritative DNS that steers clients to the best healthy PoP
+
+Usage:
+  popsteer serve [options]          serve DNS (UDP+TCP) and the admin API
+  popsteer validate [--config dir]  check the configuration; exit 0 when valid, 1 with the errors
+  popsteer --help | <command> --help
+
+Run from the repository root with no --config/--geo-data, popsteer uses
+./policies and ./geo-data.`;
+
+const SERVE_HELP = `Usage: popsteer serve [options]
+
+Serves DNS on every --listen address (UDP and TCP) and the admin HTTP API.
+Every option can also be set by an environment variable or in
+<config dir>/popsteer.yaml; a flag beats the environment, which beats the file.
+
+Options:
+${settingsHelp()}
+
+Signals: SIGHUP reloads the configuration; SIGTERM stops gracefully (a second
+SIGTERM exits at once).`;
+
+const VALIDATE_HELP = `Usage: popsteer validate [--config dir] [dir]
+
+Runs the same loader and compiler as "serve", without opening sockets.
+Prints every error as file:line:column: CODE: what to change.
+Exit status: 0 valid, 1 invalid, 2 bad usage.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined ? 2 : 0;
+  }
+  const wantsHelp = rest.includes('--help') || rest.includes('-h');
+  switch (command) {
+    case 'serve': {
+      if (wantsHelp) {
+        process.stdout.write(`${SERVE_HELP}\n`);
+        return 0;
+      }
+      return serve(rest);
+    }
+    case 'validate': {
+      if (wantsHelp) {
+        process.stdout.write(`${VALIDATE_HELP}\n`);
+        return 0;
+      }
+      return validate(rest);
+    }
+    default:
+      process.stderr.write(`popsteer: unknown command "${command}"\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  let settings;
+  try {
+    ({ settings } = resolveSettings(args, process.env, process.cwd()));
+  } catch (err) {
+    return reportConfigErrors(err);
+  }
+  const log = createLogger(settings.logLevel, settings.pop);
+  let server;
+  try {
+    server = await startServer(settings, log);
+  } catch (err) {
+    if (err instanceof ConfigErrors) {
+      for (const e of err.errors) log.fatal({ code: e.code, file: e.file, line: e.line, column: e.column, pointer: e.pointer }, e.format());
+      return reportConfigErrors(err);
+    }
+    log.fatal({ err: (err as Error).message }, 'cannot start');
+    process.stderr.write(`popsteer: cannot start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  let terms = 0;
+  process.on('SIGHUP', () => { server.reload('SIGHUP'); });
+  const stop = (): void => {
+    terms++;
+    if (terms > 1) process.exit(1);
+    void server.shutdown().then(() => process.exit(process.exitCode ?? 0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  return -1; // keep running
+}
+
+function validate(args: string[]): number {
+  let settings;
+  let positionals: string[];
+  try {
+    ({ settings, positionals } = resolveSettings(args, process.env, process.cwd()));
+  } catch (err) {
+    return reportConfigErrors(err) === 2 ? 1 : 1;
+  }
+  const configDir = positionals[0] ? new URL(positionals[0], `file://${process.cwd()}/`).pathname : settings.configDir;
+  const result = loadSnapshot(configDir);
+  if (!result.snapshot) {
+    for (const e of result.errors) process.stdout.write(`${e.format()}\n`);
+    process.stdout.write(`invalid: ${result.errors.length} error(s) in ${configDir}\n`);
+    return 1;
+  }
+  process.stdout.write(`valid: ${result.files.length} file(s), zones ${result.snapshot.zones.map((z) => z.apexText).join(' ')}, hash ${result.snapshot.hash}\n`);
+  return 0;
+}
+
+function reportConfigErrors(err: unknown): number {
+  if (err instanceof ConfigErrors) {
+    for (const e of err.errors) process.stderr.write(`popsteer: ${e.format()}\n`);
+    return 2;
+  }
+  throw err;
+}
+
+main(process.argv.slice(2)).then((code) => {
+  if (code >= 0) process.exitCode = code;
+}, (err: Error) => {
+  process.stderr.write(`popsteer: ${err.stack ?? err.message}\n`);
+  process.exitCode = 1;
+});

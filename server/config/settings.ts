@@ -1,0 +1,193 @@
+// Daemon settings (where to listen, which files, how many workers) — not
+// steering policy. One table drives the command-line flags, the environment
+// variables, the config file keys and the help text, so they cannot drift.
+// Precedence: flag > environment > <config dir>/popsteer.yaml > default.
+
+import { existsSync } from 'node:fs';
+import { availableParallelism, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, ConfigErrors } from './errors.ts';
+import { readYamlFile } from './yaml-source.ts';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface Settings {
+  configDir: string;
+  geoDataDir: string;
+  listen: ListenAddress[];
+  admin: ListenAddress | null;
+  pop: string;
+  workers: number;
+  logLevel: string;
+  versionBind: string | null;
+  tcpIdleTimeoutMs: number;
+  tcpMessageTimeoutMs: number;
+  tcpMaxConnections: number;
+  tcpMaxQueriesPerConnection: number;
+  adminTokenFile: string | null;
+  stateFile: string | null;
+}
+
+type Kind = 'string' | 'int' | 'listen' | 'listen-list' | 'path';
+
+interface SettingSpec {
+  key: keyof Settings;
+  flag: string;
+  env: string;
+  file: string;
+  kind: Kind;
+  help: string;
+  multiple?: boolean;
+}
+
+export const SETTING_SPECS: SettingSpec[] = [
+  { key: 'configDir', flag: 'config', env: 'POPSTEER_CONFIG', file: '', kind: 'path', help: 'directory with zones/, steering policies and popsteer.yaml (default ./policies)' },
+  { key: 'geoDataDir', flag: 'geo-data', env: 'POPSTEER_GEO_DATA', file: 'geo_data', kind: 'path', help: 'directory with the PoP catalog and custom networks (default ./geo-data)' },
+  { key: 'listen', flag: 'listen', env: 'POPSTEER_LISTEN', file: 'listen', kind: 'listen-list', multiple: true, help: 'DNS address host:port for UDP and TCP; repeatable, [v6]:port for IPv6 (default 127.0.0.1:5353)' },
+  { key: 'admin', flag: 'admin', env: 'POPSTEER_ADMIN', file: 'admin', kind: 'listen', help: 'admin HTTP address host:port, or "off" (default 127.0.0.1:8053)' },
+  { key: 'pop', flag: 'pop', env: 'POPSTEER_POP', file: 'pop', kind: 'string', help: 'this instance\'s PoP id: NSID, CHAOS id.server, metrics and logs (default: host name)' },
+  { key: 'workers', flag: 'workers', env: 'POPSTEER_WORKERS', file: 'workers', kind: 'int', help: 'DNS worker threads sharing the sockets (default: number of cores)' },
+  { key: 'logLevel', flag: 'log-level', env: 'POPSTEER_LOG_LEVEL', file: 'log_level', kind: 'string', help: 'trace, debug, info, warn, error (default info)' },
+  { key: 'versionBind', flag: 'version-bind', env: 'POPSTEER_VERSION_BIND', file: 'version_bind', kind: 'string', help: 'answer to CHAOS TXT version.bind (default: refused)' },
+  { key: 'tcpIdleTimeoutMs', flag: 'tcp-idle-timeout-ms', env: 'POPSTEER_TCP_IDLE_TIMEOUT_MS', file: 'tcp_idle_timeout_ms', kind: 'int', help: 'close TCP connections idle this long (default 10000)' },
+  { key: 'tcpMessageTimeoutMs', flag: 'tcp-message-timeout-ms', env: 'POPSTEER_TCP_MESSAGE_TIMEOUT_MS', file: 'tcp_message_timeout_ms', kind: 'int', help: 'close a TCP connection whose message is not complete this long after it began (default 3000)' },
+  { key: 'tcpMaxConnections', flag: 'tcp-max-connections', env: 'POPSTEER_TCP_MAX_CONNECTIONS', file: 'tcp_max_connections', kind: 'int', help: 'open TCP connections per worker before the oldest idle one is closed (default 1000)' },
+  { key: 'tcpMaxQueriesPerConnection', flag: 'tcp-max-queries', env: 'POPSTEER_TCP_MAX_QUERIES', file: 'tcp_max_queries', kind: 'int', help: 'queries answered on one TCP connection before it is closed (default 1000)' },
+  { key: 'adminTokenFile', flag: 'admin-token-file', env: 'POPSTEER_ADMIN_TOKEN_FILE', file: 'admin_token_file', kind: 'path', help: 'file holding the bearer token for mutating admin calls (or set POPSTEER_ADMIN_TOKEN)' },
+  { key: 'stateFile', flag: 'state-file', env: 'POPSTEER_STATE_FILE', file: 'state_file', kind: 'path', help: 'where overrides are persisted (default <config dir>/../state/popsteer-state.json)' },
+];
+
+export function defaultSettings(cwd: string): Settings {
+  return {
+    configDir: resolve(cwd, 'policies'),
+    geoDataDir: resolve(cwd, 'geo-data'),
+    listen: [{ host: '127.0.0.1', port: 5353 }],
+    admin: { host: '127.0.0.1', port: 8053 },
+    pop: hostname().split('.')[0] || 'popsteer',
+    workers: availableParallelism(),
+    logLevel: 'info',
+    versionBind: null,
+    tcpIdleTimeoutMs: 10_000,
+    tcpMessageTimeoutMs: 3_000,
+    tcpMaxConnections: 1000,
+    tcpMaxQueriesPerConnection: 1000,
+    adminTokenFile: null,
+    stateFile: null,
+  };
+}
+
+export function parseListen(text: string, where: string): ListenAddress {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:\s]+):(\d{1,5})$/.exec(text);
+  if (!m || Number(m[2]) > 65535) {
+    throw new ConfigError('POPSTEER_ERR_SETTING', where, null, '', `"${text}" is not host:port (IPv6 as [::1]:5353)`);
+  }
+  return { host: m[1], port: Number(m[2]) };
+}
+
+function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string): unknown {
+  const fail = (what: string): never => {
+    throw new ConfigError('POPSTEER_ERR_SETTING', where, null, spec.file ? `/${spec.file}` : '', `${spec.flag}: ${what}`);
+  };
+  switch (spec.kind) {
+    case 'string':
+      if (typeof raw !== 'string' || raw === '') fail('must be a non-empty string');
+      return raw;
+    case 'path':
+      if (typeof raw !== 'string' || raw === '') fail('must be a path');
+      return resolve(baseDir, raw as string);
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : Number(raw);
+      if (!Number.isInteger(n) || n < 1) fail(`must be a whole number ≥ 1, not "${String(raw)}"`);
+      return n;
+    }
+    case 'listen':
+      if (raw === 'off') return null;
+      return parseListen(String(raw), where);
+    case 'listen-list': {
+      const items = Array.isArray(raw) ? raw : String(raw).split(',');
+      if (items.length === 0) fail('needs at least one address');
+      return items.map((s) => parseListen(String(s).trim(), where));
+    }
+  }
+}
+
+export function serveOptionsForParseArgs(): Record<string, { type: 'string'; multiple?: boolean }> {
+  const options: Record<string, { type: 'string'; multiple?: boolean }> = {};
+  for (const spec of SETTING_SPECS) options[spec.flag] = spec.multiple ? { type: 'string', multiple: true } : { type: 'string' };
+  return options;
+}
+
+/** Resolves settings from flags, environment and the config file. Throws ConfigErrors. */
+export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: string): { settings: Settings; positionals: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: serveOptionsForParseArgs(), allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new ConfigErrors([new ConfigError('POPSTEER_ERR_USAGE', 'command line', null, '', `${(err as Error).message} (see --help)`)]);
+  }
+  const flags = parsed.values as Record<string, string | string[] | undefined>;
+  const settings = defaultSettings(cwd);
+  const errors: ConfigError[] = [];
+  const apply = (spec: SettingSpec, raw: unknown, where: string, baseDir: string): void => {
+    try {
+      (settings as unknown as Record<string, unknown>)[spec.key] = convert(spec, raw, where, baseDir);
+    } catch (err) {
+      if (err instanceof ConfigError) errors.push(err);
+      else throw err;
+    }
+  };
+  const configSpec = SETTING_SPECS[0];
+  if (flags.config !== undefined) apply(configSpec, flags.config, 'command line', cwd);
+  else if (env.POPSTEER_CONFIG) apply(configSpec, env.POPSTEER_CONFIG, 'environment', cwd);
+
+  const configFile = join(settings.configDir, 'popsteer.yaml');
+  if (existsSync(configFile)) {
+    try {
+      const source = readYamlFile(configFile);
+      const data = (source.data ?? {}) as Record<string, unknown>;
+      if (typeof data !== 'object' || Array.isArray(data)) {
+        errors.push(new ConfigError('POPSTEER_ERR_SETTING', configFile, null, '', 'must be a mapping of setting: value'));
+      } else {
+        for (const [k, v] of Object.entries(data)) {
+          if (k === '$schema') continue;
+          const spec = SETTING_SPECS.find((s) => s.file === k && s.file !== '');
+          if (!spec) {
+            errors.push(new ConfigError('POPSTEER_ERR_SETTING', configFile, source.position(`/${k}`), `/${k}`,
+              `unknown setting "${k}"; known: ${SETTING_SPECS.filter((s) => s.file).map((s) => s.file).join(', ')}`));
+            continue;
+          }
+          const before = errors.length;
+          apply(spec, v, configFile, settings.configDir);
+          for (const e of errors.slice(before)) Object.assign(e, { line: source.position(`/${k}`)?.line ?? 0, column: source.position(`/${k}`)?.column ?? 0 });
+        }
+      }
+    } catch (err) {
+      if (err instanceof ConfigError) errors.push(err);
+      else throw err;
+    }
+  }
+  for (const spec of SETTING_SPECS.slice(1)) {
+    const value = env[spec.env];
+    if (value !== undefined && value !== '') apply(spec, value, `environment ${spec.env}`, cwd);
+  }
+  for (const spec of SETTING_SPECS.slice(1)) {
+    const value = flags[spec.flag];
+    if (value !== undefined) apply(spec, spec.multiple ? (value as string[]).join(',') : value, `--${spec.flag}`, cwd);
+  }
+  if (settings.stateFile === null) settings.stateFile = resolve(settings.configDir, '..', 'state', 'popsteer-state.json');
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  return { settings, positionals: parsed.positionals };
+}
+
+export function settingsHelp(): string {
+  const lines = SETTING_SPECS.map((s) => {
+    const flag = `  --${s.flag} <${s.kind === 'int' ? 'n' : s.kind.startsWith('listen') ? 'host:port' : s.kind === 'path' ? 'path' : 'value'}>`;
+    const file = s.file ? `, popsteer.yaml: ${s.file}` : '';
+    return `${flag.padEnd(36)} ${s.help}\n${''.padEnd(37)} env ${s.env}${file}`;
+  });
+  return lines.join('\n');
+}

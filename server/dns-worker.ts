@@ -1,0 +1,84 @@
+// A DNS worker thread: its own UDP socket and TCP listener per address (all
+// workers share the ports through SO_REUSEPORT), one Engine over the snapshot
+// the main thread publishes. Nothing here reads files or compiles anything.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { Counters, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
+import { Engine } from './engine/engine.ts';
+import type { DnsSnapshot } from './snapshot/types.ts';
+import type { MessageHandler } from './transport/handler.ts';
+import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
+import { listenUdp, type UdpListener } from './transport/udp.ts';
+
+export interface DnsWorkerData {
+  index: number;
+  snapshot: DnsSnapshot;
+  listen: Array<{ host: string; port: number }>;
+  tcp: TcpLimits;
+  popId: string;
+  versionBind: string | null;
+  counters: SharedArrayBuffer;
+}
+
+export type ToWorker =
+  | { type: 'snapshot'; snapshot: DnsSnapshot }
+  | { type: 'stop-accepting' }
+  | { type: 'close' };
+
+export type FromWorker =
+  | { type: 'listening'; index: number; udp: number[]; tcp: number[] }
+  | { type: 'snapshot-applied'; index: number; hash: string }
+  | { type: 'error'; index: number; message: string; stack?: string }
+  | { type: 'closed'; index: number };
+
+const data = workerData as DnsWorkerData;
+const port = parentPort!;
+const counters = new Counters(data.counters, data.index);
+const engine = new Engine(data.snapshot, { popId: data.popId, versionBind: data.versionBind, counters });
+const send = (message: FromWorker): void => port.postMessage(message);
+
+const handler: MessageHandler = (message, length, protocol, peer) => {
+  const started = performance.now();
+  const size = engine.handle(message, length, protocol, peer);
+  let reply: Buffer | null = null;
+  if (size > 0) {
+    reply = Buffer.allocUnsafe(size);
+    engine.writer.buf.copy(reply, 0, 0, size);
+  }
+  counters.duration((performance.now() - started) / 1000);
+  return reply;
+};
+
+const reportError = (err: Error): void => send({ type: 'error', index: data.index, message: err.message, stack: err.stack });
+
+const udp: UdpListener[] = [];
+const tcp: TcpListener[] = [];
+
+async function start(): Promise<void> {
+  for (const address of data.listen) {
+    udp.push(await listenUdp(address.host, address.port, handler, reportError));
+    tcp.push(await listenTcp(address.host, address.port, data.tcp, handler, reportError,
+      () => { counters.values[OFF_TCP_CONNECTIONS_REFUSED]++; }));
+  }
+  send({ type: 'listening', index: data.index, udp: udp.map((u) => u.port), tcp: tcp.map((t) => t.port) });
+}
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'snapshot') {
+    engine.snapshot = message.snapshot; // one reference swap: each query sees the old or the new set, never a mix
+    send({ type: 'snapshot-applied', index: data.index, hash: message.snapshot.hash });
+  } else if (message.type === 'stop-accepting') {
+    for (const t of tcp) void t.stopAccepting();
+  } else if (message.type === 'close') {
+    void Promise.all([...udp.map((u) => u.close()), ...tcp.map((t) => t.close())]).then(() => {
+      send({ type: 'closed', index: data.index });
+      port.close();
+    });
+  }
+});
+
+start().catch((err: Error) => {
+  send({ type: 'error', index: data.index, message: `cannot listen: ${err.message}` });
+  process.exit(1);
+});

@@ -1,0 +1,215 @@
+// The query pipeline: bytes in → parse into the reused view → find the name in
+// the current snapshot → answer from a pre-encoded template (or a steering
+// decision) → bytes out. A function of (query bytes, client address) to
+// response bytes, with no sockets, so most tests need none.
+
+import {
+  CLASS_CH, CLASS_IN, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
+  TYPE_MAILA, TYPE_MAILB, TYPE_OPT, TYPE_TKEY, TYPE_TSIG, TYPE_TXT,
+} from '../dns/constants.ts';
+import { TemplateBuilder, SECTION_ANSWER } from '../dns/builder.ts';
+import { encodeTxt } from '../dns/rdata.ts';
+import { lowerWire, nameToWire } from '../dns/name.ts';
+import {
+  PARSE_BADVERS, PARSE_DROP, PARSE_FORMERR, PARSE_NOTIMP, QueryView, parseQuery,
+} from '../dns/query.ts';
+import type { AnswerTemplate } from '../dns/template.ts';
+import { ResponseWriter, TCP_SIZE_LIMIT, udpSizeLimit } from '../dns/writer.ts';
+import { findName } from '../snapshot/name-table.ts';
+import type { DnsSnapshot, NameNode } from '../snapshot/types.ts';
+import { Counters, OFF_DROPPED, OFF_TRUNCATED } from './counters.ts';
+
+export const TRANSPORT_UDP = 0;
+export const TRANSPORT_TCP = 1;
+
+/** Where the query came from: the resolver's socket address. */
+export interface ClientAddress {
+  address: string;
+  /** 0 = IPv4, 1 = IPv6 (index into counters.FAMILIES). */
+  family: number;
+}
+
+/**
+ * The seam for steered names: given the steered name's index, the query and
+ * the client, fill in the answer. Implemented by steering/ over its compiled
+ * tables; the engine knows nothing of policies.
+ */
+export interface SteeringHook {
+  /**
+   * Returns the template to send (A/AAAA answers, CNAME, or SERVFAIL), or null
+   * for NODATA. Sets `result.scope` (ECS scope) and `result.ttl` (−1: as encoded).
+   */
+  answer(steeredIndex: number, qtype: number, view: QueryView, client: ClientAddress, result: SteeringResult): AnswerTemplate | null;
+}
+
+export interface SteeringResult {
+  scope: number;
+  ttl: number;
+}
+
+export interface EngineOptions {
+  /** This instance's PoP id: NSID payload and CHAOS id.server / hostname.bind answer. */
+  popId: string;
+  /** Answer to CHAOS version.bind; null (the default) refuses it. */
+  versionBind: string | null;
+  counters?: Counters;
+  /** Secret for server cookies (RFC 7873); random per process when omitted. */
+  cookieSecret?: number;
+}
+
+const CHAOS_NAMES = ['id.server.', 'hostname.bind.', 'version.bind.'];
+
+export class Engine {
+  snapshot: DnsSnapshot;
+  steering: SteeringHook | null = null;
+  readonly view = new QueryView();
+  readonly writer = new ResponseWriter();
+  readonly counters: Counters;
+  private readonly chaos: Array<{ key: Uint8Array; template: AnswerTemplate | null }>;
+  private readonly steeringResult: SteeringResult = { scope: 0, ttl: -1 };
+  private readonly cookieSecret: number;
+
+  constructor(snapshot: DnsSnapshot, options: EngineOptions) {
+    this.snapshot = snapshot;
+    this.counters = options.counters ?? new Counters(null, 0);
+    this.writer.nsid = Buffer.from(options.popId, 'utf8');
+    this.cookieSecret = options.cookieSecret ?? (Math.random() * 0x100000000) >>> 0;
+    this.chaos = CHAOS_NAMES.map((name) => {
+      const text = name === 'version.bind.' ? options.versionBind : options.popId;
+      const template = text === null ? null
+        : new TemplateBuilder(null).add(SECTION_ANSWER, 'qname', TYPE_TXT, 0, encodeTxt(text), { klass: CLASS_CH }).build(0, true);
+      return { key: lowerWire(nameToWire(name)), template };
+    });
+  }
+
+  /**
+   * Answers one message. Returns the response length in `this.writer.buf`, or
+   * 0 when nothing must be sent (too short, or a response).
+   */
+  handle(query: Uint8Array, length: number, transport: number, client: ClientAddress): number {
+    const view = this.view;
+    const writer = this.writer;
+    const counters = this.counters;
+    const status = parseQuery(query, length, view);
+    if (status === PARSE_DROP) {
+      counters.values[OFF_DROPPED]++;
+      return 0;
+    }
+    counters.request(transport, client.family, view.qtype);
+    writer.ecsScope = 0;
+    if (view.cookiePresent) this.makeServerCookie(client);
+    let rcode: number;
+    let size: number;
+    if (status === PARSE_FORMERR) {
+      rcode = RCODE_FORMERR;
+      size = writer.writeError(view, query, RCODE_FORMERR, true, true);
+    } else if (status === PARSE_NOTIMP) {
+      rcode = RCODE_NOTIMP;
+      size = writer.writeError(view, query, RCODE_NOTIMP, false, false);
+    } else if (status === PARSE_BADVERS) {
+      rcode = PARSE_BADVERS;
+      size = writer.writeError(view, query, PARSE_BADVERS, true, true);
+    } else if (!view.hasQuestion) {
+      // QDCOUNT 0 with a COOKIE: a cookie refresh (RFC 7873 §5.4).
+      rcode = 0;
+      size = writer.writeError(view, query, 0, false, true);
+    } else {
+      const maxSize = transport === TRANSPORT_UDP ? udpSizeLimit(view) : TCP_SIZE_LIMIT;
+      const template = this.resolve(transport, client);
+      rcode = template.rcode;
+      size = writer.writeAnswer(view, query, template, maxSize, this.steeringResult.ttl);
+      if (writer.truncated) counters.values[OFF_TRUNCATED]++;
+    }
+    counters.response(rcode);
+    return size;
+  }
+
+  /** Picks the template for a well-formed query. */
+  private resolve(transport: number, client: ClientAddress): AnswerTemplate {
+    const view = this.view;
+    this.steeringResult.ttl = -1;
+    const qtype = view.qtype;
+    if (view.qclass === CLASS_CH) return this.chaosAnswer();
+    if (view.qclass !== CLASS_IN) return REFUSED;
+    if (qtype === TYPE_AXFR || qtype === TYPE_IXFR) return transport === TRANSPORT_TCP ? REFUSED : NOTIMP;
+    if (qtype === TYPE_OPT || qtype === TYPE_TSIG || qtype === TYPE_TKEY || qtype === TYPE_MAILA || qtype === TYPE_MAILB) return NOTIMP;
+
+    const snapshot = this.snapshot;
+    const names = snapshot.names;
+    const key = view.key;
+    const keyLength = view.keyLength;
+    let node = findName(names, view.suffixHashes[0], key, 0, keyLength);
+    if (node !== null) {
+      if (node.delegation !== null) return node.delegation.referral!;
+      return this.answerAt(node, qtype, client);
+    }
+    // Walk up to the closest encloser.
+    const labels = view.labelCount;
+    for (let i = 1; i <= labels; i++) {
+      const start = i < labels ? view.labelOffsets[i] : keyLength - 1;
+      node = findName(names, view.suffixHashes[i], key, start, keyLength - start);
+      if (node === null) continue;
+      if (node.delegation !== null) return node.delegation.referral!;
+      if (node.wildcard !== null) return this.answerAt(node.wildcard, qtype, client);
+      return node.zone.nxdomain;
+    }
+    return REFUSED; // in no zone we serve: never recurse
+  }
+
+  private answerAt(node: NameNode, qtype: number, client: ClientAddress): AnswerTemplate {
+    if (node.steeredIndex >= 0 && this.steering !== null && (qtype === 1 || qtype === 28 || qtype === TYPE_ANY)) {
+      const result = this.steeringResult;
+      result.scope = 0;
+      const template = this.steering.answer(node.steeredIndex, qtype === TYPE_ANY ? 1 : qtype, this.view, client, result);
+      this.writer.ecsScope = result.scope;
+      if (template !== null) return template;
+      return node.otherTypes;
+    }
+    if (qtype === TYPE_ANY) return node.any;
+    const types = node.types;
+    for (let i = 0; i < types.length; i++) if (types[i] === qtype) return node.templates[i];
+    return node.otherTypes;
+  }
+
+  private chaosAnswer(): AnswerTemplate {
+    const view = this.view;
+    if (view.qtype !== TYPE_TXT && view.qtype !== TYPE_ANY) return REFUSED;
+    for (const entry of this.chaos) {
+      if (entry.key.length !== view.keyLength) continue;
+      let same = true;
+      for (let i = 0; i < entry.key.length; i++) if (entry.key[i] !== view.key[i]) { same = false; break; }
+      if (same) return entry.template ?? REFUSED;
+    }
+    return REFUSED;
+  }
+
+  /**
+   * Server cookie in the RFC 9018 layout (version 1, reserved, timestamp,
+   * 8-byte hash of client cookie, time and client address under a process
+   * secret). popsteer echoes cookies safely but does not require them.
+   */
+  private makeServerCookie(client: ClientAddress): void {
+    const out = this.writer.serverCookie;
+    const now = (Date.now() / 1000) >>> 0;
+    out[0] = 1; out[1] = 0; out[2] = 0; out[3] = 0;
+    out[4] = now >>> 24; out[5] = (now >>> 16) & 0xff; out[6] = (now >>> 8) & 0xff; out[7] = now & 0xff;
+    let h1 = this.cookieSecret ^ now;
+    let h2 = Math.imul(this.cookieSecret, 0x9e3779b1) ^ 0x85ebca6b;
+    const cc = this.view.clientCookie;
+    for (let i = 0; i < 8; i++) {
+      h1 = Math.imul(h1 ^ cc[i], 0x01000193);
+      h2 = Math.imul(h2 ^ cc[7 - i], 0x5bd1e995);
+    }
+    const address = client.address;
+    for (let i = 0; i < address.length; i++) {
+      h1 = Math.imul(h1 ^ address.charCodeAt(i), 0x01000193);
+      h2 = Math.imul(h2 ^ address.charCodeAt(i), 0x5bd1e995);
+    }
+    h1 ^= h1 >>> 15; h2 ^= h2 >>> 13;
+    out[8] = h1 >>> 24; out[9] = (h1 >>> 16) & 0xff; out[10] = (h1 >>> 8) & 0xff; out[11] = h1 & 0xff;
+    out[12] = h2 >>> 24; out[13] = (h2 >>> 16) & 0xff; out[14] = (h2 >>> 8) & 0xff; out[15] = h2 & 0xff;
+  }
+}
+
+const REFUSED: AnswerTemplate = new TemplateBuilder(null).build(RCODE_REFUSED, false);
+const NOTIMP: AnswerTemplate = new TemplateBuilder(null).build(RCODE_NOTIMP, false);

@@ -1,0 +1,497 @@
+// Zones: YAML files → schema check → meaning checks → compiled NameNodes with
+// pre-encoded answer templates. Slow path only.
+
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { SECTION_ADDITIONAL, SECTION_ANSWER, SECTION_AUTHORITY, TemplateBuilder, type Owner, type RdataPart } from '../dns/builder.ts';
+import {
+  RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA, TYPE_CAA, TYPE_CNAME, TYPE_HTTPS, TYPE_MX, TYPE_NS,
+  TYPE_SOA, TYPE_SRV, TYPE_SVCB, TYPE_TXT, typeFromName,
+} from '../dns/constants.ts';
+import { hashName, isSubdomain, lowerWire, NameSyntaxError, nameToWire, wireToName } from '../dns/name.ts';
+import {
+  encodeCaa, encodeIPv4, encodeIPv6, encodeMx, encodeSoa, encodeSrv, encodeSvcb, encodeTxt, RdataError,
+  type SvcParamValue,
+} from '../dns/rdata.ts';
+import type { AnswerTemplate } from '../dns/template.ts';
+import { ConfigError } from '../config/errors.ts';
+import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
+import { createNameTable, insertName } from '../snapshot/name-table.ts';
+import type { NameNode, NameTable, ZoneTables } from '../snapshot/types.ts';
+import { validateAgainstSchema } from './schema.ts';
+
+interface ZoneDocument {
+  zone: string;
+  ttl: number;
+  soa: { mname: string; rname: string; serial: number; refresh: number; retry: number; expire: number; minimum: number; ttl: number };
+  records: Record<string, Record<string, unknown>>;
+}
+
+/** One RRset as loaded: its records' RDATA, ready for a TemplateBuilder. */
+interface RRset {
+  type: number;
+  ttl: number;
+  rdatas: RdataPart[][];
+  /** For NS/MX/SRV/CNAME/SVCB: names that may have in-zone addresses for the additional section. */
+  targets: Uint8Array[];
+}
+
+interface BuildNode {
+  wire: Uint8Array; // original case
+  key: Uint8Array; // lower-cased
+  text: string;
+  rrsets: Map<number, RRset>;
+  pointer: string; // where in the file (for errors)
+  steeredIndex: number;
+}
+
+interface LoadedZone {
+  source: YamlSource;
+  doc: ZoneDocument;
+  apex: Uint8Array;
+  apexKey: Uint8Array;
+  nodes: Map<string, BuildNode>; // keyed by latin1 of the lower-cased wire name
+  negativeTtl: number;
+  tables: ZoneTables;
+}
+
+/** A name answered by a steering decision, declared by a policy. */
+export interface SteeredName {
+  name: string;
+  index: number;
+  file: string;
+  pointer: string;
+  position: { line: number; column: number } | null;
+}
+
+export interface CompiledZones {
+  names: NameTable;
+  zones: ZoneTables[];
+  files: Array<{ file: string; text: string }>;
+}
+
+const keyString = (key: Uint8Array): string => Buffer.from(key).toString('latin1');
+
+export function zoneFilesIn(configDir: string): string[] {
+  const dir = join(configDir, 'zones');
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    throw new ConfigError('POPSTEER_ERR_NO_ZONES', dir, null, '', 'no zones/ directory here (create zones/<zone>.yaml under the config directory)');
+  }
+  return entries.filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(dir, f));
+}
+
+/** Loads and compiles every zone file; throws nothing, returns every error found. */
+export function compileZones(files: string[], steered: SteeredName[]): { result: CompiledZones | null; errors: ConfigError[] } {
+  const errors: ConfigError[] = [];
+  const zones: LoadedZone[] = [];
+  for (const file of files) {
+    try {
+      const zone = loadZone(file, errors);
+      if (zone) zones.push(zone);
+    } catch (err) {
+      if (err instanceof ConfigError) errors.push(err);
+      else throw err;
+    }
+  }
+  if (files.length === 0) errors.push(new ConfigError('POPSTEER_ERR_NO_ZONES', 'zones/', null, '', 'no zone files found (add zones/<zone>.yaml)'));
+  const seen = new Map<string, LoadedZone>();
+  for (const zone of zones) {
+    const k = keyString(zone.apexKey);
+    const other = seen.get(k);
+    if (other) {
+      errors.push(new ConfigError('POPSTEER_ERR_ZONE_DUPLICATE', zone.source.file, zone.source.position('/zone'), '/zone',
+        `zone ${zone.tables.apexText} is also defined in ${other.source.file}; keep one`));
+    } else {
+      seen.set(k, zone);
+    }
+  }
+  attachSteeredNames(zones, steered, errors);
+  if (errors.length > 0) return { result: null, errors };
+
+  const allNodes: NameNode[] = [];
+  for (const zone of zones) allNodes.push(...buildZoneNodes(zone, errors));
+  if (errors.length > 0) return { result: null, errors };
+
+  // Longest-zone match: a name that exists in a parent and a child zone is the child's.
+  const owner = new Map<string, NameNode>();
+  for (const node of allNodes) {
+    const k = keyString(node.key);
+    const existing = owner.get(k);
+    if (!existing || existing.zone.apex.length < node.zone.apex.length) owner.set(k, node);
+  }
+  const names = createNameTable(owner.size);
+  for (const node of owner.values()) insertName(names, node);
+  return {
+    result: { names, zones: zones.map((z) => z.tables), files: zones.map((z) => ({ file: z.source.file, text: z.source.text })) },
+    errors,
+  };
+}
+
+function resolveName(text: string, apex: Uint8Array): Uint8Array {
+  if (text === '@') return apex;
+  if (text.endsWith('.')) return nameToWire(text);
+  const relative = nameToWire(text);
+  const out = new Uint8Array(relative.length - 1 + apex.length);
+  out.set(relative.subarray(0, relative.length - 1), 0);
+  out.set(apex, relative.length - 1);
+  if (out.length > 255) throw new NameSyntaxError(`"${text}" is longer than 255 octets once the zone name is added`);
+  return out;
+}
+
+function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
+  const source = readYamlFile(file);
+  const schemaErrors = validateAgainstSchema('zone', source, 'POPSTEER_ERR_ZONE_SCHEMA');
+  if (schemaErrors.length > 0) {
+    errors.push(...schemaErrors);
+    return null;
+  }
+  const doc = source.data as ZoneDocument;
+  const err = (code: string, pointer: string, message: string): void => {
+    errors.push(new ConfigError(code, file, source.position(pointer), pointer, message));
+  };
+  let apex: Uint8Array;
+  try {
+    apex = nameToWire(doc.zone.endsWith('.') ? doc.zone : doc.zone + '.');
+  } catch (e) {
+    err('POPSTEER_ERR_ZONE_NAME', '/zone', (e as Error).message);
+    return null;
+  }
+  const apexKey = lowerWire(apex);
+  const apexText = wireToName(apexKey);
+  const nodes = new Map<string, BuildNode>();
+  const negativeTtl = Math.min(doc.soa.ttl, doc.soa.minimum);
+
+  for (const [ownerText, rrsets] of Object.entries(doc.records)) {
+    const pointer = `/records/${ownerText.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    let wire: Uint8Array;
+    try {
+      wire = resolveName(ownerText, apex);
+    } catch (e) {
+      err('POPSTEER_ERR_ZONE_NAME', pointer, (e as Error).message);
+      continue;
+    }
+    const key = lowerWire(wire);
+    const k = keyString(key);
+    if (nodes.has(k)) {
+      err('POPSTEER_ERR_ZONE_DUPLICATE_NAME', pointer, `"${ownerText}" names ${wireToName(key)} again (names are case-insensitive); merge the two entries`);
+      continue;
+    }
+    const node: BuildNode = { wire, key, text: wireToName(wire), rrsets: new Map(), pointer, steeredIndex: -1 };
+    nodes.set(k, node);
+    const defaultTtl = typeof rrsets.ttl === 'number' ? rrsets.ttl : doc.ttl;
+    for (const [typeName, value] of Object.entries(rrsets)) {
+      if (typeName === 'ttl') continue;
+      const type = typeFromName(typeName)!;
+      try {
+        node.rrsets.set(type, encodeRRset(type, value, defaultTtl, apex));
+      } catch (e) {
+        if (e instanceof RdataError || e instanceof NameSyntaxError) err('POPSTEER_ERR_ZONE_RDATA', `${pointer}/${typeName}`, e.message);
+        else throw e;
+      }
+    }
+    if (node.rrsets.has(TYPE_CNAME) && node.rrsets.size > 1) {
+      err('POPSTEER_ERR_ZONE_CNAME_AND_OTHER_DATA', `${pointer}/CNAME`, 'a name with a CNAME may have no other records (RFC 1034 §3.6.2): move the other records or drop the CNAME');
+    }
+  }
+
+  const apexNode = nodes.get(keyString(apexKey));
+  if (!apexNode || !apexNode.rrsets.has(TYPE_NS)) {
+    err('POPSTEER_ERR_ZONE_NO_APEX_NS', '/records', `zone ${apexText} needs NS records at its apex: add records."@".NS`);
+  } else if (apexNode.rrsets.has(TYPE_CNAME)) {
+    err('POPSTEER_ERR_ZONE_APEX_CNAME', '/records/@/CNAME', 'the zone apex cannot be a CNAME');
+  }
+  for (const node of nodes.values()) {
+    if (!isSubdomain(node.key, apexKey)) {
+      err('POPSTEER_ERR_ZONE_OUT_OF_ZONE', node.pointer, `${node.text} is not inside zone ${apexText}; use a relative name or one ending in ${apexText}`);
+    }
+  }
+
+  const soa = doc.soa;
+  const soaRdata = encodeSoa({
+    mname: resolveName(soa.mname, apex), rname: resolveName(soa.rname, apex), serial: soa.serial,
+    refresh: soa.refresh, retry: soa.retry, expire: soa.expire, minimum: soa.minimum,
+  });
+  if (apexNode) apexNode.rrsets.set(TYPE_SOA, { type: TYPE_SOA, ttl: soa.ttl, rdatas: [soaRdata], targets: [] });
+  const negative = (rcode: number): AnswerTemplate =>
+    new TemplateBuilder(apex).add(SECTION_AUTHORITY, apex, TYPE_SOA, negativeTtl, soaRdata).build(rcode, true);
+  const tables: ZoneTables = {
+    apex: apexKey, apexText, nxdomain: negative(RCODE_NXDOMAIN), nodata: negative(RCODE_NOERROR), sourceFile: file,
+  };
+  return { source, doc, apex, apexKey, nodes, negativeTtl, tables };
+}
+
+function asArray<T>(value: T | T[]): T[] {
+  return Array.isArray(value) ? value : [value];
+}
+
+function encodeRRset(type: number, value: unknown, ttl: number, apex: Uint8Array): RRset {
+  const rdatas: RdataPart[][] = [];
+  const targets: Uint8Array[] = [];
+  switch (type) {
+    case TYPE_A:
+      for (const a of asArray(value as string | string[])) rdatas.push([encodeIPv4(a)]);
+      break;
+    case TYPE_AAAA:
+      for (const a of asArray(value as string | string[])) rdatas.push([encodeIPv6(a)]);
+      break;
+    case TYPE_CNAME:
+    case TYPE_NS:
+      for (const n of asArray(value as string | string[])) {
+        const target = resolveName(n, apex);
+        targets.push(target);
+        rdatas.push([{ name: target, compress: true }]);
+      }
+      break;
+    case TYPE_TXT:
+      for (const t of asArray(value as string | string[])) rdatas.push(encodeTxt(t));
+      break;
+    case TYPE_MX:
+      for (const mx of value as Array<{ preference: number; exchange: string }>) {
+        const target = resolveName(mx.exchange, apex);
+        targets.push(target);
+        rdatas.push(encodeMx(mx.preference, target));
+      }
+      break;
+    case TYPE_SRV:
+      for (const srv of value as Array<{ priority: number; weight: number; port: number; target: string }>) {
+        const target = resolveName(srv.target, apex);
+        targets.push(target);
+        rdatas.push(encodeSrv(srv.priority, srv.weight, srv.port, target));
+      }
+      break;
+    case TYPE_CAA:
+      for (const caa of value as Array<{ flags: number; tag: string; value: string }>) rdatas.push([encodeCaa(caa.flags, caa.tag, caa.value)]);
+      break;
+    case TYPE_HTTPS:
+    case TYPE_SVCB:
+      for (const svc of value as Array<{ priority: number; target: string; params?: Record<string, SvcParamValue> }>) {
+        const target = svc.target === '.' ? Uint8Array.of(0) : resolveName(svc.target, apex);
+        if (svc.priority === 0 && svc.params && Object.keys(svc.params).length > 0) {
+          throw new RdataError('AliasMode (priority 0) records take no params (RFC 9460 §2.4.2)');
+        }
+        if (svc.target !== '.') targets.push(target);
+        rdatas.push(encodeSvcb(svc.priority, target, svc.params ?? {}));
+      }
+      break;
+    default:
+      throw new RdataError(`type ${type} is not supported`);
+  }
+  return { type, ttl, rdatas, targets };
+}
+
+function attachSteeredNames(zones: LoadedZone[], steered: SteeredName[], errors: ConfigError[]): void {
+  for (const s of steered) {
+    let wire: Uint8Array;
+    try {
+      wire = nameToWire(s.name.endsWith('.') ? s.name : s.name + '.');
+    } catch (e) {
+      errors.push(new ConfigError('POPSTEER_ERR_POLICY_NAME', s.file, s.position, s.pointer, (e as Error).message));
+      continue;
+    }
+    const key = lowerWire(wire);
+    let best: LoadedZone | null = null;
+    for (const z of zones) if (isSubdomain(key, z.apexKey) && (!best || z.apexKey.length > best.apexKey.length)) best = z;
+    if (!best) {
+      errors.push(new ConfigError('POPSTEER_ERR_POLICY_OUTSIDE_ZONES', s.file, s.position, s.pointer,
+        `${wireToName(key)} is in no served zone: add its zone under zones/ or fix the name`));
+      continue;
+    }
+    const k = keyString(key);
+    let node = best.nodes.get(k);
+    if (node && node.steeredIndex >= 0) {
+      errors.push(new ConfigError('POPSTEER_ERR_POLICY_DUPLICATE_NAME', s.file, s.position, s.pointer,
+        `${wireToName(key)} is already steered by another policy; one name, one policy`));
+      continue;
+    }
+    if (node && (node.rrsets.has(TYPE_A) || node.rrsets.has(TYPE_AAAA) || node.rrsets.has(TYPE_CNAME))) {
+      errors.push(new ConfigError('POPSTEER_ERR_POLICY_STATIC_CONFLICT', s.file, s.position, s.pointer,
+        `${wireToName(key)} also has static A/AAAA/CNAME records in ${best.source.file}; remove them there or steer another name`));
+      continue;
+    }
+    if (!node) {
+      node = { wire, key, text: wireToName(wire), rrsets: new Map(), pointer: s.pointer, steeredIndex: -1 };
+      best.nodes.set(k, node);
+    }
+    node.steeredIndex = s.index;
+  }
+}
+
+const ANY_PREFERENCE = [TYPE_CNAME, TYPE_A, TYPE_AAAA, TYPE_HTTPS, TYPE_MX, TYPE_TXT, TYPE_SOA, TYPE_NS];
+
+function buildZoneNodes(zone: LoadedZone, errors: ConfigError[]): NameNode[] {
+  const { apex, apexKey, tables } = zone;
+  const built = new Map<string, NameNode>();
+  const apexDepth = countLabels(apexKey);
+
+  // Every owner name, and the empty non-terminals between it and the apex.
+  const buildNodes = new Map(zone.nodes);
+  for (const node of zone.nodes.values()) {
+    let key = node.key;
+    let wire = node.wire;
+    while (countLabels(key) > apexDepth + 1) {
+      wire = wire.subarray(wire[0] + 1);
+      key = key.subarray(key[0] + 1);
+      const k = keyString(key);
+      if (!buildNodes.has(k)) buildNodes.set(k, { wire, key, text: wireToName(wire), rrsets: new Map(), pointer: node.pointer, steeredIndex: -1 });
+    }
+  }
+
+  // Zone cuts: NS records below the apex.
+  const cuts: BuildNode[] = [];
+  for (const node of buildNodes.values()) if (node.rrsets.has(TYPE_NS) && node.key.length !== apexKey.length) cuts.push(node);
+  const cutAbove = (key: Uint8Array): BuildNode | null => {
+    let best: BuildNode | null = null;
+    for (const cut of cuts) if (isSubdomain(key, cut.key) && (!best || cut.key.length > best.key.length)) best = cut;
+    return best;
+  };
+  for (const node of buildNodes.values()) {
+    const cut = cutAbove(node.key);
+    if (!cut || cut === node) continue;
+    for (const type of node.rrsets.keys()) {
+      if (type !== TYPE_A && type !== TYPE_AAAA) {
+        errors.push(new ConfigError('POPSTEER_ERR_ZONE_OCCLUDED', zone.source.file, zone.source.position(node.pointer), node.pointer,
+          `${node.text} is below the delegation to ${cut.text}; only glue (A/AAAA) may live there`));
+      }
+    }
+    if (node.steeredIndex >= 0) {
+      errors.push(new ConfigError('POPSTEER_ERR_POLICY_BELOW_DELEGATION', zone.source.file, null, node.pointer,
+        `${node.text} is steered but lies below the delegation to ${cut.text}`));
+    }
+  }
+
+  const lookup = (key: Uint8Array): BuildNode | undefined => buildNodes.get(keyString(key));
+  const addAddresses = (b: TemplateBuilder, targets: Uint8Array[]): void => {
+    for (const target of targets) {
+      const t = lookup(lowerWire(target));
+      if (!t) continue;
+      for (const type of [TYPE_A, TYPE_AAAA]) {
+        const rr = t.rrsets.get(type);
+        if (rr) for (const rdata of rr.rdatas) b.add(SECTION_ADDITIONAL, target, type, rr.ttl, rdata);
+      }
+    }
+  };
+  const addRRset = (b: TemplateBuilder, section: number, owner: Owner, rr: RRset): void => {
+    for (const rdata of rr.rdatas) b.add(section, owner, rr.type, rr.ttl, rdata);
+  };
+
+  /**
+   * Answer for `type` at `node`, written with owner `owner`. CNAMEs are chased
+   * inside the zone (at most 8 links, never into a cut or a steered name).
+   */
+  const answerFor = (node: BuildNode, type: number, owner: Owner, depth: number): { builder: TemplateBuilder; rcode: number } => {
+    const b = new TemplateBuilder(apex);
+    const cname = node.rrsets.get(TYPE_CNAME);
+    if (cname && type !== TYPE_CNAME) {
+      addRRset(b, SECTION_ANSWER, owner, cname);
+      const target = cname.targets[0];
+      const targetKey = lowerWire(target);
+      if (depth < 8 && isSubdomain(targetKey, apexKey) && !cutAbove(targetKey)) {
+        const t = lookup(targetKey) ?? wildcardFor(targetKey);
+        if (t && t.steeredIndex < 0) {
+          const chained = answerFor(t, type, target, depth + 1);
+          b.append(chained.builder);
+          return { builder: b, rcode: chained.rcode };
+        }
+        if (!t) {
+          b.add(SECTION_AUTHORITY, apex, TYPE_SOA, zone.negativeTtl, zone.nodes.get(keyString(apexKey))!.rrsets.get(TYPE_SOA)!.rdatas[0]);
+          return { builder: b, rcode: RCODE_NXDOMAIN };
+        }
+      }
+      return { builder: b, rcode: RCODE_NOERROR };
+    }
+    const rr = node.rrsets.get(type);
+    if (rr) {
+      addRRset(b, SECTION_ANSWER, owner, rr);
+      if (type === TYPE_MX || type === TYPE_SRV || type === TYPE_NS || type === TYPE_HTTPS || type === TYPE_SVCB) addAddresses(b, rr.targets);
+    } else {
+      b.add(SECTION_AUTHORITY, apex, TYPE_SOA, zone.negativeTtl, zone.nodes.get(keyString(apexKey))!.rrsets.get(TYPE_SOA)!.rdatas[0]);
+    }
+    return { builder: b, rcode: RCODE_NOERROR };
+  };
+  const wildcardFor = (key: Uint8Array): BuildNode | undefined => {
+    // Closest encloser's wildcard (RFC 4592 §3.3.1), for chasing CNAMEs onto synthesized names.
+    let k = key;
+    while (k.length > apexKey.length) {
+      k = k.subarray(k[0] + 1);
+      if (lookup(k)) {
+        const star = new Uint8Array(k.length + 2);
+        star[0] = 1; star[1] = 0x2a; star.set(k, 2);
+        return lookup(star);
+      }
+    }
+    return undefined;
+  };
+
+  for (const node of buildNodes.values()) {
+    const isApex = node.key.length === apexKey.length;
+    const types: number[] = [];
+    const templates: AnswerTemplate[] = [];
+    const typeSet = new Set<number>(node.rrsets.keys());
+    const cname = node.rrsets.get(TYPE_CNAME);
+    if (cname) {
+      // A CNAME's answer depends on the type found at the end of the chain.
+      const end = lookup(lowerWire(cname.targets[0]));
+      if (end) for (const t of end.rrsets.keys()) typeSet.add(t);
+      typeSet.add(TYPE_A);
+      typeSet.add(TYPE_AAAA);
+    }
+    for (const type of typeSet) {
+      const { builder, rcode } = answerFor(node, type, 'qname', 0);
+      types.push(type);
+      templates.push(builder.build(rcode, true));
+    }
+    const other = answerFor(node, -1, 'qname', 0);
+    const otherTypes = other.builder.build(other.rcode, true);
+    let anyTemplate = tables.nodata;
+    for (const t of [...ANY_PREFERENCE, ...node.rrsets.keys()]) {
+      const i = types.indexOf(t);
+      if (i >= 0 && node.rrsets.has(t)) {
+        anyTemplate = templates[i];
+        break;
+      }
+    }
+    let referral: AnswerTemplate | null = null;
+    const ns = node.rrsets.get(TYPE_NS);
+    if (!isApex && ns) {
+      const b = new TemplateBuilder(apex);
+      addRRset(b, SECTION_AUTHORITY, node.wire, ns);
+      addAddresses(b, ns.targets);
+      const glueRequired = ns.targets.some((t) => isSubdomain(lowerWire(t), node.key));
+      referral = b.build(RCODE_NOERROR, false, glueRequired);
+    }
+    built.set(keyString(node.key), {
+      key: node.key,
+      hash: hashName(node.key),
+      next: null,
+      zone: tables,
+      text: node.text,
+      delegation: null,
+      referral,
+      wildcard: null,
+      types: Int32Array.from(types),
+      templates,
+      otherTypes: isApex || node.rrsets.size > 0 || node.steeredIndex >= 0 ? otherTypes : tables.nodata,
+      any: anyTemplate,
+      steeredIndex: node.steeredIndex,
+    });
+  }
+  // Links: delegation above each node, wildcard child of each node.
+  for (const node of built.values()) {
+    const cut = cutAbove(node.key);
+    if (cut) node.delegation = built.get(keyString(cut.key)) ?? null;
+    if (node.key[0] === 1 && node.key[1] === 0x2a) {
+      const parent = built.get(keyString(node.key.subarray(2)));
+      if (parent) parent.wildcard = node;
+    }
+  }
+  return [...built.values()];
+}
+
+function countLabels(key: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; key[i] !== 0; i += key[i] + 1) n++;
+  return n;
+}

@@ -1,0 +1,58 @@
+// The compiled, immutable form of zones and policies that the query path
+// reads. Built by policy/ on the slow path, read by engine/ on the fast path;
+// plain data only (objects, arrays, typed arrays), so a snapshot can be
+// posted to worker threads with a structured clone and is never mutated after
+// it is published.
+
+import type { AnswerTemplate } from '../dns/template.ts';
+
+export interface ZoneTables {
+  /** Apex in lower-cased wire form. */
+  apex: Uint8Array;
+  apexText: string;
+  /** NXDOMAIN with the SOA in the authority section (negative TTL per RFC 2308). */
+  nxdomain: AnswerTemplate;
+  /** NODATA with the SOA in the authority section. */
+  nodata: AnswerTemplate;
+  sourceFile: string;
+}
+
+export interface NameNode {
+  /** Lower-cased wire name. */
+  key: Uint8Array;
+  hash: number;
+  /** Next node in the same hash bucket. */
+  next: NameNode | null;
+  zone: ZoneTables;
+  /** Presentation form, for logs and explain. */
+  text: string;
+  /** The delegation (zone cut) at or above this node, inside its zone; null when authoritative. */
+  delegation: NameNode | null;
+  /** Referral answer, set on delegation points only. */
+  referral: AnswerTemplate | null;
+  /** The node "*.<this name>", when the zone has one. */
+  wildcard: NameNode | null;
+  /** Query types with their own answer; templates[i] answers types[i]. */
+  types: Int32Array;
+  templates: AnswerTemplate[];
+  /** Answer for every other type: NODATA, or the CNAME (chased inside the zone). */
+  otherTypes: AnswerTemplate;
+  /** RFC 8482 minimal answer to ANY. */
+  any: AnswerTemplate;
+  /** Index into DnsSnapshot.steered for names answered by a steering decision; -1 for static names. */
+  steeredIndex: number;
+}
+
+export interface NameTable {
+  buckets: Array<NameNode | null>;
+  mask: number;
+  size: number;
+}
+
+export interface DnsSnapshot {
+  names: NameTable;
+  zones: ZoneTables[];
+  /** Content hash of every file that made this snapshot. */
+  hash: string;
+  loadedAt: number;
+}

@@ -1,0 +1,102 @@
+// Starts the real popsteer server (the CLI, as users run it) on ephemeral
+// loopback ports and waits for its "listening" log lines — an event, not a
+// sleep. Shared by every integration test.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../server/cli/popsteer.ts', import.meta.url));
+
+export interface StartedServer {
+  process: ChildProcess;
+  dnsPort: number;
+  adminPort: number | null;
+  /** Every JSON log line seen so far. */
+  logs: Array<Record<string, unknown>>;
+  /** Resolves with the first log line (seen before or after the call) that matches. */
+  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface StartOptions {
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  workers?: number;
+  admin?: boolean;
+  cwd?: string;
+}
+
+export async function startServer(options: StartOptions = {}): Promise<StartedServer> {
+  const args = [CLI, 'serve', '--listen', '127.0.0.1:0', '--workers', String(options.workers ?? 1), '--log-level', 'info'];
+  if (options.admin === false) args.push('--admin', 'off');
+  else args.push('--admin', '127.0.0.1:0');
+  args.push(...(options.args ?? []));
+  const child = spawn(process.execPath, args, {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr += String(d); });
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: Record<string, unknown>;
+    try {
+      line = JSON.parse(text);
+    } catch {
+      return;
+    }
+    logs.push(line);
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (waiters[i].match(line)) {
+        waiters[i].resolve(line);
+        waiters.splice(i, 1);
+      }
+    }
+  });
+  const exited = once(child, 'exit');
+  const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 15000): Promise<Record<string, unknown>> => {
+    const seen = logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for a log line; stderr: ${stderr}`)), timeoutMs);
+      waiters.push({ match, resolve: (l) => { clearTimeout(timer); resolve(l); } });
+      void exited.then(([code]) => { clearTimeout(timer); reject(new Error(`server exited with ${code}; stderr: ${stderr}`)); });
+    });
+  };
+  const listening = await waitForLog((l) => l.msg === 'DNS listening (UDP and TCP)');
+  const dnsPort = Number(String((listening.listen as string[])[0]).split(':').pop());
+  let adminPort: number | null = null;
+  if (options.admin !== false) {
+    const admin = await waitForLog((l) => l.msg === 'admin HTTP listening');
+    adminPort = Number(String(admin.admin).split(':').pop());
+  }
+  return {
+    process: child,
+    dnsPort,
+    adminPort,
+    logs,
+    waitForLog,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill(signal);
+      const [code] = await exited;
+      return code as number | null;
+    },
+  };
+}
+
+/** Runs the CLI to completion (validate, explain …) and returns its output. */
+export async function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += String(d); });
+  child.stderr.on('data', (d) => { stderr += String(d); });
+  const [code] = await once(child, 'exit');
+  return { code: code as number | null, stdout, stderr };
+}
