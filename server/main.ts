@@ -21,6 +21,11 @@ export interface RunningServer {
   adminPort: number | null;
   counters: SharedArrayBuffer;
   reload(reason: string): { ok: boolean; errors: string[]; hash: string };
+  /** Fit to receive anycast traffic? The reasons say why not. */
+  fitness(): { fit: boolean; reasons: string[] };
+  /** Extra fitness checks contributed by other modules (health: local PoP drained or down). */
+  fitnessChecks: Array<() => string | null>;
+  shuttingDown(): boolean;
   shutdown(): Promise<void>;
   startedAt: number;
 }
@@ -122,6 +127,17 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     adminPort: null,
     counters,
     reload,
+    fitness: () => {
+      const reasons: string[] = [];
+      if (shuttingDown) reasons.push('shutting down');
+      for (const check of server.fitnessChecks) {
+        const reason = check();
+        if (reason) reasons.push(reason);
+      }
+      return { fit: reasons.length === 0, reasons };
+    },
+    fitnessChecks: [],
+    shuttingDown: () => shuttingDown,
     shutdown: () => shutdown(),
     startedAt,
   };
@@ -134,7 +150,10 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   async function shutdown(): Promise<void> {
     if (shuttingDown) return;
     shuttingDown = true;
-    log.info('shutting down');
+    // Report unfit first so the anycast route is withdrawn, keep answering
+    // while routes converge, then stop taking new TCP connections and close.
+    log.info({ drainMs: settings.drainMs }, 'shutting down: unfit for anycast, draining');
+    if (settings.drainMs > 0) await new Promise((r) => setTimeout(r, settings.drainMs));
     post({ type: 'stop-accepting' });
     await Promise.all(workers.map((w) => new Promise<void>((resolveP) => {
       const timer = setTimeout(() => { void w.terminate().then(() => resolveP()); }, 2000);

@@ -11,6 +11,7 @@ export interface AdminHost {
   snapshot(): { hash: string; loadedAt: number; zones: Array<{ apexText: string }> };
   counters: SharedArrayBuffer;
   reload(reason: string): { ok: boolean; errors: string[]; hash: string };
+  fitness(): { fit: boolean; reasons: string[] };
   startedAt: number;
 }
 
@@ -49,6 +50,12 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
       policy_loaded_at: new Date(snapshot.loadedAt).toISOString(),
       zones: snapshot.zones.map((z) => z.apexText),
     };
+  });
+  // Whether this instance should receive anycast traffic (read by `popsteer anycast`).
+  app.get('/v1/fitness', async (_req, reply) => {
+    const fitness = host.fitness();
+    reply.code(fitness.fit ? 200 : 503);
+    return { pop: host.settings.pop, ...fitness };
   });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', registry.contentType);

@@ -30,9 +30,10 @@ export interface Settings {
   tcpMaxQueriesPerConnection: number;
   adminTokenFile: string | null;
   stateFile: string | null;
+  drainMs: number;
 }
 
-type Kind = 'string' | 'int' | 'listen' | 'listen-list' | 'path';
+type Kind = 'string' | 'int' | 'int0' | 'listen' | 'listen-list' | 'path';
 
 interface SettingSpec {
   key: keyof Settings;
@@ -58,6 +59,7 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'tcpMaxConnections', flag: 'tcp-max-connections', env: 'POPSTEER_TCP_MAX_CONNECTIONS', file: 'tcp_max_connections', kind: 'int', help: 'open TCP connections per worker before the oldest idle one is closed (default 1000)' },
   { key: 'tcpMaxQueriesPerConnection', flag: 'tcp-max-queries', env: 'POPSTEER_TCP_MAX_QUERIES', file: 'tcp_max_queries', kind: 'int', help: 'queries answered on one TCP connection before it is closed (default 1000)' },
   { key: 'adminTokenFile', flag: 'admin-token-file', env: 'POPSTEER_ADMIN_TOKEN_FILE', file: 'admin_token_file', kind: 'path', help: 'file holding the bearer token for mutating admin calls (or set POPSTEER_ADMIN_TOKEN)' },
+  { key: 'drainMs', flag: 'drain-ms', env: 'POPSTEER_DRAIN_MS', file: 'drain_ms', kind: 'int0', help: 'on SIGTERM: report unfit (anycast withdraws), keep answering this long, then close (default 5000)' },
   { key: 'stateFile', flag: 'state-file', env: 'POPSTEER_STATE_FILE', file: 'state_file', kind: 'path', help: 'where overrides are persisted (default <config dir>/../state/popsteer-state.json)' },
 ];
 
@@ -77,6 +79,7 @@ export function defaultSettings(cwd: string): Settings {
     tcpMaxQueriesPerConnection: 1000,
     adminTokenFile: null,
     stateFile: null,
+    drainMs: 5000,
   };
 }
 
@@ -102,6 +105,11 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
     case 'int': {
       const n = typeof raw === 'number' ? raw : Number(raw);
       if (!Number.isInteger(n) || n < 1) fail(`must be a whole number ≥ 1, not "${String(raw)}"`);
+      return n;
+    }
+    case 'int0': {
+      const n = typeof raw === 'number' ? raw : Number(raw);
+      if (!Number.isInteger(n) || n < 0) fail(`must be a whole number ≥ 0, not "${String(raw)}"`);
       return n;
     }
     case 'listen':
@@ -185,7 +193,7 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
 
 export function settingsHelp(): string {
   const lines = SETTING_SPECS.map((s) => {
-    const flag = `  --${s.flag} <${s.kind === 'int' ? 'n' : s.kind.startsWith('listen') ? 'host:port' : s.kind === 'path' ? 'path' : 'value'}>`;
+    const flag = `  --${s.flag} <${s.kind === 'int' || s.kind === 'int0' ? 'n' : s.kind.startsWith('listen') ? 'host:port' : s.kind === 'path' ? 'path' : 'value'}>`;
     const file = s.file ? `, popsteer.yaml: ${s.file}` : '';
     return `${flag.padEnd(36)} ${s.help}\n${''.padEnd(37)} env ${s.env}${file}`;
   });

@@ -33,6 +33,8 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
   const args = [CLI, 'serve', '--listen', '127.0.0.1:0', '--workers', String(options.workers ?? 1), '--log-level', 'info'];
   if (options.admin === false) args.push('--admin', 'off');
   else args.push('--admin', '127.0.0.1:0');
+  // Tests stop servers often: no anycast drain delay unless a test asks for one.
+  if (!(options.args ?? []).includes('--drain-ms')) args.push('--drain-ms', '0');
   args.push(...(options.args ?? []));
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? REPO_ROOT,
