@@ -6,12 +6,14 @@ import { resolveSettings, settingsHelp } from '../config/settings.ts';
 import { createLogger } from '../log/logger.ts';
 import { startServer } from '../main.ts';
 import { loadSnapshot } from '../policy/load.ts';
+import { runAnycastCommand } from './anycast.ts';
 
 const USAGE = `popsteer — authoritative DNS that steers clients to the best healthy PoP
 
 Usage:
   popsteer serve [options]          serve DNS (UDP+TCP) and the admin API
   popsteer validate [--config dir]  check the configuration; exit 0 when valid, 1 with the errors
+  popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
   popsteer --help | <command> --help
 
 Run from the repository root with no --config/--geo-data, popsteer uses
@@ -57,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
       }
       return validate(rest);
     }
+    case 'anycast':
+      return runAnycastCommand(rest);
     default:
       process.stderr.write(`popsteer: unknown command "${command}"\n\n${USAGE}\n`);
       return 2;
