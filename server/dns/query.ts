@@ -133,7 +133,6 @@ export function parseQuery(buf: Uint8Array, length: number, view: QueryView): Pa
   const nscount = (buf[8] << 8) | buf[9];
   const arcount = (buf[10] << 8) | buf[11];
   if (qdcount > 1) return PARSE_FORMERR;
-  if (ancount + nscount + arcount > MAX_QUERY_RECORDS) return PARSE_FORMERR;
 
   let offset = 12;
   if (qdcount === 1) {
@@ -170,6 +169,9 @@ export function parseQuery(buf: Uint8Array, length: number, view: QueryView): Pa
     view.hasQuestion = true;
     hashSuffixes(key, view.labelOffsets, labels, view.suffixHashes);
   }
+
+  // Checked after the question so that the FORMERR reply can still echo it.
+  if (ancount + nscount + arcount > MAX_QUERY_RECORDS) return PARSE_FORMERR;
 
   // Answer and authority sections must hold well-formed records and no OPT.
   for (let r = 0; r < ancount + nscount; r++) {

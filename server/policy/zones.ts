@@ -115,13 +115,16 @@ export function compileZones(files: string[], steered: SteeredName[]): { result:
   for (const zone of zones) allNodes.push(...buildZoneNodes(zone, errors));
   if (errors.length > 0) return { result: null, errors };
 
-  // Longest-zone match: a name that exists in a parent and a child zone is the child's.
+  // Longest-zone match: a name at or below a served child zone's apex is the
+  // child's, even where the parent also holds data for it (glue below its cut),
+  // so the parent's copy is left out of the table.
+  const owningZone = (key: Uint8Array): ZoneTables | null => {
+    let best: ZoneTables | null = null;
+    for (const zone of zones) if (isSubdomain(key, zone.apexKey) && (!best || zone.apexKey.length > best.apex.length)) best = zone.tables;
+    return best;
+  };
   const owner = new Map<string, NameNode>();
-  for (const node of allNodes) {
-    const k = keyString(node.key);
-    const existing = owner.get(k);
-    if (!existing || existing.zone.apex.length < node.zone.apex.length) owner.set(k, node);
-  }
+  for (const node of allNodes) if (owningZone(node.key) === node.zone) owner.set(keyString(node.key), node);
   const names = createNameTable(owner.size);
   for (const node of owner.values()) insertName(names, node);
   return {
