@@ -525,8 +525,10 @@ export class HealthService extends EventEmitter<HealthEvents> {
     const level = to === 'down' ? 'warn' : 'info';
     this.log[level]({ target: runtime.target.id, kind: runtime.target.kind, from, to, reason }, `health target ${to}`);
     this.emit('target', { target: runtime.target.id, from, to, reason });
-    this.updateCutOff();
+    const cutOffChanged = this.updateCutOff();
     this.publish(reason, runtime.target.id);
+    // Announced after publishing, so listeners see the frozen (or resumed) table.
+    if (cutOffChanged) this.emit('cut-off', this.cutOff());
   }
 
   private downShare(): number {
@@ -540,9 +542,9 @@ export class HealthService extends EventEmitter<HealthEvents> {
     return probed >= this.config.cutOff.minTargets ? down / probed : 0;
   }
 
-  /** "They are down" or "I am cut off": enter or leave the freeze. */
-  private updateCutOff(): void {
-    if (!this.config.cutOff.enabled) return;
+  /** "They are down" or "I am cut off": enter or leave the freeze. True when it changed. */
+  private updateCutOff(): boolean {
+    if (!this.config.cutOff.enabled) return false;
     const share = this.downShare();
     const t = this.now();
     if (!this.cutOffActive && share > this.config.cutOff.share) {
@@ -557,15 +559,16 @@ export class HealthService extends EventEmitter<HealthEvents> {
       writeCutOff(this.view, true);
       this.log.error({ share, threshold: this.config.cutOff.share, frozen: this.subjects.filter((s) => !s.frozenUp).map((s) => s.id) },
         'health: most targets went down at once; this server is likely cut off. Freezing last known states');
-      this.emit('cut-off', this.cutOff());
+      return true;
     } else if (this.cutOffActive && share <= this.config.cutOff.share) {
       this.cutOffActive = false;
       const since = this.cutOffSince;
       this.cutOffSince = null;
       writeCutOff(this.view, false);
       this.log.warn({ share, frozenForMs: since === null ? 0 : t - since }, 'health: cut-off over; evaluating probes again');
-      this.emit('cut-off', this.cutOff());
+      return true;
     }
+    return false;
   }
 
   private probeUpAt(subject: SubjectRuntime, isUp: (r: TargetRuntime) => boolean): boolean {
