@@ -4,11 +4,15 @@
 // against the real server (sockets.test.ts). Zones: test/fixtures/zones/conformance.
 
 import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
 import type { Reply, ReplyRecord } from './reply.ts';
 import {
   CLASS_CH, FLAG_AA, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, OPTION, TYPE, concat, cookie, ecs, message, name,
   nsid, option, pointer, query, rr, u16,
 } from './wire.ts';
+
+/** The zones every conformance row is written against. */
+export const CONFORMANCE_CONFIG = fileURLToPath(new URL('../fixtures/zones/conformance/', import.meta.url));
 
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const;
 

@@ -136,15 +136,29 @@ export function crossCheck(input: Uint8Array): void {
     additionals: Array<{ name: string; type: number }>;
     errors?: Error[];
   };
-  if (viaDns2.errors && viaDns2.errors.length > 0) throw new Error(`dns2 could not decode the reply: ${viaDns2.errors.map((e) => e.message).join('; ')}`);
+  // dns2 3.1 reads an IPv6 ECS address in 16-bit groups, so an odd number of
+  // address octets (a /56, say) makes it read past the option: a gap in dns2,
+  // not in the reply. Only then are its additional-section errors let through.
+  const dns2EcsGap = hasOddIpv6Ecs(ours);
+  const dns2Errors = (viaDns2.errors ?? []).filter((e) => !(dns2EcsGap && /^additionals\[/.test(e.message)));
+  if (dns2Errors.length > 0) throw new Error(`dns2 could not decode the reply: ${dns2Errors.map((e) => e.message).join('; ')}`);
   const same = (what: string, a: unknown, b: unknown): void => {
     if (JSON.stringify(a) !== JSON.stringify(b)) throw new Error(`dns-packet and dns2 disagree on ${what}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
   };
   same('id', ours.id, viaDns2.header.id);
   same('QR/AA/TC', [ours.qr, ours.aa, ours.tc], [viaDns2.header.qr === 1, viaDns2.header.aa === 1, viaDns2.header.tc === 1]);
   same('question count', ours.counts.qd, viaDns2.questions.length);
-  const records = (list: Array<{ name: string; type: number }>): string[] => list.map((r) => `${r.name.toLowerCase().replace(/\.$/, '')}/${r.type}`);
+  // The two render non-ASCII label bytes differently (UTF-8 against one char
+  // per byte), so such names are compared by type alone.
+  const printable = /^[\x21-\x7e]*$/;
+  const records = (list: Array<{ name: string; type: number }>): string[] =>
+    list.map((r) => { const n = r.name.replace(/\\/g, ''); return `${printable.test(n) ? n.toLowerCase().replace(/\.$/, '') : '<binary>'}/${r.type}`; });
   same('answers', records(ours.answers), records(viaDns2.answers));
   same('authorities', records(ours.authorities), records(viaDns2.authorities));
-  same('additional count', ours.counts.ar, viaDns2.additionals.length);
+  if (!dns2EcsGap) same('additional count', ours.counts.ar, viaDns2.additionals.length);
+}
+
+function hasOddIpv6Ecs(reply: Reply): boolean {
+  const ecs = reply.opt?.options.find((o) => o.code === 8);
+  return ecs !== undefined && ecs.data.length >= 4 && ecs.data.readUInt16BE(0) === 2 && (ecs.data.length - 4) % 2 === 1;
 }
