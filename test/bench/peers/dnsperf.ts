@@ -1,0 +1,105 @@
+// Runs dnsperf against one server and reads its summary. With `verbose`,
+// dnsperf prints one line per response with its latency ("> NOERROR binary
+// input 0.000082"); those give the percentiles its summary lacks.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+
+export interface LoadSettings {
+  /** Sockets (dnsperf -c). */
+  clients: number;
+  /** Send/receive thread pairs (dnsperf -T). */
+  threads: number;
+  /** Queries in flight (dnsperf -q). */
+  outstanding: number;
+  /** Seconds before an unanswered query counts as lost (dnsperf -t). */
+  timeoutSeconds: number;
+}
+
+export interface DnsperfRun {
+  port: number;
+  dataFile: string;
+  seconds: number;
+  load: LoadSettings;
+  /** Offered rate cap (dnsperf -Q); none means as fast as the server answers. */
+  maxQps?: number;
+  verbose?: boolean;
+}
+
+export interface DnsperfResult {
+  sent: number;
+  completed: number;
+  lost: number;
+  qps: number;
+  avgLatencyMs: number;
+  maxLatencyMs: number;
+  rcodes: Record<string, number>;
+  /** From the per-response lines, when verbose. */
+  p50Ms: number | null;
+  p99Ms: number | null;
+  commandLine: string;
+}
+
+const number = (text: string, pattern: RegExp): number => {
+  const match = pattern.exec(text);
+  if (!match) throw new Error(`dnsperf output lacks ${pattern}:\n${text}`);
+  return Number(match[1]);
+};
+
+function percentile(sorted: Float64Array, fraction: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)];
+}
+
+export function dnsperfArgs(run: DnsperfRun): string[] {
+  const args = ['-B', '-d', run.dataFile, '-s', '127.0.0.1', '-p', String(run.port), '-l', String(run.seconds),
+    '-c', String(run.load.clients), '-T', String(run.load.threads), '-q', String(run.load.outstanding),
+    '-t', String(run.load.timeoutSeconds), '-O', 'suppress=timeouts,congestion,sendfailed,sockready,unexpected'];
+  if (run.maxQps) args.push('-Q', String(Math.max(1, Math.round(run.maxQps))));
+  if (run.verbose) args.push('-v');
+  return args;
+}
+
+export async function runDnsperf(run: DnsperfRun): Promise<DnsperfResult> {
+  const args = dnsperfArgs(run);
+  const child = spawn('dnsperf', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let summary = '';
+  let stderr = '';
+  let latencies = new Float64Array(1 << 16);
+  let latencyCount = 0;
+  child.stderr.on('data', (d) => { stderr = (stderr + String(d)).slice(-4000); });
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (line.startsWith('> ')) {
+      if (!run.verbose) return;
+      const seconds = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (!Number.isFinite(seconds)) return; // "> T …" timeouts carry no latency
+      if (latencyCount === latencies.length) {
+        const grown = new Float64Array(latencies.length * 2);
+        grown.set(latencies);
+        latencies = grown;
+      }
+      latencies[latencyCount++] = seconds * 1000;
+      return;
+    }
+    summary += `${line}\n`;
+  });
+  const [code] = await once(child, 'close');
+  if (code !== 0) throw new Error(`dnsperf ${args.join(' ')} exited with ${code}: ${stderr}${summary}`);
+  const rcodes: Record<string, number> = {};
+  const rcodeLine = /Response codes:\s+(.*)/.exec(summary)?.[1] ?? '';
+  for (const match of rcodeLine.matchAll(/([A-Z]+) (\d+)/g)) rcodes[match[1]] = Number(match[2]);
+  const sorted = latencies.subarray(0, latencyCount).sort();
+  return {
+    sent: number(summary, /Queries sent:\s+(\d+)/),
+    completed: number(summary, /Queries completed:\s+(\d+)/),
+    lost: number(summary, /Queries lost:\s+(\d+)/),
+    qps: number(summary, /Queries per second:\s+([\d.]+)/),
+    avgLatencyMs: number(summary, /Average Latency \(s\):\s+([\d.]+)/) * 1000,
+    maxLatencyMs: number(summary, /Average Latency \(s\):.*max ([\d.]+)/) * 1000,
+    rcodes,
+    p50Ms: run.verbose ? percentile(sorted, 0.5) : null,
+    p99Ms: run.verbose ? percentile(sorted, 0.99) : null,
+    commandLine: `dnsperf ${args.join(' ')}`,
+  };
+}
