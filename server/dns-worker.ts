@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Counters, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
+import { PolicySteering } from './engine/steering-hook.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import type { MessageHandler } from './transport/handler.ts';
 import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
@@ -19,6 +20,8 @@ export interface DnsWorkerData {
   popId: string;
   versionBind: string | null;
   counters: SharedArrayBuffer;
+  /** Health table written by the main thread's health service (health/table.ts). */
+  health: SharedArrayBuffer;
 }
 
 export type ToWorker =
@@ -36,6 +39,10 @@ const data = workerData as DnsWorkerData;
 const port = parentPort!;
 const counters = new Counters(data.counters, data.index);
 const engine = new Engine(data.snapshot, { popId: data.popId, versionBind: data.versionBind, counters });
+const healthView = new Int32Array(data.health);
+const steeringFor = (snapshot: DnsSnapshot): PolicySteering | null =>
+  snapshot.steering ? new PolicySteering(snapshot.steering, healthView, counters) : null;
+engine.steering = steeringFor(data.snapshot);
 const send = (message: FromWorker): void => port.postMessage(message);
 
 const handler: MessageHandler = (message, length, protocol, peer) => {
@@ -66,7 +73,10 @@ async function start(): Promise<void> {
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'snapshot') {
-    engine.snapshot = message.snapshot; // one reference swap: each query sees the old or the new set, never a mix
+    // Two reference swaps between queries (the worker is single-threaded):
+    // each query sees the old set or the new one, never a mix.
+    engine.steering = steeringFor(message.snapshot);
+    engine.snapshot = message.snapshot;
     send({ type: 'snapshot-applied', index: data.index, hash: message.snapshot.hash });
   } else if (message.type === 'stop-accepting') {
     for (const t of tcp) void t.stopAccepting();

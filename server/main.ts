@@ -1,29 +1,49 @@
-// Composition root: settings → snapshot → DNS worker threads → admin →
-// signals. Nothing else lives here.
+// Composition root: settings → geo data → health → snapshot → DNS worker
+// threads → admin → watchers. Nothing else lives here.
 
 import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
-import { isIPv6 } from 'node:net';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { createServer, isIPv6 } from 'node:net';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ConfigErrors } from './config/errors.ts';
+import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { Settings } from './config/settings.ts';
 import { createCounterBuffer } from './engine/counters.ts';
+import { loadGeo, type LoadedGeo } from './geo-context.ts';
+import { emptyProbesConfig, loadProbesConfig } from './health/config.ts';
+import { HealthService } from './health/service.ts';
+import { createHealthTable } from './health/table.ts';
 import type { Logger } from './log/logger.ts';
-import { loadSnapshot } from './policy/load.ts';
+import { loadSnapshot, type LoadResult } from './policy/load.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
+import type { CompiledPolicy } from './steering/types.ts';
 import type { DnsWorkerData, FromWorker, ToWorker } from './dns-worker.ts';
 import { startAdmin, type AdminServer } from './admin/server.ts';
+
+export interface ReloadOutcome {
+  ok: boolean;
+  errors: string[];
+  hash: string;
+  changed: boolean;
+}
 
 export interface RunningServer {
   settings: Settings;
   snapshot(): DnsSnapshot;
+  /** Full compiled policies of the active set (explain, diff, status page). */
+  policies(): CompiledPolicy[];
+  geo(): LoadedGeo;
+  health: HealthService;
+  healthTable: SharedArrayBuffer;
   dnsPorts: number[];
   adminPort: number | null;
   counters: SharedArrayBuffer;
-  reload(reason: string): { ok: boolean; errors: string[]; hash: string };
+  /** Reload counts by outcome, for metrics. */
+  reloads: { success: number; failure: number; lastError: string[] };
+  reload(reason: string): ReloadOutcome;
   /** Fit to receive anycast traffic? The reasons say why not. */
   fitness(): { fit: boolean; reasons: string[] };
-  /** Extra fitness checks contributed by other modules (health: local PoP drained or down). */
+  /** Extra fitness checks contributed by other modules. */
   fitnessChecks: Array<() => string | null>;
   shuttingDown(): boolean;
   shutdown(): Promise<void>;
@@ -49,12 +69,36 @@ async function pickPort(host: string): Promise<number> {
   throw new Error(`no free port on ${host}`);
 }
 
+function loadProbes(settings: Settings, subjects: string[]) {
+  const file = join(settings.geoDataDir, 'probes.yaml');
+  if (!existsSync(file)) return emptyProbesConfig();
+  try {
+    return loadProbesConfig(file, subjects);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigErrors([err]);
+    throw err;
+  }
+}
+
 export async function startServer(settings: Settings, log: Logger): Promise<RunningServer> {
   const startedAt = Date.now();
-  const loaded = loadSnapshot(settings.configDir);
+  let geo = loadGeo(settings);
+  log.info({
+    database: geo.database.path, type: geo.database.databaseType, built: geo.database.buildEpoch.toISOString(),
+    locations: geo.database.index.locationCount, pops: geo.catalog.count, loadMs: Math.round(geo.database.loadMs),
+  }, 'geo data loaded');
+  let loaded: LoadResult = loadSnapshot(settings.configDir, geo.context, settings.pop);
   if (!loaded.snapshot) throw new ConfigErrors(loaded.errors);
   let current: DnsSnapshot = loaded.snapshot;
-  log.info({ hash: current.hash, zones: current.zones.map((z) => z.apexText), files: loaded.files.length }, 'configuration loaded');
+  log.info({ hash: current.hash, zones: current.zones.map((z) => z.apexText), policies: loaded.policies.map((p) => p.name), files: loaded.files.length }, 'configuration loaded');
+
+  // Health: probed here, once per server; workers read the shared table.
+  const healthTable = createHealthTable(geo.catalog.count);
+  const health = new HealthService({
+    subjects: geo.catalog.ids, config: loadProbes(settings, geo.catalog.ids), stateFile: settings.stateFile!, log, table: healthTable,
+  });
+  health.on('transition', (event) => log.info(event, 'health transition'));
+  health.start();
 
   const listen = [];
   for (const address of settings.listen) {
@@ -63,9 +107,10 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const counters = createCounterBuffer(settings.workers);
   const workers: Worker[] = [];
   const listening: Array<Promise<void>> = [];
+  let shuttingDown = false;
   for (let index = 0; index < settings.workers; index++) {
     const workerData: DnsWorkerData = {
-      index, snapshot: current, listen, popId: settings.pop, versionBind: settings.versionBind, counters,
+      index, snapshot: current, listen, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable,
       tcp: {
         idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs,
         maxConnections: settings.tcpMaxConnections, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection,
@@ -92,40 +137,71 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
       });
     }));
   }
-  let shuttingDown = false;
   await Promise.all(listening);
   log.info({ listen: listen.map((l) => `${l.host}:${l.port}`), workers: settings.workers, pop: settings.pop }, 'DNS listening (UDP and TCP)');
 
   const post = (message: ToWorker): void => { for (const w of workers) w.postMessage(message); };
+  const reloads = { success: 0, failure: 0, lastError: [] as string[] };
 
-  const reload = (reason: string): { ok: boolean; errors: string[]; hash: string } => {
-    let result;
+  const reload = (reason: string): ReloadOutcome => {
+    let result: LoadResult;
     try {
-      result = loadSnapshot(settings.configDir);
+      result = loadSnapshot(settings.configDir, geo.context, settings.pop);
     } catch (err) {
+      reloads.failure++;
+      reloads.lastError = [(err as Error).message];
       log.error({ reason, err: (err as Error).message }, 'reload failed; the previous configuration keeps serving');
-      return { ok: false, errors: [(err as Error).message], hash: current.hash };
+      return { ok: false, errors: reloads.lastError, hash: current.hash, changed: false };
     }
     if (!result.snapshot) {
       const errors = result.errors.map((e) => e.format());
+      reloads.failure++;
+      reloads.lastError = errors;
       log.error({ reason, errors }, 'reload rejected; the previous configuration keeps serving');
-      return { ok: false, errors, hash: current.hash };
+      return { ok: false, errors, hash: current.hash, changed: false };
     }
-    if (result.snapshot.hash !== current.hash) {
+    reloads.success++;
+    reloads.lastError = [];
+    const changed = result.snapshot.hash !== current.hash;
+    if (changed) {
       current = result.snapshot;
+      loaded = result;
       post({ type: 'snapshot', snapshot: current });
       log.info({ reason, hash: current.hash }, 'configuration reloaded');
     }
-    return { ok: true, errors: [], hash: current.hash };
+    return { ok: true, errors: [], hash: current.hash, changed };
   };
+
+  // Reload on edits under the config directory (zones/, steering/), debounced
+  // so that an editor's write-rename-chmod counts once.
+  const watchers: FSWatcher[] = [];
+  let reloadTimer: NodeJS.Timeout | null = null;
+  const scheduleReload = (file: string): void => {
+    if (reloadTimer) clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(() => { reloadTimer = null; reload(`file changed: ${file}`); }, 150);
+  };
+  for (const dir of ['zones', 'steering']) {
+    const path = join(settings.configDir, dir);
+    if (!existsSync(path)) continue;
+    const watcher = watch(path, { persistent: false }, (_event, file) => {
+      if (file && /\.ya?ml$/.test(String(file))) scheduleReload(join(dir, String(file)));
+    });
+    watcher.on('error', (err) => log.warn({ err: err.message, dir: path }, 'config watch error'));
+    watchers.push(watcher);
+  }
 
   let admin: AdminServer | null = null;
   const server: RunningServer = {
     settings,
     snapshot: () => current,
+    policies: () => loaded.policies,
+    geo: () => geo,
+    health,
+    healthTable,
     dnsPorts: listen.map((l) => l.port),
     adminPort: null,
     counters,
+    reloads,
     reload,
     fitness: () => {
       const reasons: string[] = [];
@@ -141,11 +217,21 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     shutdown: () => shutdown(),
     startedAt,
   };
+  // This PoP drained or down by health: stop attracting anycast traffic.
+  server.fitnessChecks.push(() => {
+    const self = health.status().subjects.find((s) => s.id === settings.pop);
+    if (!self) return null;
+    if (self.override && (self.override.kind === 'drain' || self.override.kind === 'force-down')) return `local PoP ${settings.pop} is ${self.override.kind === 'drain' ? 'drained' : 'forced down'}: ${self.override.reason}`;
+    if (self.state === 'down') return `local PoP ${settings.pop} is down`;
+    return null;
+  });
+  server.fitnessChecks.push(() => (health.cutOff().active ? 'cut off: most targets unreachable from here' : null));
   if (settings.admin) {
     admin = await startAdmin(server, settings.admin, log);
     server.adminPort = admin.port;
     log.info({ admin: `${settings.admin.host}:${admin.port}` }, 'admin HTTP listening');
   }
+  void geo;
 
   async function shutdown(): Promise<void> {
     if (shuttingDown) return;
@@ -153,8 +239,10 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     // Report unfit first so the anycast route is withdrawn, keep answering
     // while routes converge, then stop taking new TCP connections and close.
     log.info({ drainMs: settings.drainMs }, 'shutting down: unfit for anycast, draining');
+    for (const w of watchers) w.close();
     if (settings.drainMs > 0) await new Promise((r) => setTimeout(r, settings.drainMs));
     post({ type: 'stop-accepting' });
+    health.stop();
     await Promise.all(workers.map((w) => new Promise<void>((resolveP) => {
       const timer = setTimeout(() => { void w.terminate().then(() => resolveP()); }, 2000);
       w.on('message', (m: FromWorker) => { if (m.type === 'closed') { clearTimeout(timer); resolveP(); } });

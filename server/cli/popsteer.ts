@@ -5,6 +5,8 @@ import { ConfigErrors } from '../config/errors.ts';
 import { resolveSettings, settingsHelp } from '../config/settings.ts';
 import { createLogger } from '../log/logger.ts';
 import { startServer } from '../main.ts';
+import { resolve } from 'node:path';
+import { loadGeo } from '../geo-context.ts';
 import { loadSnapshot } from '../policy/load.ts';
 import { runAnycastCommand } from './anycast.ts';
 
@@ -107,14 +109,24 @@ function validate(args: string[]): number {
   } catch (err) {
     return reportConfigErrors(err) === 2 ? 1 : 1;
   }
-  const configDir = positionals[0] ? new URL(positionals[0], `file://${process.cwd()}/`).pathname : settings.configDir;
-  const result = loadSnapshot(configDir);
+  const configDir = positionals[0] ? resolve(process.cwd(), positionals[0]) : settings.configDir;
+  let geo;
+  try {
+    geo = loadGeo(settings);
+  } catch (err) {
+    if (!(err instanceof ConfigErrors)) throw err;
+    for (const e of err.errors) process.stdout.write(`${e.format()}\n`);
+    process.stdout.write(`invalid: ${err.errors.length} error(s) in the geo data\n`);
+    return 1;
+  }
+  const result = loadSnapshot(configDir, geo.context, settings.pop);
   if (!result.snapshot) {
     for (const e of result.errors) process.stdout.write(`${e.format()}\n`);
     process.stdout.write(`invalid: ${result.errors.length} error(s) in ${configDir}\n`);
     return 1;
   }
-  process.stdout.write(`valid: ${result.files.length} file(s), zones ${result.snapshot.zones.map((z) => z.apexText).join(' ')}, hash ${result.snapshot.hash}\n`);
+  process.stdout.write(`valid: ${result.files.length} file(s); zones: ${result.snapshot.zones.map((z) => z.apexText).join(' ')}; `
+    + `policies: ${result.policies.map((p) => p.name).join(' ') || 'none'}; hash ${result.snapshot.hash}\n`);
   return 0;
 }
 

@@ -31,6 +31,8 @@ export interface Settings {
   adminTokenFile: string | null;
   stateFile: string | null;
   drainMs: number;
+  geoipDatabase: string | null;
+  asnDatabase: string | null;
 }
 
 type Kind = 'string' | 'int' | 'int0' | 'listen' | 'listen-list' | 'path';
@@ -48,6 +50,8 @@ interface SettingSpec {
 export const SETTING_SPECS: SettingSpec[] = [
   { key: 'configDir', flag: 'config', env: 'POPSTEER_CONFIG', file: '', kind: 'path', help: 'directory with zones/, steering policies and popsteer.yaml (default ./policies)' },
   { key: 'geoDataDir', flag: 'geo-data', env: 'POPSTEER_GEO_DATA', file: 'geo_data', kind: 'path', help: 'directory with the PoP catalog and custom networks (default ./geo-data)' },
+  { key: 'geoipDatabase', flag: 'geoip-database', env: 'POPSTEER_GEOIP_DATABASE', file: 'geoip_database', kind: 'path', help: 'GeoIP2/GeoLite2 City or Country .mmdb, e.g. as written by geoipupdate (default: the bundled 2019 GeoLite2-City)' },
+  { key: 'asnDatabase', flag: 'asn-database', env: 'POPSTEER_ASN_DATABASE', file: 'asn_database', kind: 'path', help: 'optional GeoLite2-ASN .mmdb (explain output)' },
   { key: 'listen', flag: 'listen', env: 'POPSTEER_LISTEN', file: 'listen', kind: 'listen-list', multiple: true, help: 'DNS address host:port for UDP and TCP; repeatable, [v6]:port for IPv6 (default 127.0.0.1:5353)' },
   { key: 'admin', flag: 'admin', env: 'POPSTEER_ADMIN', file: 'admin', kind: 'listen', help: 'admin HTTP address host:port, or "off" (default 127.0.0.1:8053)' },
   { key: 'pop', flag: 'pop', env: 'POPSTEER_POP', file: 'pop', kind: 'string', help: 'this instance\'s PoP id: NSID, CHAOS id.server, metrics and logs (default: host name)' },
@@ -80,6 +84,8 @@ export function defaultSettings(cwd: string): Settings {
     adminTokenFile: null,
     stateFile: null,
     drainMs: 5000,
+    geoipDatabase: null,
+    asnDatabase: null,
   };
 }
 

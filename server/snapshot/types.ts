@@ -5,6 +5,7 @@
 // it is published.
 
 import type { AnswerTemplate } from '../dns/template.ts';
+import type { SteeringTables } from '../steering/types.ts';
 
 export interface ZoneTables {
   /** Apex in lower-cased wire form. */
@@ -52,6 +53,8 @@ export interface NameTable {
 export interface DnsSnapshot {
   names: NameTable;
   zones: ZoneTables[];
+  /** Compiled steering policies; null when no name is steered. */
+  steering: SteeringTables | null;
   /** Content hash of every file that made this snapshot. */
   hash: string;
   loadedAt: number;

@@ -1,0 +1,57 @@
+// Loads the geo data a policy set compiles against: the PoP catalog, the
+// operator's custom networks and the GeoIP database, compiled into one index
+// plus the nearest-PoP orders. Shared by `serve`, `validate` and `explain`.
+
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, ConfigErrors } from './config/errors.ts';
+import type { Settings } from './config/settings.ts';
+import { loadPopCatalog } from './geo/catalog.ts';
+import { DEFAULT_CITY_DATABASE, loadGeoDatabase, type GeoDatabase } from './geo/database.ts';
+import { nearestOrderClasses } from './geo/distance.ts';
+import { loadCustomNetworks } from './geo/networks.ts';
+import type { PopCatalog } from './geo/types.ts';
+import type { GeoContext } from './policy/load.ts';
+
+export interface LoadedGeo {
+  context: GeoContext;
+  database: GeoDatabase;
+  catalog: PopCatalog;
+}
+
+/** Throws ConfigErrors naming the file and line of whatever is wrong. */
+export function loadGeo(settings: Pick<Settings, 'geoDataDir' | 'geoipDatabase' | 'asnDatabase'>): LoadedGeo {
+  try {
+    if (!existsSync(join(settings.geoDataDir, 'pops.yaml'))) {
+      throw new ConfigError('POPSTEER_ERR_NO_POP_CATALOG', join(settings.geoDataDir, 'pops.yaml'), null, '',
+        'no PoP catalog: create pops.yaml in the geo-data directory (see geo-data/README.md)');
+    }
+    const catalog = loadPopCatalog(settings.geoDataDir);
+    const networks = existsSync(join(settings.geoDataDir, 'networks.yaml')) ? loadCustomNetworks(settings.geoDataDir, catalog) : null;
+    const database = loadGeoDatabase(settings.geoipDatabase ?? DEFAULT_CITY_DATABASE, { networks, asnPath: settings.asnDatabase });
+    return { context: contextFor(database, catalog), database, catalog };
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigErrors([err]);
+    throw err;
+  }
+}
+
+export function contextFor(database: GeoDatabase, catalog: PopCatalog): GeoContext {
+  return {
+    index: database.index,
+    catalog,
+    orders: nearestOrderClasses(database.index, catalog),
+    version: geoVersion(database, catalog),
+  };
+}
+
+/** Identity of the geo inputs: the database file and the catalog and custom-network texts. */
+function geoVersion(database: GeoDatabase, catalog: PopCatalog): string {
+  const hash = createHash('sha256');
+  hash.update(`${database.path}|${database.fileSize}|${database.fileMtimeMs}|${database.buildEpoch.getTime()}`);
+  for (const file of [catalog.file, database.networks?.file]) {
+    if (file && existsSync(file)) hash.update('\0').update(readFileSync(file));
+  }
+  return hash.digest('hex').slice(0, 16);
+}

@@ -1,0 +1,400 @@
+// Steering policies: YAML → schema → meaning checks → CompiledPolicy.
+// The health-independent part of every rule is evaluated here, once per
+// distinct client location, into DecisionClasses; per query only the compiled
+// form is read.
+
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, type SourcePosition } from '../config/errors.ts';
+import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
+import { nameToWire } from '../dns/name.ts';
+import { encodeIPv4, encodeIPv6 } from '../dns/rdata.ts';
+import { classKey, mix32, planClass, type RuleSource } from '../steering/decide.ts';
+import { distanceKm } from '../geo/distance.ts';
+import { parseCidr } from '../geo/networks.ts';
+import {
+  ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, ENDPOINT_ADDRESSES, ENDPOINT_CNAME, WEIGHTED_NONE,
+  WEIGHTED_RANDOM, WEIGHTED_STICKY,
+  type CidrMatch, type CompiledPolicy, type DecisionClass, type Endpoint, type LocationAttributes, type RulePlan,
+} from '../steering/types.ts';
+import { validateAgainstSchema } from './schema.ts';
+import type { SteeredName } from './zones.ts';
+
+/** What policy compilation needs to know from the geo module. */
+export interface GeoFacts {
+  pops: Array<{ id: string; lat: number; lon: number; country: string; continent: string; ipv4: string[]; ipv6: string[] }>;
+  locationCount: number;
+  /** Nearest-order class of each location (locations with the same PoP ranking share it); -1 = no coordinates. */
+  orderClassOfLocation: Int32Array;
+  /** PoP ordinals nearest first, per order class. */
+  orders: Int16Array[];
+  country(location: number): string;
+  continent(location: number): string;
+  subdivision(location: number): string;
+  fixedPop(location: number): number;
+}
+
+type Step = string | Record<string, Record<string, unknown> | number>;
+interface EndpointDoc { pop?: string; id?: string; ipv4?: string[]; ipv6?: string[]; cname?: string; health_from?: string; weight: number; enabled: boolean }
+interface RuleDoc {
+  name?: string;
+  match: 'default' | { country?: string[]; continent?: string[]; subdivision?: string[]; client_cidr?: string[]; resolver_cidr?: string[]; self?: string[] };
+  pool?: string;
+  pools?: string[];
+  steps: Step[];
+}
+interface PolicyDoc {
+  name: string;
+  ttl: number;
+  degraded_ttl?: number;
+  ttl_from_health?: { min: number; max: number };
+  unknown_location: 'self' | string[];
+  pools: Record<string, { pops?: 'all' | string[]; endpoints?: EndpointDoc[] }>;
+  rules: RuleDoc[];
+  when_all_down: 'fail_open' | 'servfail' | { pool: string };
+}
+
+export function policyFilesIn(configDir: string): string[] {
+  try {
+    return readdirSync(join(configDir, 'steering')).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(configDir, 'steering', f));
+  } catch {
+    return [];
+  }
+}
+
+export interface LoadedPolicies {
+  policies: CompiledPolicy[];
+  steered: SteeredName[];
+  sources: YamlSource[];
+}
+
+/** Parses and checks every policy file; compiles them against the geo facts. */
+export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string, errors: ConfigError[]): LoadedPolicies {
+  const policies: CompiledPolicy[] = [];
+  const steered: SteeredName[] = [];
+  const sources: YamlSource[] = [];
+  const seenNames = new Map<string, string>();
+  for (const file of files) {
+    let source: YamlSource;
+    try {
+      source = readYamlFile(file);
+    } catch (err) {
+      if (err instanceof ConfigError) { errors.push(err); continue; }
+      throw err;
+    }
+    sources.push(source);
+    const schemaErrors = validateAgainstSchema('policy', source, 'POPSTEER_ERR_POLICY_SCHEMA');
+    if (schemaErrors.length > 0) {
+      errors.push(...schemaErrors);
+      continue;
+    }
+    const docs = (source.data as { policies: PolicyDoc[] }).policies;
+    docs.forEach((doc, i) => {
+      const pointer = `/policies/${i}`;
+      const lower = doc.name.toLowerCase().replace(/\.$/, '');
+      const other = seenNames.get(lower);
+      if (other) {
+        errors.push(new ConfigError('POPSTEER_ERR_POLICY_DUPLICATE_NAME', file, source.position(`${pointer}/name`), `${pointer}/name`,
+          `${doc.name} already has a policy (${other}); one name, one policy`));
+        return;
+      }
+      seenNames.set(lower, `${file}${source.position(pointer) ? `:${source.position(pointer)!.line}` : ''}`);
+      const before = errors.length;
+      const compiled = compilePolicy(doc, policies.length, source, pointer, geo, selfPop, errors);
+      if (compiled && errors.length === before) {
+        steered.push({ name: doc.name, index: compiled.index, file, pointer: `${pointer}/name`, position: source.position(`${pointer}/name`) });
+        policies.push(compiled);
+      }
+    });
+  }
+  return { policies, steered, sources };
+}
+
+function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[]): CompiledPolicy | null {
+  const file = source.file;
+  const at = (p: string): SourcePosition | null => source.position(p);
+  const fail = (code: string, p: string, message: string): void => { errors.push(new ConfigError(code, file, at(p), p, message)); };
+  try {
+    nameToWire(doc.name.endsWith('.') ? doc.name : `${doc.name}.`);
+  } catch (err) {
+    fail('POPSTEER_ERR_POLICY_NAME', `${pointer}/name`, (err as Error).message);
+    return null;
+  }
+  const popIndex = new Map(geo.pops.map((p, i) => [p.id, i]));
+  const endpoints: Endpoint[] = [];
+  const endpointIndex = new Map<string, number>();
+  const addEndpoint = (e: Endpoint): number => {
+    const existing = endpointIndex.get(e.id);
+    if (existing !== undefined) return existing;
+    endpoints.push(e);
+    endpointIndex.set(e.id, endpoints.length - 1);
+    return endpoints.length - 1;
+  };
+  const popEndpoint = (ordinal: number, weight: number): Endpoint => {
+    const p = geo.pops[ordinal];
+    return {
+      id: p.id, kind: ENDPOINT_ADDRESSES, healthSubject: ordinal, pop: ordinal, idHash: mix32(hashString(p.id)), weight,
+      ipv4: p.ipv4.map(encodeIPv4), ipv6: p.ipv6.map(encodeIPv6), cname: null, lat: p.lat, lon: p.lon, continent: p.continent, country: p.country,
+    };
+  };
+
+  // Pools → endpoint indexes.
+  const pools = new Map<string, number[]>();
+  for (const [poolName, pool] of Object.entries(doc.pools)) {
+    const p = `${pointer}/pools/${poolName}`;
+    const members: number[] = [];
+    if (!pool.pops && !pool.endpoints) fail('POPSTEER_ERR_POLICY_EMPTY_POOL', p, `pool "${poolName}" lists no pops and no endpoints`);
+    if (pool.pops) {
+      const ids = pool.pops === 'all' ? geo.pops.map((x) => x.id) : pool.pops;
+      ids.forEach((id, k) => {
+        const ordinal = popIndex.get(id);
+        if (ordinal === undefined) fail('POPSTEER_ERR_POLICY_UNKNOWN_POP', `${p}/pops/${k}`, `unknown PoP "${id}"; known: ${geo.pops.map((x) => x.id).join(', ')}`);
+        else members.push(addEndpoint(popEndpoint(ordinal, 1)));
+      });
+    }
+    (pool.endpoints ?? []).forEach((e, k) => {
+      const ep = `${p}/endpoints/${k}`;
+      if (!e.enabled) return;
+      if (e.pop !== undefined) {
+        const ordinal = popIndex.get(e.pop);
+        if (ordinal === undefined) {
+          fail('POPSTEER_ERR_POLICY_UNKNOWN_POP', `${ep}/pop`, `unknown PoP "${e.pop}"; known: ${geo.pops.map((x) => x.id).join(', ')}`);
+          return;
+        }
+        const idx = addEndpoint(popEndpoint(ordinal, e.weight));
+        endpoints[idx].weight = e.weight;
+        members.push(idx);
+        return;
+      }
+      if (e.id === undefined) {
+        fail('POPSTEER_ERR_POLICY_ENDPOINT', ep, 'an endpoint needs either `pop: <id>` or `id:` with ipv4/ipv6 addresses or a cname');
+        return;
+      }
+      const hasAddresses = (e.ipv4?.length ?? 0) + (e.ipv6?.length ?? 0) > 0;
+      if (hasAddresses === (e.cname !== undefined)) {
+        fail('POPSTEER_ERR_POLICY_ENDPOINT', ep, `endpoint "${e.id}" needs addresses (ipv4/ipv6) or a cname, not both and not neither`);
+        return;
+      }
+      let cname: Uint8Array | null = null;
+      if (e.cname !== undefined) {
+        try {
+          cname = nameToWire(e.cname.endsWith('.') ? e.cname : `${e.cname}.`);
+        } catch (err) {
+          fail('POPSTEER_ERR_POLICY_ENDPOINT', `${ep}/cname`, (err as Error).message);
+          return;
+        }
+      }
+      let healthSubject = -1;
+      if (e.health_from !== undefined) {
+        const ordinal = popIndex.get(e.health_from);
+        if (ordinal === undefined) {
+          fail('POPSTEER_ERR_POLICY_UNKNOWN_POP', `${ep}/health_from`, `unknown PoP "${e.health_from}"`);
+          return;
+        }
+        healthSubject = ordinal;
+      }
+      members.push(addEndpoint({
+        id: e.id, kind: cname ? ENDPOINT_CNAME : ENDPOINT_ADDRESSES, healthSubject, pop: -1, idHash: mix32(hashString(e.id)),
+        weight: e.weight, ipv4: (e.ipv4 ?? []).map(encodeIPv4), ipv6: (e.ipv6 ?? []).map(encodeIPv6), cname,
+        lat: NaN, lon: NaN, continent: '', country: '',
+      }));
+    });
+    if (members.length === 0 && (pool.pops || pool.endpoints)) {
+      fail('POPSTEER_ERR_POLICY_EMPTY_POOL', p, `pool "${poolName}" has no enabled endpoint; enable one or remove the pool`);
+    } else if (members.length > 0 && members.every((m) => endpoints[m].weight === 0)) {
+      fail('POPSTEER_ERR_POLICY_ZERO_WEIGHTS', p, `every endpoint of pool "${poolName}" has weight 0, so it can never answer; give one a weight above 0`);
+    }
+    pools.set(poolName, members);
+  }
+  const poolRef = (name: string, p: string): number[] => {
+    const members = pools.get(name);
+    if (!members) {
+      fail('POPSTEER_ERR_POLICY_UNKNOWN_POOL', p, `unknown pool "${name}"; this policy has: ${[...pools.keys()].join(', ')}`);
+      return [];
+    }
+    return members;
+  };
+
+  // Rules.
+  const rules: RulePlan[] = [];
+  const ruleSources: RuleSource[] = [];
+  const cidrRules: CidrMatch[] = [];
+  const ruleAppliesHere: boolean[] = [];
+  const ruleHasCidr: boolean[] = [];
+  let sawDefault = -1;
+  const seenMatches = new Map<string, number>();
+  doc.rules.forEach((rule, r) => {
+    const p = `${pointer}/rules/${r}`;
+    if (sawDefault >= 0) {
+      fail('POPSTEER_ERR_POLICY_UNREACHABLE_RULE', p, `this rule can never match: rule ${sawDefault + 1} above it matches every client; move it above or delete it`);
+    }
+    const match = rule.match === 'default' ? {} : rule.match;
+    const matchKey = JSON.stringify(match);
+    const earlier = seenMatches.get(matchKey);
+    if (earlier !== undefined && sawDefault < 0) {
+      fail('POPSTEER_ERR_POLICY_UNREACHABLE_RULE', p, `this rule has the same match as rule ${earlier + 1}, which always wins; merge them or change the match`);
+    }
+    seenMatches.set(matchKey, r);
+    const hasCidr = (match.client_cidr?.length ?? 0) + (match.resolver_cidr?.length ?? 0) > 0;
+    const hasLocation = (match.country?.length ?? 0) + (match.continent?.length ?? 0) + (match.subdivision?.length ?? 0) > 0;
+    if (hasCidr && hasLocation) {
+      fail('POPSTEER_ERR_POLICY_MATCH', `${p}/match`, 'a rule matches on CIDRs or on location, not both: split it into two rules');
+    }
+    for (const on of ['client', 'resolver'] as const) {
+      (match[`${on}_cidr`] ?? []).forEach((text, k) => {
+        const parsed = parseCidr(text);
+        if (typeof parsed === 'string') fail('POPSTEER_ERR_POLICY_BAD_CIDR', `${p}/match/${on}_cidr/${k}`, `"${text}" is not a network address/prefix with zero host bits (e.g. 203.0.113.0/24)`);
+        else cidrRules.push({ rule: r, on, family: parsed.family, network: parsed.address, prefixLength: parsed.prefixLength });
+      });
+    }
+    (match.self ?? []).forEach((id, k) => {
+      if (!popIndex.has(id)) fail('POPSTEER_ERR_POLICY_UNKNOWN_POP', `${p}/match/self/${k}`, `unknown PoP "${id}"`);
+    });
+    const selfOk = match.self === undefined || match.self.includes(selfPop);
+    ruleAppliesHere.push(selfOk);
+    ruleHasCidr.push(hasCidr);
+    if (!hasCidr && !hasLocation && selfOk && sawDefault < 0) sawDefault = r;
+
+    let tiers: number[][] = [];
+    if (rule.pool !== undefined && rule.pools !== undefined) fail('POPSTEER_ERR_POLICY_RULE', p, 'give either `pool` or `pools`, not both');
+    if (rule.pools) tiers = rule.pools.map((name, k) => poolRef(name, `${p}/pools/${k}`));
+    else if (rule.pool) tiers = [poolRef(rule.pool, `${p}/pool`)];
+    else if (pools.size === 1) tiers = [[...pools.values()][0]];
+    else fail('POPSTEER_ERR_POLICY_RULE', p, `name the candidates with \`pool:\` or \`pools:\` (the policy has several: ${[...pools.keys()].join(', ')})`);
+
+    const plan: RulePlan = { name: rule.name ?? `rule ${r + 1}`, healthy: false, failoverMinHealthy: 0, weighted: WEIGHTED_NONE, preferSelfKm: 0, first: 1 };
+    const source: RuleSource = { countries: match.country ?? [], continents: match.continent ?? [], subdivisions: match.subdivision ?? [], tiers, steps: [] };
+    rule.steps.forEach((step, k) => {
+      const sp = `${p}/steps/${k}`;
+      if (k < rule.steps.length - 1 && typeof step === 'object' && 'first' in step) {
+        fail('POPSTEER_ERR_POLICY_STEP', sp, '`first` must be the last step (it cuts the list the other steps produce)');
+      }
+      if (step === 'healthy') plan.healthy = true;
+      else if (step === 'nearest') source.steps.push({ kind: 'nearest' });
+      else if (step === 'self') {
+        const ordinal = popIndex.get(selfPop);
+        const endpoint = ordinal === undefined ? -1 : tiers.flat().find((i) => endpoints[i].pop === ordinal) ?? -1;
+        // An instance whose PoP is not a candidate has nothing local to give: when_all_down decides.
+        source.steps.push({ kind: 'self', endpoint });
+      }
+      else if (typeof step === 'object' && 'first' in step) plan.first = step.first as number;
+      else if (typeof step === 'object' && 'prefer_self_within_km' in step) plan.preferSelfKm = step.prefer_self_within_km as number;
+      else if (typeof step === 'object' && 'failover' in step) {
+        plan.failoverMinHealthy = ((step.failover as { min_healthy?: number }).min_healthy) ?? 1;
+        if (tiers.length < 2) fail('POPSTEER_ERR_POLICY_STEP', sp, 'failover needs `pools:` with at least two pools in priority order');
+      } else if (typeof step === 'object' && 'weighted' in step) {
+        plan.weighted = (step.weighted as { mode?: string }).mode === 'random' ? WEIGHTED_RANDOM : WEIGHTED_STICKY;
+      } else if (typeof step === 'object' && 'geofence' in step) {
+        const g = step.geofence as { to: 'client_continent' | 'client_country' | string[]; else?: 'keep_all' | 'servfail' | { pool: string } };
+        const otherwise = g.else === undefined || g.else === 'keep_all' ? 'keep_all' as const
+          : g.else === 'servfail' ? 'servfail' as const : poolRef(g.else.pool, `${sp}/geofence/else/pool`);
+        source.steps.push({ kind: 'geofence', to: g.to, otherwise });
+      }
+    });
+    rules.push(plan);
+    ruleSources.push(source);
+  });
+  if (sawDefault < 0) {
+    fail('POPSTEER_ERR_POLICY_NO_DEFAULT', `${pointer}/rules`, 'no rule matches every client: add a last rule with `match: default` so every query gets an answer');
+  }
+  let whenAllDown = ALL_DOWN_FAIL_OPEN;
+  let lastResort = new Int16Array(0);
+  if (doc.when_all_down === 'servfail') whenAllDown = ALL_DOWN_SERVFAIL;
+  else if (typeof doc.when_all_down === 'object') {
+    whenAllDown = ALL_DOWN_POOL;
+    lastResort = Int16Array.from(poolRef(doc.when_all_down.pool, `${pointer}/when_all_down/pool`));
+  }
+  const selfOrdinal = popIndex.get(selfPop) ?? -1;
+  const selfEndpoint = selfOrdinal >= 0 ? endpoints.findIndex((e) => e.pop === selfOrdinal) : -1;
+  let unknownOrder: number[] | null = null;
+  if (doc.unknown_location === 'self') unknownOrder = selfEndpoint >= 0 ? [selfEndpoint] : null;
+  else {
+    unknownOrder = [];
+    doc.unknown_location.forEach((id, k) => {
+      const ordinal = popIndex.get(id);
+      if (ordinal === undefined) fail('POPSTEER_ERR_POLICY_UNKNOWN_POP', `${pointer}/unknown_location/${k}`, `unknown PoP "${id}"`);
+      const e = endpoints.findIndex((x) => x.pop === ordinal);
+      if (e >= 0) unknownOrder!.push(e);
+    });
+  }
+  if (errors.some((e) => e.file === file && e.pointer.startsWith(pointer))) return null;
+
+  // Classes: per variant (no CIDR rule matched, or CIDR rule k matched first), per location.
+  const classes: DecisionClass[] = [];
+  const classIndex = new Map<string, number>();
+  const intern = (c: DecisionClass): number => {
+    const key = classKey(c);
+    let i = classIndex.get(key);
+    if (i === undefined) {
+      i = classes.length;
+      classes.push(c);
+      classIndex.set(key, i);
+    }
+    return i;
+  };
+  const usesCountry = ruleSources.some((r) => r.countries.length > 0 || r.steps.some((s) => s.kind === 'geofence'));
+  const usesContinent = ruleSources.some((r) => r.continents.length > 0 || r.steps.some((s) => s.kind === 'geofence'));
+  const usesSubdivision = ruleSources.some((r) => r.subdivisions.length > 0);
+  const ranks = geo.orders.map((order) => {
+    const rank = new Int16Array(geo.pops.length);
+    order.forEach((ordinal, position) => { rank[ordinal] = position; });
+    return rank;
+  });
+  const variants = [-1, ...new Set(cidrRules.map((c) => c.rule))];
+  const variantClassOfLocation: Int32Array[] = [];
+  const variantUnknownClass: number[] = [];
+  const loc: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+  for (const variantRule of variants) {
+    const firstRule = (l: LocationAttributes): number => {
+      for (let r = 0; r < ruleSources.length; r++) {
+        if (!ruleAppliesHere[r]) continue;
+        if (ruleHasCidr[r]) {
+          if (r === variantRule) return r;
+          continue;
+        }
+        const s = ruleSources[r];
+        if (s.countries.length > 0 && !s.countries.includes(l.country)) continue;
+        if (s.continents.length > 0 && !s.continents.includes(l.continent)) continue;
+        if (s.subdivisions.length > 0 && !s.subdivisions.includes(l.subdivision)) continue;
+        return r;
+      }
+      return sawDefault;
+    };
+    const memo = new Map<string, number>();
+    const classOfLocation = new Int32Array(geo.locationCount);
+    for (let i = 0; i < geo.locationCount; i++) {
+      const order = geo.orderClassOfLocation[i];
+      loc.known = order >= 0;
+      loc.popRank = order >= 0 ? ranks[order] : null;
+      loc.country = usesCountry ? geo.country(i) : '';
+      loc.continent = usesContinent ? geo.continent(i) : '';
+      loc.subdivision = usesSubdivision ? geo.subdivision(i) : '';
+      loc.fixedPop = geo.fixedPop(i);
+      const key = `${order}|${loc.country}|${loc.continent}|${loc.subdivision}|${loc.fixedPop}`;
+      let c = memo.get(key);
+      if (c === undefined) {
+        const r = firstRule(loc);
+        c = intern(planClass(ruleSources[r], r, endpoints, loc, unknownOrder));
+        memo.set(key, c);
+      }
+      classOfLocation[i] = c;
+    }
+    variantClassOfLocation.push(classOfLocation);
+    const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+    const r = firstRule(unknown);
+    variantUnknownClass.push(intern(planClass(ruleSources[r], r, endpoints, unknown, unknownOrder)));
+  }
+  const selfPopEntry = selfOrdinal >= 0 ? geo.pops[selfOrdinal] : null;
+  const selfDistanceKm = Float64Array.from(endpoints, (e) => (selfPopEntry && !Number.isNaN(e.lat) ? distanceKm(selfPopEntry.lat, selfPopEntry.lon, e.lat, e.lon) : NaN));
+  return {
+    name: doc.name, index, file, ttl: doc.ttl, degradedTtl: doc.degraded_ttl ?? Math.max(1, Math.floor(doc.ttl / 3)),
+    ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, classes, variantClassOfLocation, variantUnknownClass,
+    cidrRules: cidrRules.sort((a, b) => a.rule - b.rule), whenAllDown, lastResort, selfEndpoint, selfDistanceKm,
+  };
+}
+
+export function hashString(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
