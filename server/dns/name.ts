@@ -40,7 +40,8 @@ export function nameToWire(text: string): Uint8Array {
     } else if (ch === 0x2e /* . */) {
       flush(i === text.length - 1);
     } else {
-      if (ch > 0xff) throw new NameSyntaxError(`non-ASCII character in "${text}" (use punycode)`);
+      // Only ASCII is written as itself; other octets need punycode or a \DDD escape.
+      if (ch > 0x7e) throw new NameSyntaxError(`non-ASCII character in "${text}" (use punycode or \\DDD)`);
       label.push(ch);
     }
   }
