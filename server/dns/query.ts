@@ -126,8 +126,14 @@ export function parseQuery(buf: Uint8Array, length: number, view: QueryView): Pa
   view.flags = flags;
   if ((flags & 0x8000) !== 0) return PARSE_DROP; // a response: never answer (no loops)
   view.opcode = (flags >> 11) & 0x0f;
-  if (view.opcode !== 0) return PARSE_NOTIMP;
+  const status = parseSections(buf, length, view);
+  // Other opcodes are not implemented, but their OPT (when it could be read)
+  // still goes into the reply: a NOTIMP without one reads as "no EDNS here".
+  return view.opcode === 0 ? status : PARSE_NOTIMP;
+}
 
+/** Question, answer, authority and additional sections, after the header. */
+function parseSections(buf: Uint8Array, length: number, view: QueryView): ParseStatus {
   const qdcount = (buf[4] << 8) | buf[5];
   const ancount = (buf[6] << 8) | buf[7];
   const nscount = (buf[8] << 8) | buf[9];

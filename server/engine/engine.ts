@@ -105,7 +105,7 @@ export class Engine {
       size = writer.writeError(view, query, RCODE_FORMERR, true, true);
     } else if (status === PARSE_NOTIMP) {
       rcode = RCODE_NOTIMP;
-      size = writer.writeError(view, query, RCODE_NOTIMP, false, false);
+      size = writer.writeError(view, query, RCODE_NOTIMP, false, true);
     } else if (status === PARSE_BADVERS) {
       rcode = PARSE_BADVERS;
       size = writer.writeError(view, query, PARSE_BADVERS, true, true);

@@ -76,6 +76,8 @@ const CLIENT_COOKIE = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8);
 const echoed = { question: 'echo' as const };
 const formerr = (extra: Partial<Expectation> = {}): Expectation => ({ rcode: RCODE.FORMERR, aa: false, ...extra });
 const notimpEmpty: Expectation = { rcode: RCODE.NOTIMP, aa: false, question: 'none', opt: false, answer: [], authority: [] };
+/** NOTIMP keeps the OPT of an EDNS query (RFC 6891 §7), so clients do not take it for a server without EDNS. */
+const notimpEmptyWithOpt: Expectation = { ...notimpEmpty, opt: true };
 const refused: Expectation = { rcode: RCODE.REFUSED, aa: false, ...echoed, answer: [], authority: [] };
 const wwwA: Expectation = { rcode: RCODE.NOERROR, aa: true, ...echoed, answer: [`${WWW} 30 A 192.0.2.10`] };
 
@@ -180,11 +182,12 @@ export const CASES: ConformanceCase[] = [
 
   // ── Opcodes, types, classes ──────────────────────────────────────────────
   ...[1, 2, 3, 6, 15].map((opcode): ConformanceCase => ({
-    name: `opcode ${opcode} is NOTIMP with an empty body`, ref: 'RFC 1035 §4.1.1, RFC 8490 (DSO = 6)',
-    packet: query(WWW, TYPE.A, { opcode, edns: {} }), expect: { ...notimpEmpty, check: (r) => assert.equal(r.opcode, opcode) },
+    name: `opcode ${opcode} is NOTIMP with an empty body and the OPT`, ref: 'RFC 1035 §4.1.1, RFC 6891 §7, RFC 8490 (DSO = 6)',
+    packet: query(WWW, TYPE.A, { opcode, edns: { options: [nsid()] } }), expect: { ...notimpEmptyWithOpt, check: (r) => assert.equal(r.opcode, opcode) },
   })),
   { name: 'NOTIFY (opcode 4) is NOTIMP', ref: 'RFC 1996', packet: query('cdn.example', TYPE.SOA, { opcode: 4, flags: FLAG_AA }), expect: notimpEmpty },
   { name: 'UPDATE (opcode 5) is NOTIMP', ref: 'RFC 2136', packet: message({ opcode: 5, questions: [{ name: name('cdn.example'), type: TYPE.SOA }] }), expect: notimpEmpty },
+  { name: 'a malformed message with an unknown opcode is still NOTIMP', ref: 'RFC 1035 §4.1.1', packet: message({ opcode: 3, counts: { qd: 3 }, trailing: Uint8Array.of(0xc0) }), expect: notimpEmpty },
   { name: 'AXFR over TCP is REFUSED (no transfers)', ref: 'RFC 5936 §2.2.1', transport: 'tcp', packet: query('cdn.example', TYPE.AXFR, { flags: 0 }), expect: refused },
   { name: 'IXFR over TCP is REFUSED (no transfers)', ref: 'RFC 1995', transport: 'tcp', packet: query('cdn.example', TYPE.IXFR, { flags: 0 }), expect: refused },
   { name: 'AXFR over UDP is NOTIMP', ref: 'RFC 5936 §4.2', packet: query('cdn.example', TYPE.AXFR, { flags: 0 }), expect: { rcode: RCODE.NOTIMP, aa: false, ...echoed, answer: [] } },
