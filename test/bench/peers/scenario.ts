@@ -5,7 +5,7 @@
 // Peer configurations are rendered from this, so they cannot drift from
 // popsteer's own files.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
@@ -27,7 +27,7 @@ export interface Scenario {
   /** The steered name, relative to the zone, and its TTL. */
   steeredLabel: string;
   steeredTtl: number;
-  /** What www answers today when no steering applies (the zone file's static A). */
+  /** Knot's one static answer: the zone file's www A if it has one, else the first PoP's address. */
   staticAnswer: string;
   pops: Pop[];
   mmdb: string;
@@ -55,17 +55,32 @@ export function loadScenario(): Scenario {
     return { name, ipv4: firstOf(glue.A), ipv6: firstOf(glue.AAAA) };
   });
   const www = zoneFile.records.www ?? {};
+  const steeredName = `www.${zoneFile.zone}`;
+  const policy = readSteeringPolicy(steeredName);
+  const pops = popFile.pops.map((p) => ({ id: p.id, lat: p.lat, lon: p.lon, ipv4: p.ipv4[0] }));
   return {
     zone: zoneFile.zone,
     soa: zoneFile.soa,
     defaultTtl: zoneFile.ttl,
     nameservers,
     steeredLabel: 'www',
-    steeredTtl: Number(www.ttl ?? zoneFile.ttl),
-    staticAnswer: firstOf(www.A) ?? '',
-    pops: popFile.pops.map((p) => ({ id: p.id, lat: p.lat, lon: p.lon, ipv4: p.ipv4[0] })),
+    steeredTtl: Number(policy?.ttl ?? www.ttl ?? zoneFile.ttl),
+    staticAnswer: firstOf(www.A) ?? pops[0].ipv4,
+    pops,
     mmdb: CITY_MMDB,
   };
+}
+
+/** popsteer's steering policy for `name` (policies/steering/*.yaml), when there is one. */
+function readSteeringPolicy(name: string): { name: string; ttl?: number } | null {
+  const dir = `${REPO_ROOT}policies/steering`;
+  if (!existsSync(dir)) return null;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
+    const parsed = parse(readFileSync(`${dir}/${file}`, 'utf8')) as { policies?: Array<{ name: string; ttl?: number }> } | null;
+    const found = parsed?.policies?.find((p) => p.name === name || p.name === `${name}.`);
+    if (found) return found;
+  }
+  return null;
 }
 
 /**
