@@ -54,42 +54,51 @@ function sharedColumns(count: number): LocationColumns {
   return columns;
 }
 
-/** Data-section offset → location id: open addressing over typed arrays (millions of Map lookups cost several times more). */
-class OffsetTable {
-  private keys = new Int32Array(1 << 20).fill(-1);
-  private values = new Int32Array(1 << 20);
-  readonly offsets: number[] = [];
-
-  idOf(offset: number): number {
-    const keys = this.keys;
-    const mask = keys.length - 1;
-    let slot = (Math.imul(offset, 0x9e3779b1) >>> 11) & mask;
-    for (;;) {
-      const key = keys[slot];
-      if (key === offset) return this.values[slot];
-      if (key === -1) break;
-      slot = (slot + 1) & mask;
+/**
+ * Copies the search tree into `children` and numbers the distinct data
+ * records in file order. A bitmap over the data section marks every record a
+ * leaf points to; a record's location id is its rank in that bitmap. (Two
+ * sequential passes; a hash table of millions of lookups is several times
+ * slower.) Returns the data offset of each location id.
+ */
+function readTree(readRecord: (node: number, bit: number) => number, nodeCount: number, dataSize: number, children: Int32Array): Int32Array {
+  const marks = new Int32Array((dataSize >> 5) + 1);
+  for (let node = 0; node < nodeCount; node++) {
+    for (let bit = 0; bit < 2; bit++) {
+      const record = readRecord(node, bit);
+      let edge: number;
+      if (record < nodeCount) edge = record;
+      else if (record === nodeCount) edge = UNKNOWN;
+      else {
+        const offset = record - nodeCount - DATA_SECTION_SEPARATOR;
+        if (offset < 0 || offset >= dataSize) throw new MmdbFormatError(`node ${node} points outside the data section: corrupt or truncated file`);
+        marks[offset >> 5] |= 1 << (offset & 31);
+        edge = leafOf(offset); // renumbered below
+      }
+      children[2 * node + bit] = edge;
     }
-    const id = this.offsets.length;
-    this.offsets.push(offset);
-    keys[slot] = offset;
-    this.values[slot] = id;
-    if (2 * this.offsets.length > keys.length) this.grow();
-    return id;
   }
+  const rankBefore = new Int32Array(marks.length + 1);
+  for (let w = 0; w < marks.length; w++) rankBefore[w + 1] = rankBefore[w] + bitCount(marks[w]);
+  for (let i = 0; i < 2 * nodeCount; i++) {
+    const edge = children[i];
+    if (edge > -2) continue;
+    const offset = -edge - 2;
+    const word = offset >> 5;
+    children[i] = leafOf(rankBefore[word] + bitCount(marks[word] & ((1 << (offset & 31)) - 1)));
+  }
+  const recordOffsets = new Int32Array(rankBefore[marks.length]);
+  let id = 0;
+  for (let w = 0; w < marks.length; w++) {
+    for (let bits = marks[w]; bits !== 0; bits &= bits - 1) recordOffsets[id++] = (w << 5) + (31 - Math.clz32(bits & -bits));
+  }
+  return recordOffsets;
+}
 
-  private grow(): void {
-    const size = this.keys.length * 2;
-    const mask = size - 1;
-    this.keys = new Int32Array(size).fill(-1);
-    this.values = new Int32Array(size);
-    this.offsets.forEach((offset, id) => {
-      let slot = (Math.imul(offset, 0x9e3779b1) >>> 11) & mask;
-      while (this.keys[slot] !== -1) slot = (slot + 1) & mask;
-      this.keys[slot] = offset;
-      this.values[slot] = id;
-    });
-  }
+function bitCount(v: number): number {
+  v -= (v >>> 1) & 0x55555555;
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
 }
 
 export function buildGeoIndex(db: Buffer, metadata: Metadata, networks: CustomNetworkSet | null): GeoIndex {
@@ -105,23 +114,12 @@ export function buildGeoIndex(db: Buffer, metadata: Metadata, networks: CustomNe
   for (const n of customs) capacity += n.prefixLength + (n.family === 4 ? IPV4_DEPTH : 0) + 1;
   const children = new Int32Array(new SharedArrayBuffer(8 * capacity));
 
-  const locations = new OffsetTable();
-  for (let node = 0; node < nodeCount; node++) {
-    for (let bit = 0; bit < 2; bit++) {
-      const record = readRecord(node, bit);
-      let edge: number;
-      if (record < nodeCount) edge = record;
-      else if (record === nodeCount) edge = UNKNOWN;
-      else edge = leafOf(locations.idOf(record - nodeCount - DATA_SECTION_SEPARATOR));
-      children[2 * node + bit] = edge;
-    }
-  }
-
-  const recordCount = locations.offsets.length;
+  const recordOffsets = readTree(readRecord, nodeCount, dataEnd - dataStart, children);
+  const recordCount = recordOffsets.length;
   const columns = sharedColumns(recordCount + customs.length);
   const strings = new PackedStringsBuilder();
   const decoder = new LocationDecoder(new MmdbDataReader(db, dataStart, dataEnd), strings);
-  for (let location = 0; location < recordCount; location++) decoder.decode(locations.offsets[location], location, columns);
+  for (let location = 0; location < recordCount; location++) decoder.decode(recordOffsets[location], location, columns);
 
   const trie = { children, used: nodeCount, root: 0, ipv4Root: 0, inDegree: null as Int32Array | null };
   if (metadata.ipVersion === 4) {
@@ -154,16 +152,22 @@ export function buildGeoIndex(db: Buffer, metadata: Metadata, networks: CustomNe
   };
 }
 
+const RECORD_KEYS = ['location', 'country', 'registered_country', 'continent', 'subdivisions', 'city'];
+const [LOCATION, COUNTRY, REGISTERED_COUNTRY, CONTINENT, SUBDIVISIONS, CITY] = [0, 1, 2, 3, 4, 5];
+const LOCATION_KEYS = ['latitude', 'longitude', 'accuracy_radius'];
+
 /**
- * Reads the fields popsteer keeps from one data record. GeoIP records share
- * their city, subdivision, country and continent maps through pointers, so
- * each of those is decoded once and remembered by its position.
+ * Reads the fields popsteer keeps from one data record, with one pass over
+ * the record's map. Records share strings and maps through pointers, so each
+ * shared value is decoded once and remembered by its position.
  */
 class LocationDecoder {
   private readonly data: MmdbDataReader;
   private readonly strings: PackedStringsBuilder;
-  private readonly labelAt = new Map<number, number>();
-  private readonly subdivisionAt = new Map<number, number>();
+  /** String index by the string's position (records share strings through pointers). */
+  private readonly stringAt = new Map<number, number>();
+  private readonly field = new Int32Array(RECORD_KEYS.length);
+  private readonly location = new Int32Array(LOCATION_KEYS.length);
   private readonly countryAt = new Map<number, number>();
   private readonly continentAt = new Map<number, number>();
 
@@ -174,24 +178,24 @@ class LocationDecoder {
 
   decode(dataOffset: number, id: number, out: LocationColumns): void {
     const data = this.data;
-    const record = data.recordPosition(dataOffset);
-    const location = data.mapField(record, 'location');
-    out.lat[id] = data.number(data.mapField(location, 'latitude'));
-    out.lon[id] = data.number(data.mapField(location, 'longitude'));
-    out.accuracyKm[id] = Math.min(65535, data.number(data.mapField(location, 'accuracy_radius')) || 0);
+    const field = this.field;
+    data.mapFields(data.recordPosition(dataOffset), RECORD_KEYS, field);
+    const location = this.location;
+    data.mapFields(field[LOCATION], LOCATION_KEYS, location);
+    out.lat[id] = data.number(location[0]);
+    out.lon[id] = data.number(location[1]);
+    out.accuracyKm[id] = Math.min(65535, data.number(location[2]) || 0);
     // Anonymous and satellite ranges have no "country", only where they are registered.
-    let country = this.country(data.mapField(record, 'country'));
-    if (country === 0) country = this.country(data.mapField(record, 'registered_country'));
+    let country = this.country(field[COUNTRY]);
+    if (country === 0) country = this.country(field[REGISTERED_COUNTRY]);
     out.country[id] = country;
-    out.continent[id] = this.remember(this.continentAt, data.mapField(record, 'continent'), (at) => continentNumber(data.string(data.mapField(at, 'code'))));
-    out.subdivision[id] = this.remember(this.subdivisionAt, data.mapField(record, 'subdivisions'),
-      (at) => this.strings.add(data.string(data.mapField(data.arrayItem(at, 0), 'iso_code'))));
-    out.label[id] = this.remember(this.labelAt, data.mapField(record, 'city'),
-      (at) => this.strings.add(data.string(data.mapField(data.mapField(at, 'names'), 'en'))));
+    out.continent[id] = this.remember(this.continentAt, data.mapField(field[CONTINENT], 'code'), (at) => continentNumber(data.string(at)));
+    out.subdivision[id] = this.remember(this.stringAt, data.mapField(data.arrayItem(field[SUBDIVISIONS], 0), 'iso_code'), (at) => this.strings.add(data.string(at)));
+    out.label[id] = this.remember(this.stringAt, data.mapField(data.mapField(field[CITY], 'names'), 'en'), (at) => this.strings.add(data.string(at)));
   }
 
   private country(at: number): number {
-    return this.remember(this.countryAt, at, (p) => countryNumber(this.data.string(this.data.mapField(p, 'iso_code'))));
+    return this.remember(this.countryAt, this.data.mapField(at, 'iso_code'), (p) => countryNumber(this.data.string(p)));
   }
 
   private remember(cache: Map<number, number>, at: number, read: (at: number) => number): number {

@@ -89,6 +89,33 @@ export class MmdbDataReader {
     return -1;
   }
 
+  /**
+   * Positions (dereferenced) of several fields of the map at `pos` in one
+   * pass: out[i] is the value of keys[i], or -1. Cheaper than mapField per
+   * key when the map holds large inline values that would be skipped again.
+   */
+  mapFields(pos: number, keys: readonly string[], out: Int32Array): void {
+    out.fill(-1);
+    if (pos < 0) return;
+    this.readControl(pos);
+    if (this.type !== TYPE_MAP) return;
+    let entries = this.size;
+    let at = this.payload;
+    let missing = keys.length;
+    while (entries-- > 0 && missing > 0) {
+      const keyPos = this.deref(at);
+      const valuePos = this.skip(at, 0);
+      for (let k = 0; k < keys.length; k++) {
+        if (out[k] === -1 && this.stringEquals(keyPos, keys[k])) {
+          out[k] = this.deref(valuePos);
+          missing--;
+          break;
+        }
+      }
+      if (missing > 0 && entries > 0) at = this.skip(valuePos, 0);
+    }
+  }
+
   /** Element `index` of the array at `pos`, dereferenced; -1 when absent. */
   arrayItem(pos: number, index: number): number {
     if (pos < 0) return -1;
