@@ -72,6 +72,6 @@ export function makeService(yaml: string, subjects: string[], transport: ProbeTr
 
 /** The next event of `name`, or a rejection after `timeoutMs` (tests stop by themselves). */
 export async function nextEvent<K extends keyof HealthEvents>(service: HealthService, name: K, timeoutMs = 5000): Promise<HealthEvents[K]> {
-  const signal = AbortSignal.timeout(timeoutMs);
+  const signal = AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs)));
   return (await once(service as unknown as NodeJS.EventEmitter, name as string, { signal })) as HealthEvents[K];
 }
