@@ -32,7 +32,8 @@ const CONFIGURED_WITHDRAW_MS = INTERVAL_MS + CHECK_TIMEOUT_MS;
 /** Slack for BGP propagation and a loaded 2-core machine. */
 const SLACK_MS = 1000;
 const ADMIN_TOKEN = 'anycast-test-token';
-const POP = 'lab1';
+/** A PoP of the catalog, so draining it drains this instance's own PoP. */
+const POP = 'ams';
 
 const [exabgpAddress, upstreamAddress, popRouterAddress] = loopbackAddresses(3);
 const skipReason = ensureRoutingDaemons() ?? await canBindLoopback(exabgpAddress);
@@ -66,7 +67,11 @@ async function dnsAnswers(port: number): Promise<boolean> {
 }
 
 async function adminPost(server: StartedServer, path: string): Promise<Response> {
-  return fetch(`http://127.0.0.1:${server.adminPort}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  return fetch(`http://127.0.0.1:${server.adminPort}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ reason: 'anycast integration test' }),
+  });
 }
 
 function routeEvent(bird: Bird, protocol: string, change: RouteEvent['change'], from: number, what: string, timeoutMs: number): Promise<RouteEvent> {
