@@ -9,12 +9,15 @@ import { resolve } from 'node:path';
 import { loadGeo } from '../geo-context.ts';
 import { loadSnapshot } from '../policy/load.ts';
 import { runAnycastCommand } from './anycast.ts';
+import { EXPLAIN_HELP, runExplainCommand } from './explain.ts';
 
 const USAGE = `popsteer — authoritative DNS that steers clients to the best healthy PoP
 
 Usage:
   popsteer serve [options]          serve DNS (UDP+TCP) and the admin API
   popsteer validate [--config dir]  check the configuration; exit 0 when valid, 1 with the errors
+  popsteer explain --name <n> [--client <cidr>] [--resolver ip] [--down ids] [--json]
+                                    why a client gets its answer, step by step
   popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
   popsteer --help | <command> --help
 
@@ -61,6 +64,12 @@ async function main(argv: string[]): Promise<number> {
       }
       return validate(rest);
     }
+    case 'explain':
+      if (wantsHelp) {
+        process.stdout.write(`${EXPLAIN_HELP}\n`);
+        return 0;
+      }
+      return runExplainCommand(rest);
     case 'anycast':
       return runAnycastCommand(rest);
     default:

@@ -136,10 +136,14 @@ export function serveOptionsForParseArgs(): Record<string, { type: 'string'; mul
 }
 
 /** Resolves settings from flags, environment and the config file. Throws ConfigErrors. */
-export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: string): { settings: Settings; positionals: string[] } {
+export type ExtraOptions = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
+
+export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: string, extra: ExtraOptions = {}): {
+  settings: Settings; positionals: string[]; extra: Record<string, string | boolean | string[] | undefined>;
+} {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: serveOptionsForParseArgs(), allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: { ...serveOptionsForParseArgs(), ...extra }, allowPositionals: true, strict: true });
   } catch (err) {
     throw new ConfigErrors([new ConfigError('POPSTEER_ERR_USAGE', 'command line', null, '', `${(err as Error).message} (see --help)`)]);
   }
@@ -194,7 +198,9 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
   }
   if (settings.stateFile === null) settings.stateFile = resolve(settings.configDir, '..', 'state', 'popsteer-state.json');
   if (errors.length > 0) throw new ConfigErrors(errors);
-  return { settings, positionals: parsed.positionals };
+  const extraValues: Record<string, string | boolean | string[] | undefined> = {};
+  for (const key of Object.keys(extra)) extraValues[key] = (parsed.values as Record<string, string | boolean | string[] | undefined>)[key];
+  return { settings, positionals: parsed.positionals, extra: extraValues };
 }
 
 export function settingsHelp(): string {

@@ -11,7 +11,7 @@ import { lookupClass } from '../geo/scope.ts';
 import type { ClassResult } from '../geo/types.ts';
 import { OUTCOME_SERVFAIL, Resolution, resolve } from '../steering/decide.ts';
 import { ENDPOINT_CNAME, WEIGHTED_NONE, type CompiledPolicy, type CidrMatch, type SteeringTables } from '../steering/types.ts';
-import { chooseDecidingAddress, DecidingAddress } from './client-address.ts';
+import { chooseDecidingAddress, DecidingAddress, MAX_IPV4_BITS, MAX_IPV6_BITS } from './client-address.ts';
 import { Counters, OFF_DECISION_CACHE_HITS, OFF_DECISION_CACHE_MISSES, OFF_DECISION_CACHE_SIZE, OFF_ECS } from './counters.ts';
 import type { ClientAddress, SteeringHook, SteeringResult } from './engine.ts';
 
@@ -47,6 +47,11 @@ export class PolicySteering implements SteeringHook {
   private readonly resolution = new Resolution();
   private readonly decisions: Array<Array<CachedDecision | undefined>>;
   private readonly templates: Array<Map<number, AnswerTemplate>>;
+  /** Whether the last answer() decided on the ECS address (explain). */
+  get lastDecidingFromEcs(): boolean {
+    return this.address.fromEcs;
+  }
+
   /** Filled by the last answer() for explain and the query log. */
   readonly last: DecisionTrace = { policy: -1, variant: 0, class: -1, scope: 0, resolution: this.resolution };
 
@@ -91,6 +96,14 @@ export class PolicySteering implements SteeringHook {
     const rule = policy.rules[decisionClass.rule];
     const epoch = this.health[0];
     const cacheable = rule.weighted === WEIGHTED_NONE;
+    if (!cacheable) {
+      // Weighted answers differ between client networks inside one class: the
+      // client's own network (capped at /24, /56) is both the sticky key and the scope.
+      const own = address.fromEcs ? address.bits : address.family === 4 ? MAX_IPV4_BITS : MAX_IPV6_BITS;
+      if (own > scope) scope = own;
+      trace.scope = scope;
+      result.scope = address.fromEcs ? scope : 0;
+    }
     if (cacheable) {
       const cached = this.decisions[index][cls.class];
       if (cached !== undefined && cached.epoch === epoch) {

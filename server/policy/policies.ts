@@ -262,7 +262,9 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     else if (pools.size === 1) tiers = [[...pools.values()][0]];
     else fail('POPSTEER_ERR_POLICY_RULE', p, `name the candidates with \`pool:\` or \`pools:\` (the policy has several: ${[...pools.keys()].join(', ')})`);
 
-    const plan: RulePlan = { name: rule.name ?? `rule ${r + 1}`, healthy: false, failoverMinHealthy: 0, weighted: WEIGHTED_NONE, preferSelfKm: 0, first: 1 };
+    const plan: RulePlan = {
+      name: rule.name ?? `rule ${r + 1}`, match: rule.match === 'default' ? 'default' : JSON.stringify(rule.match), tiers,
+      steps: rule.steps.map((st) => (typeof st === 'string' ? st : JSON.stringify(st))), healthy: false, failoverMinHealthy: 0, weighted: WEIGHTED_NONE, preferSelfKm: 0, first: 1 };
     const source: RuleSource = { countries: match.country ?? [], continents: match.continent ?? [], subdivisions: match.subdivision ?? [], tiers, steps: [] };
     rule.steps.forEach((step, k) => {
       const sp = `${p}/steps/${k}`;

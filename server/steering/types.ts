@@ -49,6 +49,12 @@ export const WEIGHTED_STICKY = 2;
 /** The health-dependent part of a rule, applied per query over a class's tiers. */
 export interface RulePlan {
   name: string;
+  /** The rule's match as written (for explain). */
+  match: string;
+  /** Candidates as written: endpoint indexes per pool (for explain). */
+  tiers: number[][];
+  /** The steps as written (for explain). */
+  steps: string[];
   /** Keep only healthy endpoints. */
   healthy: boolean;
   /** Pick the first tier with at least minHealthy endpoints up (0: tiers are one list). */
