@@ -5,6 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -35,6 +38,10 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
   else args.push('--admin', '127.0.0.1:0');
   // Tests stop servers often: no anycast drain delay unless a test asks for one.
   if (!(options.args ?? []).includes('--drain-ms')) args.push('--drain-ms', '0');
+  // Each server keeps its overrides in its own state file unless a test shares one on purpose.
+  if (!(options.args ?? []).includes('--state-file')) {
+    args.push('--state-file', join(mkdtempSync(join(tmpdir(), 'popsteer-state-')), 'state.json'));
+  }
   args.push(...(options.args ?? []));
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? REPO_ROOT,
