@@ -202,12 +202,12 @@ export async function startBenchServer(definition: ServerDefinition, scenario: S
   child.stderr!.on('data', keep);
   const exited = once(child, 'exit');
   const exitedEarly = exited.then(([code]) => { throw new Error(`${definition.name} exited with ${code} before answering:\n${output}`); });
+  exitedEarly.catch(() => {}); // the race below reports it; a later exit is stop()'s business
   const answeredAt = await Promise.race([waitForFirstAnswer(port, probe, STARTUP_DEADLINE_MS), exitedEarly]);
   if (answeredAt === null) {
     child.kill('SIGKILL');
     throw new Error(`${definition.name} did not answer within ${STARTUP_DEADLINE_MS} ms:\n${output}`);
   }
-  exitedEarly.catch(() => {}); // after start-up an exit is reported by stop()
   return {
     definition,
     port,
