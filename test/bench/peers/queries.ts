@@ -7,6 +7,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Reader, type CityResponse } from 'maxmind';
+import { seededRandom } from '../../unit/geo/helpers.ts';
 import { nearestPop, type Scenario } from './scenario.ts';
 
 export interface SampledNetwork {
@@ -43,18 +44,6 @@ const OPT_TYPE = 41;
 const ECS_OPTION = 8;
 const TYPE_A = 1;
 const CLASS_IN = 1;
-
-/** Small deterministic PRNG (mulberry32) so the query files are the same every run. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function ipv4Text(bytes: Buffer): string {
   return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
