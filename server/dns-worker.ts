@@ -4,13 +4,16 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { Counters, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
+import { DecisionRecorder } from './admin/decision-counters.ts';
+import { QueryLog } from './admin/query-log.ts';
+import { Counters, OFF_DECISION_CACHE_HITS, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
 import { PolicySteering } from './engine/steering-hook.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import type { MessageHandler } from './transport/handler.ts';
 import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
 import { listenUdp, type UdpListener } from './transport/udp.ts';
+import { createLogger } from './log/logger.ts';
 
 export interface DnsWorkerData {
   index: number;
@@ -22,10 +25,15 @@ export interface DnsWorkerData {
   counters: SharedArrayBuffer;
   /** Health table written by the main thread's health service (health/table.ts). */
   health: SharedArrayBuffer;
+  /** Steering decisions per [policy][rule][endpoint] (admin/decision-counters.ts), one buffer per policy set. */
+  decisionCounters: SharedArrayBuffer;
+  /** Share of queries written to the query log (0 = off). */
+  queryLogSample: number;
+  logLevel: string;
 }
 
 export type ToWorker =
-  | { type: 'snapshot'; snapshot: DnsSnapshot }
+  | { type: 'snapshot'; snapshot: DnsSnapshot; decisionCounters: SharedArrayBuffer }
   | { type: 'stop-accepting' }
   | { type: 'close' };
 
@@ -40,20 +48,46 @@ const port = parentPort!;
 const counters = new Counters(data.counters, data.index);
 const engine = new Engine(data.snapshot, { popId: data.popId, versionBind: data.versionBind, counters });
 const healthView = new Int32Array(data.health);
-const steeringFor = (snapshot: DnsSnapshot): PolicySteering | null =>
-  snapshot.steering ? new PolicySteering(snapshot.steering, healthView, counters) : null;
-engine.steering = steeringFor(data.snapshot);
+/** The steering hook and the decision counters of one policy set, swapped together. */
+interface Steered {
+  hook: PolicySteering;
+  decisions: DecisionRecorder;
+}
+let steered: Steered | null = null;
+const useSnapshot = (snapshot: DnsSnapshot, decisionCounters: SharedArrayBuffer): void => {
+  steered = snapshot.steering ? {
+    hook: new PolicySteering(snapshot.steering, healthView, counters),
+    decisions: new DecisionRecorder(snapshot.steering, decisionCounters, data.index),
+  } : null;
+  engine.steering = steered?.hook ?? null;
+};
+useSnapshot(data.snapshot, data.decisionCounters);
+const queryLog = data.queryLogSample > 0
+  ? new QueryLog(createLogger(data.logLevel, data.popId).child({ module: 'query-log', worker: data.index }), data.queryLogSample)
+  : null;
 const send = (message: FromWorker): void => port.postMessage(message);
 
 const handler: MessageHandler = (message, length, protocol, peer) => {
   const started = performance.now();
+  const hitsBefore = counters.values[OFF_DECISION_CACHE_HITS];
   const size = engine.handle(message, length, protocol, peer);
   let reply: Buffer | null = null;
   if (size > 0) {
     reply = Buffer.allocUnsafe(size);
     engine.writer.buf.copy(reply, 0, 0, size);
   }
-  counters.duration((performance.now() - started) / 1000);
+  const seconds = (performance.now() - started) / 1000;
+  counters.duration(seconds);
+  // `last.policy` is set by every steered answer; -1 marks "not steered" for the next query.
+  const current = steered;
+  const policy = current !== null ? current.hook.last.policy : -1;
+  if (current !== null && policy >= 0) {
+    current.decisions.record(current.hook.last, counters.values[OFF_DECISION_CACHE_HITS] !== hitsBefore);
+    current.hook.last.policy = -1;
+  }
+  if (queryLog !== null && queryLog.sample()) {
+    queryLog.write(engine.view, peer.address, reply ? reply[3] & 0x0f : -1, seconds, engine.snapshot.steering, policy, current?.decisions ?? null);
+  }
   return reply;
 };
 
@@ -75,7 +109,7 @@ port.on('message', (message: ToWorker) => {
   if (message.type === 'snapshot') {
     // Two reference swaps between queries (the worker is single-threaded):
     // each query sees the old set or the new one, never a mix.
-    engine.steering = steeringFor(message.snapshot);
+    useSnapshot(message.snapshot, message.decisionCounters);
     engine.snapshot = message.snapshot;
     send({ type: 'snapshot-applied', index: data.index, hash: message.snapshot.hash });
   } else if (message.type === 'stop-accepting') {

@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { Settings } from './config/settings.ts';
 import { createCounterBuffer } from './engine/counters.ts';
+import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
 import { loadGeo, type LoadedGeo } from './geo-context.ts';
 import { emptyProbesConfig, loadProbesConfig } from './health/config.ts';
 import { HealthService } from './health/service.ts';
@@ -38,6 +39,8 @@ export interface RunningServer {
   dnsPorts: number[];
   adminPort: number | null;
   counters: SharedArrayBuffer;
+  /** Steering decision counters of the active snapshot (admin/decision-counters.ts); replaced with it. */
+  decisionCounters(): SharedArrayBuffer;
   /** Reload counts by outcome, for metrics. */
   reloads: { success: number; failure: number; lastError: string[] };
   reload(reason: string): ReloadOutcome;
@@ -105,12 +108,14 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     listen.push({ host: address.host, port: address.port === 0 ? await pickPort(address.host) : address.port });
   }
   const counters = createCounterBuffer(settings.workers);
+  let decisionCounters = createDecisionCounterBuffer(current.steering, settings.workers);
   const workers: Worker[] = [];
   const listening: Array<Promise<void>> = [];
   let shuttingDown = false;
   for (let index = 0; index < settings.workers; index++) {
     const workerData: DnsWorkerData = {
       index, snapshot: current, listen, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable,
+      decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel,
       tcp: {
         idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs,
         maxConnections: settings.tcpMaxConnections, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection,
@@ -166,7 +171,8 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     if (changed) {
       current = result.snapshot;
       loaded = result;
-      post({ type: 'snapshot', snapshot: current });
+      decisionCounters = createDecisionCounterBuffer(current.steering, settings.workers);
+      post({ type: 'snapshot', snapshot: current, decisionCounters });
       log.info({ reason, hash: current.hash }, 'configuration reloaded');
     }
     return { ok: true, errors: [], hash: current.hash, changed };
@@ -201,6 +207,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     dnsPorts: listen.map((l) => l.port),
     adminPort: null,
     counters,
+    decisionCounters: () => decisionCounters,
     reloads,
     reload,
     fitness: () => {

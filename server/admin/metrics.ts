@@ -1,13 +1,22 @@
-// Every Prometheus metric popsteer exports, defined in this one file. DNS
-// counters are read at scrape time from the workers' shared counter regions
-// (engine/counters.ts), so queries pay plain increments only.
+// Every Prometheus metric popsteer exports, defined in this one file.
+//
+// Most of them mirror state that lives elsewhere: the DNS workers' shared
+// counter regions (engine/counters.ts, summed over workers), the steering
+// decision counters (decision-counters.ts), the health service's own counts
+// and the reload counts. Those are ScrapedMetrics: a family whose samples are
+// computed from the source at scrape time, so the query path pays plain
+// increments only and nothing is copied into prom-client's own state.
+// Process metrics come from prom-client's default collectors.
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import {
   DURATION_BOUNDS, ECS_OUTCOMES, FAMILIES, OFF_DECISION_CACHE_HITS, OFF_DECISION_CACHE_MISSES, OFF_DECISION_CACHE_SIZE,
   OFF_DROPPED, OFF_DURATION_BUCKETS, OFF_DURATION_COUNT, OFF_DURATION_SUM, OFF_ECS, OFF_REQUESTS, OFF_RESPONSES,
-  OFF_TCP_CONNECTIONS_REFUSED, OFF_TRUNCATED, QTYPE_BUCKETS, RCODE_BUCKETS, REGION_SIZE, TRANSPORTS, sumSlot,
+  OFF_TCP_CONNECTIONS_REFUSED, OFF_TRUNCATED, QTYPE_BUCKETS, RCODE_BUCKETS, TRANSPORTS, sumSlot,
 } from '../engine/counters.ts';
+import { FAILURE_REASONS } from '../health/transports.ts';
+import { PROBE_DURATION_BOUNDS, type HealthMetrics } from '../health/service.ts';
+import type { DecisionCount, OutcomeCount } from './decision-counters.ts';
 
 export interface MetricsSource {
   counters: SharedArrayBuffer;
@@ -15,123 +24,133 @@ export interface MetricsSource {
   pop: string;
   policyHash(): string;
   policyLoadedAt(): number;
+  decisions(): { decisions: DecisionCount[]; outcomes: OutcomeCount[] };
+  health(): HealthMetrics;
+  reloads: { success: number; failure: number };
+  geoDatabase(): { type: string; buildEpochMs: number };
 }
 
-/** Counter whose value is set from a shared slot at scrape time. */
-function mirroredCounter(counter: Counter<string>, labels: Record<string, string>, value: number): void {
-  // prom-client counters only go up; reset then inc keeps the exported value exact.
-  counter.remove(labels);
-  if (value > 0) counter.inc(labels, value);
-  else counter.inc(labels, 0);
+type Labels = Record<string, string | number>;
+interface Sample {
+  labels: Labels;
+  value: number;
+  /** For histogram series: name_bucket, name_sum, name_count. */
+  metricName?: string;
+}
+
+/** A metric family computed from its source at every scrape. */
+class ScrapedMetric {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge' | 'histogram';
+  readonly aggregator = 'sum';
+  private readonly samples: () => Sample[];
+
+  constructor(registry: Registry, name: string, type: ScrapedMetric['type'], help: string, samples: () => Sample[]) {
+    this.name = name;
+    this.type = type;
+    this.help = help;
+    this.samples = samples;
+    // prom-client's registry reads name, help, type and get(); its typings only list its own classes.
+    registry.registerMetric(this as unknown as Metric);
+  }
+
+  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Sample[] }> {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.samples() };
+  }
+}
+
+/** The samples of one histogram series from cumulative bucket counts (the last one is +Inf). */
+function histogramSamples(name: string, labels: Labels, bounds: readonly number[], cumulative: (i: number) => number, sum: number, count: number): Sample[] {
+  const out: Sample[] = bounds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: cumulative(i) }));
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: count });
+  out.push({ metricName: `${name}_sum`, labels, value: sum });
+  out.push({ metricName: `${name}_count`, labels, value: count });
+  return out;
 }
 
 export function createMetrics(source: MetricsSource): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ pop: source.pop });
-  collectDefaultMetrics({ register: registry, prefix: 'popsteer_process_' });
-  const all = (): Float64Array => new Float64Array(source.counters);
-  const sum = (slot: number): number => sumSlot(all(), source.workers, slot);
-
-  new Counter({
-    name: 'popsteer_dns_requests_total',
-    help: 'DNS requests received, by transport, address family and query type.',
-    labelNames: ['transport', 'family', 'qtype'],
-    registers: [registry],
-    collect() {
-      TRANSPORTS.forEach((transport, t) => FAMILIES.forEach((family, f) => QTYPE_BUCKETS.forEach((qtype, q) => {
-        const slot = OFF_REQUESTS + (t * FAMILIES.length + f) * QTYPE_BUCKETS.length + q;
-        const value = sum(slot);
-        if (value > 0) mirroredCounter(this, { transport, family, qtype }, value);
-      })));
-    },
-  });
-  new Counter({
-    name: 'popsteer_dns_responses_total',
-    help: 'DNS responses sent, by response code.',
-    labelNames: ['rcode'],
-    registers: [registry],
-    collect() {
-      RCODE_BUCKETS.forEach((rcode, i) => mirroredCounter(this, { rcode }, sum(OFF_RESPONSES + i)));
-    },
-  });
-  new Counter({
-    name: 'popsteer_dns_truncated_responses_total',
-    help: 'UDP responses sent with TC=1 because the answer did not fit the requestor\'s size.',
-    registers: [registry],
-    collect() { mirroredCounter(this, {}, sum(OFF_TRUNCATED)); },
-  });
-  new Counter({
-    name: 'popsteer_dns_dropped_total',
-    help: 'Messages dropped without a reply (shorter than a header, or responses).',
-    registers: [registry],
-    collect() { mirroredCounter(this, {}, sum(OFF_DROPPED)); },
-  });
-  new Counter({
-    name: 'popsteer_dns_ecs_total',
-    help: 'EDNS Client Subnet: options present, used to decide, or ignored in favour of the resolver address.',
-    labelNames: ['outcome'],
-    registers: [registry],
-    collect() { ECS_OUTCOMES.forEach((outcome, i) => mirroredCounter(this, { outcome }, sum(OFF_ECS + i))); },
-  });
-  new Counter({
-    name: 'popsteer_dns_tcp_connections_refused_total',
-    help: 'TCP connections refused because every slot was busy.',
-    registers: [registry],
-    collect() { mirroredCounter(this, {}, sum(OFF_TCP_CONNECTIONS_REFUSED)); },
-  });
-  new Counter({
-    name: 'popsteer_steering_decision_cache_total',
-    help: 'Steering decision cache lookups by result.',
-    labelNames: ['result'],
-    registers: [registry],
-    collect() {
-      mirroredCounter(this, { result: 'hit' }, sum(OFF_DECISION_CACHE_HITS));
-      mirroredCounter(this, { result: 'miss' }, sum(OFF_DECISION_CACHE_MISSES));
-    },
-  });
-  new Gauge({
-    name: 'popsteer_steering_decision_cache_entries',
-    help: 'Entries in the steering decision caches of all workers.',
-    registers: [registry],
-    collect() { this.set(sum(OFF_DECISION_CACHE_SIZE)); },
-  });
-  const duration = new Histogram({
-    name: 'popsteer_dns_request_duration_seconds',
-    help: 'Time from a message\'s arrival in a worker to its reply being ready.',
-    buckets: DURATION_BOUNDS,
-    registers: [registry],
-  });
-  // The histogram's state is rebuilt from the shared counters at every scrape.
-  const originalGet = duration.get.bind(duration);
-  duration.get = async () => {
-    const v = all();
-    const values = await originalGet();
-    const cumulative = DURATION_BOUNDS.map((_, i) => sumSlot(v, source.workers, OFF_DURATION_BUCKETS + i));
-    const total = sumSlot(v, source.workers, OFF_DURATION_COUNT);
-    values.values = [
-      ...DURATION_BOUNDS.map((le, i) => ({ labels: { le }, value: cumulative[i], metricName: 'popsteer_dns_request_duration_seconds_bucket' })),
-      { labels: { le: '+Inf' as unknown as number }, value: total, metricName: 'popsteer_dns_request_duration_seconds_bucket' },
-      { labels: {}, value: sumSlot(v, source.workers, OFF_DURATION_SUM), metricName: 'popsteer_dns_request_duration_seconds_sum' },
-      { labels: {}, value: total, metricName: 'popsteer_dns_request_duration_seconds_count' },
-    ];
-    return values;
+  collectDefaultMetrics({ register: registry, prefix: 'popsteer_' });
+  const slots = (): Float64Array => new Float64Array(source.counters);
+  const sum = (slot: number): number => sumSlot(slots(), source.workers, slot);
+  const metric = (name: string, type: ScrapedMetric['type'], help: string, samples: () => Sample[]): void => {
+    new ScrapedMetric(registry, name, type, help, samples);
   };
-  new Gauge({
-    name: 'popsteer_config_info',
-    help: 'The active configuration set: its content hash as a label, value 1.',
-    labelNames: ['hash'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.set({ hash: source.policyHash() }, 1);
-    },
+
+  // ---- DNS
+  metric('popsteer_dns_requests_total', 'counter', 'DNS requests received, by transport, address family and query type.', () => {
+    const out: Sample[] = [];
+    TRANSPORTS.forEach((transport, t) => FAMILIES.forEach((family, f) => QTYPE_BUCKETS.forEach((qtype, q) => {
+      const value = sum(OFF_REQUESTS + (t * FAMILIES.length + f) * QTYPE_BUCKETS.length + q);
+      if (value > 0) out.push({ labels: { transport, family, qtype }, value });
+    })));
+    return out;
   });
-  new Gauge({
-    name: 'popsteer_config_last_load_timestamp_seconds',
-    help: 'When the active configuration was loaded.',
-    registers: [registry],
-    collect() { this.set(source.policyLoadedAt() / 1000); },
+  metric('popsteer_dns_responses_total', 'counter', 'DNS responses sent, by response code.',
+    () => RCODE_BUCKETS.map((rcode, i) => ({ labels: { rcode }, value: sum(OFF_RESPONSES + i) })));
+  metric('popsteer_dns_request_duration_seconds', 'histogram', 'Time from a message\'s arrival in a worker to its reply being ready.', () => {
+    const v = slots();
+    const at = (slot: number): number => sumSlot(v, source.workers, slot);
+    return histogramSamples('popsteer_dns_request_duration_seconds', {}, DURATION_BOUNDS,
+      (i) => at(OFF_DURATION_BUCKETS + i), at(OFF_DURATION_SUM), at(OFF_DURATION_COUNT));
   });
-  void REGION_SIZE;
+  metric('popsteer_dns_truncated_responses_total', 'counter', 'UDP responses sent with TC=1 because the answer did not fit the requestor\'s size.',
+    () => [{ labels: {}, value: sum(OFF_TRUNCATED) }]);
+  metric('popsteer_dns_dropped_total', 'counter', 'Messages dropped without a reply (shorter than a header, or responses).',
+    () => [{ labels: {}, value: sum(OFF_DROPPED) }]);
+  metric('popsteer_dns_ecs_total', 'counter', 'EDNS Client Subnet: options present, used to decide, or ignored in favour of the resolver address (fallback).',
+    () => ECS_OUTCOMES.map((outcome, i) => ({ labels: { outcome }, value: sum(OFF_ECS + i) })));
+  metric('popsteer_dns_tcp_connections_refused_total', 'counter', 'TCP connections refused because every slot was busy.',
+    () => [{ labels: {}, value: sum(OFF_TCP_CONNECTIONS_REFUSED) }]);
+
+  // ---- Steering
+  metric('popsteer_steering_decisions_total', 'counter', 'Steered answers by policy name, matched rule and first answered endpoint (a PoP id, an explicit endpoint id, or "(none)" for SERVFAIL).',
+    () => source.decisions().decisions.map((d) => ({ labels: { name: d.name, rule: d.rule, endpoint: d.endpoint }, value: d.count })));
+  metric('popsteer_steering_all_down_total', 'counter', 'Steered answers given when no candidate was usable, by policy and what was answered: fail_open (every endpoint), last_resort (the last-resort pool) or servfail.',
+    () => source.decisions().outcomes.map((o) => ({ labels: { name: o.name, outcome: o.outcome }, value: o.count })));
+  metric('popsteer_steering_decision_cache_total', 'counter', 'Steering decision cache lookups by result.',
+    () => [{ labels: { result: 'hit' }, value: sum(OFF_DECISION_CACHE_HITS) }, { labels: { result: 'miss' }, value: sum(OFF_DECISION_CACHE_MISSES) }]);
+  metric('popsteer_steering_decision_cache_entries', 'gauge', 'Entries in the steering decision caches of all workers.',
+    () => [{ labels: {}, value: sum(OFF_DECISION_CACHE_SIZE) }]);
+
+  // ---- Health
+  metric('popsteer_health_target_up', 'gauge', 'Probe target state as rise/fall decided it: 1 up (or not yet known), 0 down.',
+    () => source.health().targets.map((t) => ({ labels: { target: t.id, kind: t.kind }, value: t.up })));
+  metric('popsteer_health_probe_duration_seconds', 'histogram', 'Probe durations per target.',
+    () => source.health().targets.flatMap((t) => histogramSamples('popsteer_health_probe_duration_seconds', { target: t.id }, PROBE_DURATION_BOUNDS,
+      (i) => t.durationBuckets[i], t.durationSumSeconds, t.durationCount)));
+  metric('popsteer_health_probe_failures_total', 'counter', `Failed probes per target, by reason (${FAILURE_REASONS.join(', ')}).`,
+    () => source.health().targets.flatMap((t) => FAILURE_REASONS.map((reason) => ({ labels: { target: t.id, reason }, value: t.failures[reason] }))));
+  metric('popsteer_health_target_transitions_total', 'counter', 'Up/down changes of each probe target.',
+    () => source.health().targets.map((t) => ({ labels: { target: t.id }, value: t.transitions })));
+  metric('popsteer_health_subject_up', 'gauge', 'Effective state of each PoP or endpoint as the DNS workers see it (probes, overrides, cut-off freeze): 1 up, 0 down.',
+    () => source.health().subjects.map((s) => ({ labels: { subject: s.id }, value: s.up })));
+  metric('popsteer_health_subject_transitions_total', 'counter', 'Effective up/down changes of each PoP or endpoint.',
+    () => source.health().subjects.map((s) => ({ labels: { subject: s.id }, value: s.transitions })));
+  metric('popsteer_health_override', 'gauge', 'Operator overrides in force: 1 per subject with its kind (drain, force-down, force-up).',
+    () => source.health().subjects.filter((s) => s.override !== null).map((s) => ({ labels: { subject: s.id, kind: s.override! }, value: 1 })));
+  metric('popsteer_health_cut_off', 'gauge', '1 while most targets are down at once and states are frozen ("I am cut off"); this instance is then unfit.',
+    () => [{ labels: {}, value: source.health().cutOff }]);
+  metric('popsteer_health_probes_in_flight', 'gauge', 'Probes running now.', () => [{ labels: {}, value: source.health().probesInFlight }]);
+  metric('popsteer_health_probes_queued_total', 'counter', 'Probes that waited because max_in_flight probes were already running.',
+    () => [{ labels: {}, value: source.health().probesQueued }]);
+  metric('popsteer_health_probes_skipped_total', 'counter', 'Probes skipped because the previous probe of the target was still running.',
+    () => [{ labels: {}, value: source.health().probesSkipped }]);
+  metric('popsteer_health_state_file_write_failures_total', 'counter', 'Failed writes of the override state file (overrides still apply in memory).',
+    () => [{ labels: {}, value: source.health().stateFileWriteFailures }]);
+
+  // ---- Configuration
+  metric('popsteer_config_reloads_total', 'counter', 'Configuration reloads by result (failure: rejected, the previous set kept serving).',
+    () => [{ labels: { result: 'success' }, value: source.reloads.success }, { labels: { result: 'failure' }, value: source.reloads.failure }]);
+  metric('popsteer_config_info', 'gauge', 'The active configuration set: its content hash as a label, value 1.',
+    () => [{ labels: { hash: source.policyHash() }, value: 1 }]);
+  metric('popsteer_config_last_load_timestamp_seconds', 'gauge', 'When the active configuration was loaded (Unix time).',
+    () => [{ labels: {}, value: source.policyLoadedAt() / 1000 }]);
+  metric('popsteer_geoip_database_build_timestamp_seconds', 'gauge', 'Build time of the GeoIP database in use (Unix time), with its type.', () => {
+    const db = source.geoDatabase();
+    return [{ labels: { type: db.type }, value: db.buildEpochMs / 1000 }];
+  });
   return registry;
 }

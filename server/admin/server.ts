@@ -1,70 +1,356 @@
-// Admin HTTP API (fastify). Read-only endpoints are open on the admin address;
-// mutating ones will require a bearer token.
+// Admin HTTP API (fastify, ajv-validated routes): health and readiness,
+// status, PoPs and overrides, reload, explain, the external health feed, the
+// active policies, metrics, and the status page. Read-only endpoints are open
+// on the admin address; mutating ones need the bearer token (auth.ts).
+// Every error is JSON {error, message}; a request is checked completely
+// before anything is applied.
 
-import Fastify from 'fastify';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ListenAddress } from '../config/settings.ts';
+import { explain, formatExplain, type ExplainContext, type ExplainRequest } from '../engine/explain.ts';
+import { parseDurationMs } from '../health/duration.ts';
+import { HealthInputError, OVERRIDE_ACTIONS, type OverrideAction } from '../health/overrides.ts';
 import type { Logger } from '../log/logger.ts';
+import type { RunningServer } from '../main.ts';
+import { checkBearer, loadAdminToken } from './auth.ts';
+import { DecisionTotals } from './decision-counters.ts';
 import { createMetrics } from './metrics.ts';
+import { describePolicy } from './policies-view.ts';
+import { TrafficHistory } from './traffic.ts';
+import { buildWorldMap, type WorldMap } from './world-map.ts';
 
-export interface AdminHost {
-  settings: { pop: string; workers: number };
-  snapshot(): { hash: string; loadedAt: number; zones: Array<{ apexText: string }> };
-  counters: SharedArrayBuffer;
-  reload(reason: string): { ok: boolean; errors: string[]; hash: string };
-  fitness(): { fit: boolean; reasons: string[] };
-  startedAt: number;
-}
+/** What the admin needs from the running server. */
+export type AdminHost = Pick<RunningServer,
+  'settings' | 'snapshot' | 'policies' | 'geo' | 'health' | 'healthTable' | 'counters' | 'decisionCounters' | 'reloads' | 'reload' | 'fitness' | 'startedAt'>;
 
 export interface AdminServer {
   port: number;
   close(): Promise<void>;
 }
 
-const VERSION = '0.1.0';
+export interface AdminOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Traffic-share sampling for the status page. */
+  trafficIntervalMs?: number;
+  trafficSamples?: number;
+}
 
-export async function startAdmin(host: AdminHost, address: ListenAddress, log: Logger): Promise<AdminServer> {
-  const app = Fastify({ logger: false });
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const STATUS_PAGE_FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/status.css': { file: 'status.css', type: 'text/css; charset=utf-8' },
+  '/status.js': { file: 'status.js', type: 'text/javascript; charset=utf-8' },
+};
+const BODY_LIMIT_BYTES = 16 * 1024;
+const MAX_OVERRIDE_SECONDS = 30 * 24 * 3600;
+const MAP_CELL_DEGREES = ['1', '2', '3', '5'];
+
+class RequestError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const errorBody = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } } as const;
+
+/** Reuses one computed value for `ms` (one scrape reads health and decision counts many times). */
+function memoized<T>(compute: () => T, ms: number): () => T {
+  let value: T | undefined;
+  let at = -Infinity;
+  return () => {
+    const now = performance.now();
+    if (value === undefined || now - at > ms) {
+      value = compute();
+      at = now;
+    }
+    return value;
+  };
+}
+
+function overrideExpiry(expires: number | string | undefined, now: number): number | null {
+  if (expires === undefined) return null;
+  const ms = parseDurationMs(expires);
+  if (ms === null || ms <= 0) throw new RequestError(400, 'bad_request', `expires must be a positive number of seconds or a duration such as "30m", not ${JSON.stringify(expires)}`);
+  if (ms > MAX_OVERRIDE_SECONDS * 1000) throw new RequestError(400, 'bad_request', `expires must be at most ${MAX_OVERRIDE_SECONDS / 86400} days`);
+  return now + ms;
+}
+
+export async function startAdmin(host: AdminHost, address: ListenAddress, log: Logger, options: AdminOptions = {}): Promise<AdminServer> {
+  const adminLog = log.child({ module: 'admin' });
+  const token = loadAdminToken(host.settings.adminTokenFile, options.env ?? process.env);
+  if (token.digest === null) adminLog.warn('no admin token configured (--admin-token-file or POPSTEER_ADMIN_TOKEN): mutating admin calls are refused');
+  else adminLog.info({ token: token.source }, 'admin token loaded');
+
+  const totals = new DecisionTotals(host.settings.workers);
+  const decisions = memoized(() => totals.read(host.snapshot().steering, host.decisionCounters()), 200);
+  const healthMetrics = memoized(() => host.health.metricsSnapshot(), 200);
   const registry = createMetrics({
     counters: host.counters,
     workers: host.settings.workers,
     pop: host.settings.pop,
     policyHash: () => host.snapshot().hash,
     policyLoadedAt: () => host.snapshot().loadedAt,
+    decisions,
+    health: healthMetrics,
+    reloads: host.reloads,
+    geoDatabase: () => ({ type: host.geo().database.databaseType, buildEpochMs: host.geo().database.buildEpoch.getTime() }),
   });
+  const traffic = new TrafficHistory(() => totals.read(host.snapshot().steering, host.decisionCounters()).decisions,
+    options.trafficIntervalMs ?? 5000, options.trafficSamples ?? 120);
+  traffic.start();
+  const statusPage = Object.fromEntries(Object.entries(STATUS_PAGE_FILES).map(([path, { file, type }]) =>
+    [path, { body: readFileSync(new URL(`./status/${file}`, import.meta.url)), type }]));
 
+  let mapCache: { key: string; map: WorldMap } | null = null;
+
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, _req, reply) => {
+    if (err instanceof RequestError) return reply.code(err.status).send({ error: err.code, message: err.message });
+    if (err instanceof HealthInputError) {
+      const notFound = err.code !== 'POPSTEER_ERR_HEALTH_BAD_OVERRIDE';
+      return reply.code(notFound ? 404 : 400).send({ error: notFound ? 'not_found' : 'bad_request', message: err.message });
+    }
+    if (err.validation) return reply.code(400).send({ error: 'bad_request', message: err.message });
+    const status = err.statusCode ?? 500;
+    if (status >= 500) adminLog.error({ err: err.message, stack: err.stack }, 'admin request failed');
+    const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status >= 500 ? 'internal' : 'bad_request';
+    return reply.code(status).send({ error: code, message: status >= 500 ? 'internal error; see the server log' : err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+
+  /** preHandler for mutating routes. */
+  const requireToken = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const result = checkBearer(token, req.headers.authorization);
+    if (!result.ok) {
+      adminLog.warn({ route: req.routeOptions.url, ip: req.ip, error: result.error }, 'mutating admin call refused');
+      return reply.code(result.status).send({ error: result.error, message: result.message });
+    }
+  };
+
+  // ---- liveness and readiness
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     const snapshot = host.snapshot();
-    const ready = snapshot !== null;
+    const waiting: string[] = [];
+    if (!snapshot) waiting.push('zones and policies not loaded');
+    if (host.geo().database.index.locationCount === 0) waiting.push('GeoIP data not loaded');
+    if (!host.health.ready()) waiting.push('first probe round not done (probes.yaml initial_state: wait)');
+    const ready = waiting.length === 0;
     reply.code(ready ? 200 : 503);
-    return { ready, zones: snapshot.zones.map((z) => z.apexText), hash: snapshot.hash };
+    return { ready, waiting, hash: snapshot?.hash ?? null, zones: snapshot?.zones.map((z) => z.apexText) ?? [] };
   });
+
+  // ---- read-only views
   app.get('/v1/status', async () => {
     const snapshot = host.snapshot();
+    const db = host.geo().database;
     return {
       version: VERSION,
       pop: host.settings.pop,
+      started_at: new Date(host.startedAt).toISOString(),
       uptime_seconds: Math.round((Date.now() - host.startedAt) / 1000),
       workers: host.settings.workers,
       policy_hash: snapshot.hash,
       policy_loaded_at: new Date(snapshot.loadedAt).toISOString(),
+      policies: host.policies().map((p) => p.name),
       zones: snapshot.zones.map((z) => z.apexText),
+      geoip: { type: db.databaseType, build_date: db.buildEpoch.toISOString(), locations: db.index.locationCount },
+      health: { ready: host.health.ready(), cut_off: host.health.cutOff().active },
+      reloads: { success: host.reloads.success, failure: host.reloads.failure, last_error: host.reloads.lastError },
     };
   });
+
+  app.get('/v1/pops', async () => {
+    const status = host.health.status();
+    const catalog = host.geo().catalog;
+    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+    return {
+      ready: status.ready,
+      cut_off: { active: status.cutOff.active, share: status.cutOff.share, since: iso(status.cutOff.since) },
+      pops: status.subjects.map((s) => {
+        const pop = catalog.pops[catalog.ordinalOf.get(s.id) ?? -1];
+        return {
+          id: s.id,
+          name: pop?.name ?? s.id,
+          location: pop ? { lat: pop.lat, lon: pop.lon, country: pop.country, continent: pop.continent } : null,
+          self: s.id === host.settings.pop,
+          state: s.state,
+          since: iso(s.since),
+          probe_state: s.probeState,
+          override: s.override ? { kind: s.override.kind, reason: s.override.reason, since: iso(s.override.since), expires: iso(s.override.expires) } : null,
+          quorum: s.quorum,
+          targets: s.targets.map((t) => ({
+            id: t.id, kind: t.kind, state: t.state, since: iso(t.since),
+            last_probe: t.last ? { ok: t.last.ok, reason: t.last.reason, detail: t.last.detail, duration_ms: t.last.durationMs, at: iso(t.last.at) } : null,
+            interval_ms: t.intervalMs, timeout_ms: t.timeoutMs, rise: t.rise, fall: t.fall,
+          })),
+        };
+      }),
+    };
+  });
+
+  app.get('/v1/policies', async () => {
+    const snapshot = host.snapshot();
+    return { hash: snapshot.hash, loaded_at: new Date(snapshot.loadedAt).toISOString(), policies: host.policies().map(describePolicy) };
+  });
+
   // Whether this instance should receive anycast traffic (read by `popsteer anycast`).
   app.get('/v1/fitness', async (_req, reply) => {
     const fitness = host.fitness();
     reply.code(fitness.fit ? 200 : 503);
     return { pop: host.settings.pop, ...fitness };
   });
+
+  app.get<{ Querystring: { name: string; client?: string; resolver?: string; down?: string; type?: 'A' | 'AAAA'; format?: 'json' | 'text' } }>('/v1/explain', {
+    schema: {
+      querystring: {
+        type: 'object',
+        required: ['name'],
+        additionalProperties: false,
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 255 },
+          client: { type: 'string', minLength: 1, maxLength: 64 },
+          resolver: { type: 'string', minLength: 1, maxLength: 64 },
+          down: { type: 'string', maxLength: 1024 },
+          type: { type: 'string', enum: ['A', 'AAAA'] },
+          format: { type: 'string', enum: ['json', 'text'] },
+        },
+      },
+    },
+  }, async (req, reply) => {
+    const q = req.query;
+    const request: ExplainRequest = {
+      name: q.name, client: q.client, resolver: q.resolver, type: q.type,
+      down: q.down ? q.down.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+    };
+    let result;
+    try {
+      result = explain(explainContext(host), request);
+    } catch (err) {
+      throw new RequestError(400, 'bad_request', (err as Error).message);
+    }
+    if (q.format === 'text') return reply.type('text/plain; charset=utf-8').send(`${formatExplain(result)}\n`);
+    return result;
+  });
+
+  app.get<{ Querystring: { name?: string; cell?: string } }>('/v1/map', {
+    schema: {
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { name: { type: 'string', minLength: 1, maxLength: 255 }, cell: { type: 'string', enum: MAP_CELL_DEGREES } },
+      },
+    },
+  }, async (req) => {
+    const policies = host.policies();
+    const wanted = (req.query.name ?? policies[0]?.name ?? '').replace(/\.$/, '').toLowerCase();
+    const policy = policies.find((p) => p.name.replace(/\.$/, '').toLowerCase() === wanted);
+    if (!policy) throw new RequestError(404, 'not_found', `no policy named "${req.query.name ?? ''}"; active: ${policies.map((p) => p.name).join(', ')}`);
+    const cell = Number(req.query.cell ?? 2);
+    const health = new Int32Array(host.healthTable);
+    const key = `${host.snapshot().hash}|${health[0]}|${policy.name}|${cell}`;
+    if (mapCache?.key !== key) {
+      mapCache = { key, map: buildWorldMap(policy, host.geo().context.index, Int32Array.from(health), cell) };
+    }
+    return { ...mapCache.map, hash: host.snapshot().hash, policies: policies.map((p) => p.name) };
+  });
+
+  app.get('/v1/traffic', async () => traffic.series());
+
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
 
+  for (const [path, page] of Object.entries(statusPage)) {
+    app.get(path, async (_req, reply) => reply.type(page.type).header('cache-control', 'no-cache').send(page.body));
+  }
+
+  // ---- mutating
+  app.post<{ Params: { id: string; action: OverrideAction }; Body: { reason: string; expires?: number | string } }>('/v1/pops/:id/:action', {
+    preHandler: requireToken,
+    schema: {
+      params: {
+        type: 'object',
+        properties: { id: { type: 'string', minLength: 1, maxLength: 64 }, action: { type: 'string', enum: [...OVERRIDE_ACTIONS] } },
+      },
+      body: {
+        type: 'object',
+        required: ['reason'],
+        additionalProperties: false,
+        properties: {
+          reason: { type: 'string', minLength: 1, maxLength: 500, pattern: '\\S' },
+          expires: { anyOf: [{ type: 'number', exclusiveMinimum: 0 }, { type: 'string', pattern: '^\\d+(\\.\\d+)?(ms|s|m|h)$' }] },
+        },
+      },
+    },
+  }, async (req) => {
+    const { id, action } = req.params;
+    const expiresAt = overrideExpiry(req.body.expires, Date.now());
+    const subject = host.health.setOverride(id, action, req.body.reason, expiresAt);
+    adminLog.info({ pop: id, action, reason: req.body.reason, expires: expiresAt === null ? null : new Date(expiresAt).toISOString(), ip: req.ip }, 'override set through the admin API');
+    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+    return {
+      id: subject.id, state: subject.state, since: iso(subject.since),
+      override: subject.override ? { kind: subject.override.kind, reason: subject.override.reason, since: iso(subject.override.since), expires: iso(subject.override.expires) } : null,
+    };
+  });
+
+  app.post('/v1/reload', { preHandler: requireToken }, async (_req, reply) => {
+    const outcome = host.reload('admin API');
+    if (!outcome.ok) return reply.code(422).send({ error: 'invalid_configuration', message: 'the new configuration was rejected; the previous one keeps serving', errors: outcome.errors, hash: outcome.hash });
+    return { hash: outcome.hash, changed: outcome.changed };
+  });
+
+  app.post<{ Body: { target: string; state: 'up' | 'down'; reason?: string } }>('/v1/health', {
+    preHandler: requireToken,
+    schema: {
+      body: {
+        type: 'object',
+        required: ['target', 'state'],
+        additionalProperties: false,
+        properties: {
+          target: { type: 'string', minLength: 1, maxLength: 128 },
+          state: { type: 'string', enum: ['up', 'down'] },
+          reason: { type: 'string', maxLength: 500 },
+        },
+      },
+      response: { 404: errorBody },
+    },
+  }, async (req) => {
+    const target = host.health.pushExternal(req.body.target, req.body.state === 'up', req.body.reason ?? '');
+    return { id: target.id, state: target.state, since: new Date(target.since).toISOString(), last_probe: target.last };
+  });
+
   await app.listen({ host: address.host, port: address.port });
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : address.port;
-  void log;
-  return { port, close: () => app.close() };
+  return {
+    port,
+    close: async () => {
+      traffic.stop();
+      await app.close();
+    },
+  };
+}
+
+function explainContext(host: AdminHost): ExplainContext {
+  const overrides = new Map<string, string>();
+  for (const s of host.health.status().subjects) {
+    if (s.override) overrides.set(s.id, `${s.override.kind}: ${s.override.reason}`);
+  }
+  return {
+    snapshot: host.snapshot(),
+    geo: host.geo().context.index,
+    health: new Int32Array(host.healthTable),
+    subjects: host.geo().catalog.ids,
+    selfPop: host.settings.pop,
+    overrides,
+  };
 }

@@ -33,9 +33,11 @@ export interface Settings {
   drainMs: number;
   geoipDatabase: string | null;
   asnDatabase: string | null;
+  /** Share of queries written to the sampled query log, 0 (off) to 1. */
+  queryLogSample: number;
 }
 
-type Kind = 'string' | 'int' | 'int0' | 'listen' | 'listen-list' | 'path';
+type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path';
 
 interface SettingSpec {
   key: keyof Settings;
@@ -65,6 +67,7 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'adminTokenFile', flag: 'admin-token-file', env: 'POPSTEER_ADMIN_TOKEN_FILE', file: 'admin_token_file', kind: 'path', help: 'file holding the bearer token for mutating admin calls (or set POPSTEER_ADMIN_TOKEN)' },
   { key: 'drainMs', flag: 'drain-ms', env: 'POPSTEER_DRAIN_MS', file: 'drain_ms', kind: 'int0', help: 'on SIGTERM: report unfit (anycast withdraws), keep answering this long, then close (default 5000)' },
   { key: 'stateFile', flag: 'state-file', env: 'POPSTEER_STATE_FILE', file: 'state_file', kind: 'path', help: 'where overrides are persisted (default <config dir>/../state/popsteer-state.json)' },
+  { key: 'queryLogSample', flag: 'query-log-sample', env: 'POPSTEER_QUERY_LOG_SAMPLE', file: 'query_log_sample', kind: 'share', help: 'share of queries logged as JSON lines (client network, name, type, answer, rule, latency), e.g. 0.01; 0 = off (default 0)' },
 ];
 
 export function defaultSettings(cwd: string): Settings {
@@ -86,6 +89,7 @@ export function defaultSettings(cwd: string): Settings {
     drainMs: 5000,
     geoipDatabase: null,
     asnDatabase: null,
+    queryLogSample: 0,
   };
 }
 
@@ -116,6 +120,11 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
     case 'int0': {
       const n = typeof raw === 'number' ? raw : Number(raw);
       if (!Number.isInteger(n) || n < 0) fail(`must be a whole number ≥ 0, not "${String(raw)}"`);
+      return n;
+    }
+    case 'share': {
+      const n = typeof raw === 'number' ? raw : Number(raw);
+      if (!Number.isFinite(n) || n < 0 || n > 1) fail(`must be a number from 0 to 1, not "${String(raw)}"`);
       return n;
     }
     case 'listen':
