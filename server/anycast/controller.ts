@@ -1,6 +1,9 @@
 // The route-control loop: every interval, observe fitness, feed the hold-down
 // state machine, and tell the routing daemon. One check runs at a time; a
 // daemon call that failed is repeated on the next tick until it succeeds.
+// Optionally the current decision is restated now and then: BIRD re-applies
+// a static protocol's `disabled` on `birdc configure`, so the daemon can
+// drift from what popsteer decided without popsteer doing anything.
 
 import type { Logger } from '../log/logger.ts';
 import { observeFitness, type FitnessObservation, type FitnessTargets } from './fitness-probe.ts';
@@ -12,6 +15,8 @@ export interface RouteControllerOptions {
   targets: FitnessTargets;
   intervalMs: number;
   holdDownMs: number;
+  /** Restate the current decision to the daemon this often (0: never). */
+  reassertEveryMs: number;
   speaker: RouteSpeaker;
   log: Logger;
   /** Injectable for tests of the loop without a server. */
@@ -32,6 +37,8 @@ export class RouteController {
   /** Last logged reasons, so a steady unfit state is logged once, not every tick. */
   private lastReasons = '';
   private heldDownLogged = false;
+  /** When the daemon last confirmed an action. */
+  private lastConfirmedAt = 0;
 
   constructor(options: RouteControllerOptions) {
     this.options = options;
@@ -53,7 +60,7 @@ export class RouteController {
     this.running = this.running.then(async () => {
       // Already withdrawn: only a withdraw the daemon has not confirmed is left to send.
       const action = this.state.withdrawForStop() ?? this.unconfirmed;
-      if (action) await this.apply(action, [reason], null);
+      if (action) await this.apply(action, [reason], null, false);
     });
     return this.running;
   }
@@ -76,18 +83,26 @@ export class RouteController {
     const now = this.now();
     this.logObservation(observation, now);
     const action = this.state.observe(observation.fit, now) ?? this.unconfirmed;
-    if (action) await this.apply(action, observation.reasons, observation.pop);
+    if (action) return this.apply(action, observation.reasons, observation.pop, false);
+    const { reassertEveryMs } = this.options;
+    const settled = this.state.settledAction();
+    if (settled && reassertEveryMs > 0 && now - this.lastConfirmedAt >= reassertEveryMs) {
+      await this.apply(settled, observation.reasons, observation.pop, true);
+    }
   }
 
-  private async apply(action: RouteAction, reasons: string[], pop: string | null): Promise<void> {
+  private async apply(action: RouteAction, reasons: string[], pop: string | null, restating: boolean): Promise<void> {
     const { speaker, prefixes, holdDownMs, log } = this.options;
     try {
-      await speaker.apply(action);
+      const changed = await speaker.apply(action);
       this.unconfirmed = null;
-      this.heldDownLogged = false;
-      const fields = { event: action, prefixes, speaker: speaker.name, reasons, reportedPop: pop, holdDownMs };
-      if (action === 'announce') log.info(fields, 'anycast route announced');
-      else log.warn(fields, 'anycast route withdrawn');
+      this.lastConfirmedAt = this.now();
+      if (restating && !changed) return;
+      if (!restating) this.heldDownLogged = false;
+      const fields = { event: action, prefixes, speaker: speaker.name, reasons, reportedPop: pop, holdDownMs, ...(restating ? { drifted: true } : {}) };
+      const drift = restating ? ' again: the routing daemon had drifted from the decision' : '';
+      if (action === 'announce') log.info(fields, `anycast route announced${drift}`);
+      else log.warn(fields, `anycast route withdrawn${drift}`);
     } catch (err) {
       this.unconfirmed = action;
       log.error({ event: `${action}-failed`, prefixes, speaker: speaker.name, err: (err as Error).message }, `anycast ${action} failed; retrying next check`);

@@ -18,6 +18,7 @@ export interface AnycastOptions {
   intervalMs: number;
   timeoutMs: number;
   holdDownMs: number;
+  reassertMs: number;
   birdProtocol: string;
   birdc: string;
   birdSocket: string | null;
@@ -49,6 +50,10 @@ Options:
   --timeout-ms N          each check must answer within this (default 1000)
   --hold-down-ms N        no re-announce until fit this long after a
                           withdraw (default 10000)
+  --reassert-ms N         restate the current decision this often, 0 never
+                          (default 5000 in bird mode: "birdc configure"
+                          re-disables a static protocol marked disabled; 0 in
+                          exabgp mode: ExaBGP keeps what it was told)
   --bird-protocol NAME    static protocol to toggle (default popsteer_anycast)
   --birdc PATH            birdc binary (default birdc)
   --bird-socket PATH      BIRD control socket (default: birdc's own default)
@@ -95,7 +100,7 @@ export function parseAnycastOptions(args: string[]): AnycastOptions {
       options: {
         admin: { type: 'string' }, dns: { type: 'string' }, prefix: { type: 'string', multiple: true },
         'next-hop': { type: 'string' }, mode: { type: 'string' }, 'interval-ms': { type: 'string' },
-        'timeout-ms': { type: 'string' }, 'hold-down-ms': { type: 'string' }, 'bird-protocol': { type: 'string' },
+        'timeout-ms': { type: 'string' }, 'hold-down-ms': { type: 'string' }, 'reassert-ms': { type: 'string' }, 'bird-protocol': { type: 'string' },
         birdc: { type: 'string' }, 'bird-socket': { type: 'string' }, pop: { type: 'string' }, 'log-level': { type: 'string' },
       },
     }));
@@ -120,6 +125,7 @@ export function parseAnycastOptions(args: string[]): AnycastOptions {
     intervalMs: wholeNumber('interval-ms', text('interval-ms'), 500, 10),
     timeoutMs: wholeNumber('timeout-ms', text('timeout-ms'), 1000, 10),
     holdDownMs: wholeNumber('hold-down-ms', text('hold-down-ms'), 10_000, 0),
+    reassertMs: wholeNumber('reassert-ms', text('reassert-ms'), mode === 'bird' ? 5000 : 0, 0),
     birdProtocol,
     birdc: text('birdc') ?? 'birdc',
     birdSocket: text('bird-socket') ?? null,

@@ -58,6 +58,12 @@ export class RouteHoldDown {
     return 'withdraw';
   }
 
+  /** The action that restates the current decision (null before the first observation). */
+  settledAction(): RouteAction | null {
+    if (this.status === 'unknown') return null;
+    return this.status === 'announced' ? 'announce' : 'withdraw';
+  }
+
   /** Shutting down: withdraw unless already withdrawn. */
   withdrawForStop(): RouteAction | null {
     if (this.status === 'withdrawn') return null;

@@ -13,7 +13,8 @@ import type { RouteAction } from './route-state.ts';
 export interface RouteSpeaker {
   /** What the log calls this speaker ("exabgp", "bird protocol anycast_routes"). */
   readonly name: string;
-  apply(action: RouteAction): Promise<void>;
+  /** Resolves true when the daemon changed state, false when it already was there. */
+  apply(action: RouteAction): Promise<boolean>;
 }
 
 export class ExaBgpSpeaker implements RouteSpeaker {
@@ -33,12 +34,12 @@ export class ExaBgpSpeaker implements RouteSpeaker {
     return this.prefixes.map((prefix) => `${action} route ${prefix} next-hop ${this.nextHop}`);
   }
 
-  apply(action: RouteAction): Promise<void> {
+  apply(action: RouteAction): Promise<boolean> {
     const text = `${this.commands(action).join('\n')}\n`;
     // Resolve once the bytes are handed to the pipe, so a SIGTERM withdraw is
     // written before the process exits.
     return new Promise((resolveWrite, reject) => {
-      this.out.write(text, (err) => (err ? reject(err) : resolveWrite()));
+      this.out.write(text, (err) => (err ? reject(err) : resolveWrite(true)));
     });
   }
 }
@@ -65,7 +66,7 @@ export class BirdSpeaker implements RouteSpeaker {
     return [...socketArgs, action === 'announce' ? 'enable' : 'disable', this.options.protocol];
   }
 
-  apply(action: RouteAction): Promise<void> {
+  apply(action: RouteAction): Promise<boolean> {
     return new Promise((resolveRun, reject) => {
       execFile(this.options.birdc, this.birdcArgs(action), { timeout: this.options.timeoutMs }, (err, stdout, stderr) => {
         const output = `${stdout}${stderr}`.trim();
@@ -73,7 +74,7 @@ export class BirdSpeaker implements RouteSpeaker {
         // birdc exits 0 even when BIRD refuses a command; its reply codes say
         // more: "<protocol>: enabled|disabled|already enabled|already disabled".
         if (!/\b(enabled|disabled)\b/.test(output)) return reject(new Error(`birdc did not confirm: ${output}`));
-        resolveRun();
+        resolveRun(!/\balready (enabled|disabled)\b/.test(output));
       });
     });
   }

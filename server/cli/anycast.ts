@@ -33,6 +33,7 @@ export async function runAnycastCommand(args: string[]): Promise<number> {
     targets: { admin: options.admin, dns: options.dns, timeoutMs: options.timeoutMs },
     intervalMs: options.intervalMs,
     holdDownMs: options.holdDownMs,
+    reassertEveryMs: options.reassertMs,
     speaker,
     log,
   });

@@ -27,6 +27,8 @@ const INTERVAL_MS = 100;
 const CHECK_TIMEOUT_MS = 500;
 const HOLD_DOWN_MS = 2500;
 const SERVER_DRAIN_MS = 4000;
+/** BIRD mode: how often the decision is restated to BIRD. */
+const REASSERT_MS = 500;
 /** The configured withdraw time: one check interval plus one check timeout. */
 const CONFIGURED_WITHDRAW_MS = INTERVAL_MS + CHECK_TIMEOUT_MS;
 /** Slack for BGP propagation and a loaded 2-core machine. */
@@ -180,10 +182,6 @@ describe('anycast through ExaBGP: popsteer anycast runs as an ExaBGP process pee
     const from = upstream.routes.items.length;
     const flippedAt = Date.now();
     const drained = await adminPost(server, `/v1/pops/${POP}/drain`);
-    if (drained.status === 404) {
-      t.todo(`POST /v1/pops/{id}/drain is not in the admin API yet (HTTP 404): the drain case waits for it`);
-      return;
-    }
     assert.equal(drained.status, 200, `drain answered ${drained.status}: ${await drained.text()}`);
     const removed = await routeEvent(upstream, PROTOCOL, 'removed', from, 'the route to be withdrawn after the drain', CONFIGURED_WITHDRAW_MS + SLACK_MS + 2000);
     const withdrawMs = removed.at - flippedAt;
@@ -249,7 +247,8 @@ protocol bgp upstream {
   hold time 9;
   ipv4 { import none; export where proto = "popsteer_anycast"; };
 }`);
-    anycast = startAnycastCommand(CLI, [...anycastArgs(server), '--mode', 'bird', '--bird-protocol', 'popsteer_anycast', '--bird-socket', popRouter.socket]);
+    anycast = startAnycastCommand(CLI, [...anycastArgs(server), '--mode', 'bird', '--bird-protocol', 'popsteer_anycast', '--bird-socket', popRouter.socket,
+      '--reassert-ms', String(REASSERT_MS)]);
   });
   after(async () => {
     await anycast?.stop();
@@ -264,6 +263,16 @@ protocol bgp upstream {
     assert.match(await popRouter.birdc('show', 'protocols', 'popsteer_anycast'), /popsteer_anycast\s+Static\s+master4\s+up/);
     await routeEvent(upstream, PROTOCOL, 'added', 0, 'the pop router to export the prefix', 30_000);
     await assertTableHolds(upstream, PROTOCOL);
+  });
+
+  it('"birdc configure" re-disables the static protocol; popsteer re-enables it within the re-assert interval', async () => {
+    const from = upstream.routes.items.length;
+    const logsFrom = anycast.logs.items.length;
+    assert.match(await popRouter.birdc('configure'), /Reconfigur/);
+    await routeEvent(upstream, PROTOCOL, 'removed', from, 'the reconfigured pop router to drop the prefix', 5000);
+    await routeEvent(upstream, PROTOCOL, 'added', from, 'popsteer anycast to re-enable the protocol', REASSERT_MS + INTERVAL_MS + SLACK_MS + 2000);
+    const restated = await anycast.logs.waitFor((l) => l.event === 'announce' && l.drifted === true, 1000, 'the drift log line', logsFrom);
+    assert.match(String(restated.msg), /drifted/);
   });
 
   it('SIGTERM of the server withdraws while it still answers; a restart regains the route after the hold-down', async (t) => {
