@@ -38,6 +38,8 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
   else args.push('--admin', '127.0.0.1:0');
   // Tests stop servers often: no anycast drain delay unless a test asks for one.
   if (!(options.args ?? []).includes('--drain-ms')) args.push('--drain-ms', '0');
+  // The example geo data, wherever the config directory is, unless a test brings its own.
+  if (!(options.args ?? []).includes('--geo-data')) args.push('--geo-data', join(REPO_ROOT, 'geo-data'));
   // Each server keeps its overrides in its own state file unless a test shares one on purpose.
   if (!(options.args ?? []).includes('--state-file')) {
     args.push('--state-file', join(mkdtempSync(join(tmpdir(), 'popsteer-state-')), 'state.json'));
