@@ -6,11 +6,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { DecisionRecorder } from './admin/decision-counters.ts';
 import { QueryLog } from './admin/query-log.ts';
-import { Counters, OFF_DECISION_CACHE_HITS, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
+import { Counters, OFF_DECISION_CACHE_HITS, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
 import { PolicySteering } from './engine/steering-hook.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
-import type { MessageHandler } from './transport/handler.ts';
+import { PROTO_UDP, type MessageHandler } from './transport/handler.ts';
+import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, type RrlConfig } from './rrl/limiter.ts';
 import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
 import { listenUdp, type UdpListener } from './transport/udp.ts';
 import { createLogger } from './log/logger.ts';
@@ -30,6 +31,8 @@ export interface DnsWorkerData {
   /** Share of queries written to the query log (0 = off). */
   queryLogSample: number;
   logLevel: string;
+  /** Response rate limiting for UDP replies (rrl/config.ts rrlConfigOf); null or absent = off. */
+  rrl?: RrlConfig | null;
 }
 
 export type ToWorker =
@@ -66,11 +69,21 @@ const queryLog = data.queryLogSample > 0
   ? new QueryLog(createLogger(data.logLevel, data.popId).child({ module: 'query-log', worker: data.index }), data.queryLogSample)
   : null;
 const send = (message: FromWorker): void => port.postMessage(message);
+const rrlLog = data.rrl ? createLogger(data.logLevel, data.popId).child({ module: 'rrl', worker: data.index }) : null;
+const rrl = data.rrl ? new ResponseRateLimiter(data.rrl, (event) => rrlLog!.warn(event, 'response rate limit: limiting replies to a client network')) : null;
 
 const handler: MessageHandler = (message, length, protocol, peer) => {
   const started = performance.now();
   const hitsBefore = counters.values[OFF_DECISION_CACHE_HITS];
-  const size = engine.handle(message, length, protocol, peer);
+  let size = engine.handle(message, length, protocol, peer);
+  // RRL: UDP only (a TCP handshake proves the address); after the reply exists, before it is sent.
+  if (size > 0 && rrl !== null && protocol === PROTO_UDP) {
+    const action = rrl.check(peer.address, engine.view, engine.writer.buf, size, started);
+    if (action !== RRL_SEND) {
+      counters.values[OFF_RRL_LIMITED + (action === RRL_DROP ? 0 : 1)]++;
+      size = action === RRL_DROP ? 0 : slipReply(engine.writer.buf, engine.view);
+    }
+  }
   let reply: Buffer | null = null;
   if (size > 0) {
     reply = Buffer.allocUnsafe(size);

@@ -14,6 +14,7 @@ import {
   OFF_DROPPED, OFF_DURATION_BUCKETS, OFF_DURATION_COUNT, OFF_DURATION_SUM, OFF_ECS, OFF_REQUESTS, OFF_RESPONSES,
   OFF_TCP_CONNECTIONS_REFUSED, OFF_TRUNCATED, QTYPE_BUCKETS, RCODE_BUCKETS, TRANSPORTS, sumSlot,
 } from '../engine/counters.ts';
+import { OFF_RRL_LIMITED, RRL_ACTIONS } from '../engine/counters.ts';
 import { FAILURE_REASONS } from '../health/transports.ts';
 import { PROBE_DURATION_BOUNDS, type HealthMetrics } from '../health/service.ts';
 import type { DecisionCount, OutcomeCount } from './decision-counters.ts';
@@ -104,6 +105,10 @@ export function createMetrics(source: MetricsSource): Registry {
     () => ECS_OUTCOMES.map((outcome, i) => ({ labels: { outcome }, value: sum(OFF_ECS + i) })));
   metric('popsteer_dns_tcp_connections_refused_total', 'counter', 'TCP connections refused because every slot was busy.',
     () => [{ labels: {}, value: sum(OFF_TCP_CONNECTIONS_REFUSED) }]);
+
+  // ---- Response rate limiting (server/rrl)
+  metric('popsteer_dns_rrl_limited_total', 'counter', 'UDP replies limited by response rate limiting, by action: dropped, or slipped (sent truncated, TC=1, so the client retries over TCP).',
+    () => RRL_ACTIONS.map((action, i) => ({ labels: { action }, value: sum(OFF_RRL_LIMITED + i) })));
 
   // ---- Steering
   metric('popsteer_steering_decisions_total', 'counter', 'Steered answers by policy name, matched rule and first answered endpoint (a PoP id, an explicit endpoint id, or "(none)" for SERVFAIL).',

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, ConfigErrors } from './errors.ts';
 import { readYamlFile } from './yaml-source.ts';
+import { parseNetwork } from '../rrl/network.ts';
 
 export interface ListenAddress {
   host: string;
@@ -35,9 +36,16 @@ export interface Settings {
   asnDatabase: string | null;
   /** Share of queries written to the sampled query log, 0 (off) to 1. */
   queryLogSample: number;
+  /** Response rate limiting (server/rrl): identical replies per second per client network; 0 = off. */
+  rrlResponsesPerSecond: number;
+  /** RRL: error replies per second per client network; 0 = as rrlResponsesPerSecond. */
+  rrlErrorsPerSecond: number;
+  rrlWindowSeconds: number;
+  rrlSlip: number;
+  rrlExempt: string[];
 }
 
-type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path';
+type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'cidr-list';
 
 interface SettingSpec {
   key: keyof Settings;
@@ -67,6 +75,11 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'adminTokenFile', flag: 'admin-token-file', env: 'POPSTEER_ADMIN_TOKEN_FILE', file: 'admin_token_file', kind: 'path', help: 'file holding the bearer token for mutating admin calls (or set POPSTEER_ADMIN_TOKEN)' },
   { key: 'drainMs', flag: 'drain-ms', env: 'POPSTEER_DRAIN_MS', file: 'drain_ms', kind: 'int0', help: 'on SIGTERM: report unfit (anycast withdraws), keep answering this long, then close (default 5000)' },
   { key: 'stateFile', flag: 'state-file', env: 'POPSTEER_STATE_FILE', file: 'state_file', kind: 'path', help: 'where overrides are persisted (default <config dir>/../state/popsteer-state.json)' },
+  { key: 'rrlResponsesPerSecond', flag: 'rrl-responses-per-second', env: 'POPSTEER_RRL_RESPONSES_PER_SECOND', file: 'rrl_responses_per_second', kind: 'int0', help: 'response rate limiting: identical UDP replies per second to one client network (/24, /56); 0 = off (default 0)' },
+  { key: 'rrlErrorsPerSecond', flag: 'rrl-errors-per-second', env: 'POPSTEER_RRL_ERRORS_PER_SECOND', file: 'rrl_errors_per_second', kind: 'int0', help: 'RRL: error replies (REFUSED, FORMERR, SERVFAIL …) per second to one client network; 0 = as responses (default 0)' },
+  { key: 'rrlWindowSeconds', flag: 'rrl-window', env: 'POPSTEER_RRL_WINDOW', file: 'rrl_window', kind: 'int', help: 'RRL: seconds a limited flood must slow down before it is answered again; also the log period (default 15)' },
+  { key: 'rrlSlip', flag: 'rrl-slip', env: 'POPSTEER_RRL_SLIP', file: 'rrl_slip', kind: 'int0', help: 'RRL: every Nth limited reply is sent truncated (TC=1) so real resolvers retry over TCP; 0 = drop all (default 2)' },
+  { key: 'rrlExempt', flag: 'rrl-exempt', env: 'POPSTEER_RRL_EXEMPT', file: 'rrl_exempt', kind: 'cidr-list', help: 'RRL: comma-separated networks never limited, e.g. 192.0.2.0/24,2001:db8::/56 (default none)' },
   { key: 'queryLogSample', flag: 'query-log-sample', env: 'POPSTEER_QUERY_LOG_SAMPLE', file: 'query_log_sample', kind: 'share', help: 'share of queries logged as JSON lines (client network, name, type, answer, rule, latency), e.g. 0.01; 0 = off (default 0)' },
 ];
 
@@ -90,6 +103,11 @@ export function defaultSettings(cwd: string): Settings {
     geoipDatabase: null,
     asnDatabase: null,
     queryLogSample: 0,
+    rrlResponsesPerSecond: 0,
+    rrlErrorsPerSecond: 0,
+    rrlWindowSeconds: 15,
+    rrlSlip: 2,
+    rrlExempt: [],
   };
 }
 
@@ -134,6 +152,14 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
       const items = Array.isArray(raw) ? raw : String(raw).split(',');
       if (items.length === 0) fail('needs at least one address');
       return items.map((s) => parseListen(String(s).trim(), where));
+    }
+    case 'cidr-list': {
+      const items = (Array.isArray(raw) ? raw : String(raw).split(',')).map((s) => String(s).trim()).filter((s) => s !== '');
+      for (const item of items) {
+        const parsed = parseNetwork(item);
+        if (typeof parsed === 'string') fail(parsed);
+      }
+      return items;
     }
   }
 }
