@@ -8,6 +8,7 @@ const PALETTE = [
   '#9c755f', '#86bcb6', '#d4a6c8', '#8cd17d', '#f1ce63', '#a0cbe8', '#ffbe7d', '#d37295',
 ];
 const NONE_COLOUR = '#3a4654';
+const MAP_CELL_DEGREES = 1;
 
 const state = { pops: [], colours: new Map(), mapPolicy: null, statusAt: 0 };
 
@@ -89,8 +90,8 @@ function renderPops(data) {
       el('td', {}, el('span', { class: 'swatch', style: `background:${colourOf(p.id)}` })),
       el('td', {}, el('span', { class: 'dot', title: p.state }), ' ', el('strong', {}, p.id), ' ', el('span', { class: 'muted' }, p.name), p.self ? el('span', { class: 'self' }, 'this') : null),
       el('td', { class: 'state' }, p.override && p.override.kind === 'drain' ? 'drained' : p.state),
-      el('td', { class: 'muted', title: p.since }, ago(p.since)),
-      el('td', { class: 'muted' }, probe),
+      el('td', { class: 'muted nowrap', title: p.since }, ago(p.since)),
+      el('td', { class: 'muted nowrap' }, probe),
       el('td', {}, override));
   });
   $('pops').tBodies[0].replaceChildren(...rows);
@@ -126,15 +127,16 @@ function renderTraffic(t) {
     return;
   }
   // Shares per interval, stacked; x spans the retained window.
+  // Each interval is a step of the stacked chart, so one interval is a full-width block.
   const width = 600;
   const height = 180;
-  const x = (i) => (n === 1 ? width : (i / (n - 1)) * width);
+  const step = width / n;
   const base = new Array(n).fill(0);
   for (const { id } of legend) {
     const top = base.map((b, i) => b + (totals[i] > 0 ? t.endpoints[id][i] / totals[i] : 0));
     const points = [];
-    for (let i = 0; i < n; i++) points.push(`${x(i)},${height - top[i] * height}`);
-    for (let i = n - 1; i >= 0; i--) points.push(`${x(i)},${height - base[i] * height}`);
+    for (let i = 0; i < n; i++) points.push(`${i * step},${height - top[i] * height}`, `${(i + 1) * step},${height - top[i] * height}`);
+    for (let i = n - 1; i >= 0; i--) points.push(`${(i + 1) * step},${height - base[i] * height}`, `${i * step},${height - base[i] * height}`);
     const polygon = document.createElementNS(ns, 'polygon');
     polygon.setAttribute('points', points.join(' '));
     polygon.setAttribute('fill', colourOf(id));
@@ -146,13 +148,25 @@ function renderTraffic(t) {
 
 // ---- active policies
 
+/** Steps arrive as written: plain names, or one-key objects as JSON ({"first":1}). */
+function stepText(step) {
+  if (!step.startsWith('{')) return step;
+  try {
+    return Object.entries(JSON.parse(step)).map(([k, v]) => (v !== null && typeof v === 'object'
+      ? `${k} ${Object.entries(v).map(([a, b]) => `${a}=${Array.isArray(b) ? b.join('/') : b}`).join(' ')}`
+      : `${k} ${v}`)).join(', ');
+  } catch {
+    return step;
+  }
+}
+
 function renderPolicies(p) {
   const cards = p.policies.map((policy) => el('div', { class: 'policy' },
     el('h3', {}, policy.name),
     el('div', { class: 'file' }, `${policy.file} · TTL ${policy.ttl}s (degraded ${policy.degraded_ttl}s) · all down: ${policy.when_all_down}`),
     el('ol', {}, ...policy.rules.map((r) => el('li', {},
       el('strong', {}, r.name), ` ${r.match} → `,
-      el('span', { class: 'muted' }, `${r.steps.join(', ')} over ${r.pools.map((pool) => pool.join(' ')).join(' | ')}`))))));
+      el('span', { class: 'muted' }, `${r.steps.map(stepText).join(' → ')} over ${r.pools.map((pool) => pool.join(' ')).join(' | ')}`))))));
   $('policies').replaceChildren(...cards);
   const select = $('map-policy');
   const names = p.policies.map((x) => x.name);
@@ -241,7 +255,7 @@ async function refresh() {
       renderStatus(await getJson('/v1/status'));
       state.statusAt = now;
     }
-    if (state.mapPolicy) renderMap(await getJson(`/v1/map?name=${encodeURIComponent(state.mapPolicy)}`));
+    if (state.mapPolicy) renderMap(await getJson(`/v1/map?cell=${MAP_CELL_DEGREES}&name=${encodeURIComponent(state.mapPolicy)}`));
     $('connection').dataset.state = 'ok';
     $('connection').textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);

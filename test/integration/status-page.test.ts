@@ -1,0 +1,112 @@
+// The status page in a real browser (Debian's headless Chromium driven by
+// playwright-core) against the real server: the page shows every PoP with its
+// state, the traffic share and the map; draining a PoP through the admin API
+// turns its row to "drained" and hands its whole map area to its neighbours.
+// A screenshot is kept in test-results/status-page.png.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { TestDnsClient } from '../helpers/dns-client.ts';
+import { REPO_ROOT, startServer, type StartedServer } from '../helpers/server.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'status-page-test-token';
+const DRAINED = 'fra';
+const SCREENSHOT = join(REPO_ROOT, 'test-results', 'status-page.png');
+
+function ensureChromium(): void {
+  if (existsSync(CHROMIUM)) return;
+  const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
+  execFileSync('flock', ['/tmp/apt.lock', ...sudo, 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', 'chromium'], { stdio: 'inherit', timeout: 300_000 });
+}
+
+let server: StartedServer;
+let browser: BrowserContext;
+let page: Page;
+let scratch: string;
+
+before(async () => {
+  ensureChromium();
+  scratch = mkdtempSync(join(tmpdir(), 'popsteer-status-page-'));
+  server = await startServer({ args: ['--state-file', join(scratch, 'state.json')], env: { POPSTEER_ADMIN_TOKEN: TOKEN } });
+  // A fresh profile directory per run (playwright passes it as --user-data-dir).
+  browser = await chromium.launchPersistentContext(join(scratch, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60_000,
+    viewport: { width: 1440, height: 1000 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+const areasOnPage = async (): Promise<Record<string, number>> =>
+  JSON.parse((await page.locator('canvas#map').getAttribute('data-areas')) ?? '{}') as Record<string, number>;
+
+test('the status page shows PoPs, traffic share and the map; a drain through the API shows at once and hands the area to neighbours', async () => {
+  // Some steered traffic first, so the traffic share has something to show.
+  const dns = new TestDnsClient(server.dnsPort);
+  try {
+    for (const subnet of ['81.2.69.0/24', '8.8.8.0/24', '1.1.1.0/24', '200.160.0.0/24', '5.9.0.0/24', '85.214.0.0/24']) {
+      await dns.query('www.cdn.example', 'A', { subnet });
+    }
+  } finally {
+    dns.close();
+  }
+
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const offSite: string[] = [];
+  page.on('request', (r) => { if (!r.url().startsWith(`http://127.0.0.1:${server.adminPort}/`)) offSite.push(r.url()); });
+
+  await page.goto(`http://127.0.0.1:${server.adminPort}/`);
+  await page.waitForSelector('canvas#map[data-areas]', { timeout: 15_000 });
+  await page.waitForSelector(`#pops tr[data-pop="${DRAINED}"][data-state="up"]`);
+  assert.equal(await page.locator('#pops tbody tr').count(), 16, 'one row per catalog PoP');
+  assert.equal(await page.locator('canvas#map').getAttribute('data-policy'), 'www.cdn.example');
+  const before = await areasOnPage();
+  assert.ok(before[DRAINED] > 0, `${DRAINED} serves part of the map before the drain: ${JSON.stringify(before)}`);
+  assert.ok(Number(await page.locator('svg#traffic').getAttribute('data-total')) >= 6, 'the traffic chart counts the answers sent');
+  assert.match(await page.locator('#policy-hash').innerText(), /^[0-9a-f]{8,}$/);
+
+  const drained = await fetch(`http://127.0.0.1:${server.adminPort}/v1/pops/${DRAINED}/drain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ reason: 'status page test', expires: '30m' }),
+  });
+  assert.equal(drained.status, 200, await drained.text());
+
+  const row = page.locator(`#pops tr[data-pop="${DRAINED}"]`);
+  await page.waitForSelector(`#pops tr[data-pop="${DRAINED}"][data-override="drain"]`, { timeout: 10_000 });
+  assert.equal(await row.getAttribute('data-state'), 'down');
+  assert.match(await row.innerText(), /drained/);
+  assert.match(await row.innerText(), /status page test/);
+  await page.waitForFunction((id) => {
+    const areas = JSON.parse(document.querySelector('canvas#map')?.getAttribute('data-areas') ?? '{}') as Record<string, number>;
+    return areas[id] === 0;
+  }, DRAINED, { timeout: 10_000 });
+  const afterDrain = await areasOnPage();
+  const total = (a: Record<string, number>): number => Object.values(a).reduce((x, y) => x + y, 0);
+  assert.equal(total(afterDrain), total(before), 'every cell is still served by someone');
+  const gained = Object.keys(afterDrain).filter((id) => id !== DRAINED && afterDrain[id] > before[id]);
+  assert.ok(gained.length > 0, 'neighbours took the drained area');
+  assert.equal(await page.locator(`#map-legend li[data-endpoint="${DRAINED}"]`).getAttribute('data-up'), 'false');
+
+  mkdirSync(join(REPO_ROOT, 'test-results'), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  assert.deepEqual(errors, [], 'no script errors on the page');
+  assert.deepEqual(offSite, [], 'the page loads nothing from outside the admin address');
+});
