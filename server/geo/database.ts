@@ -64,20 +64,33 @@ export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: G
     throw new ConfigError('POPSTEER_ERR_GEOIP_CORRUPT', path, null, '', `corrupt or truncated database: ${(err as Error).message}`);
   }
   const asn = options.asnPath ? openAsnDatabase(options.asnPath) : null;
-  return {
+  // The query path reads only the index. The file's bytes (60 MB for City)
+  // are dropped after the build and read again only if the reference reader
+  // is asked for (tests, typed City records for explain).
+  let lazyReader: Reader<CityResponse> | null = null;
+  let lazyModel: ReaderModel | null = null;
+  const openAgain = (): Reader<CityResponse> => {
+    if (!lazyReader) lazyReader = openReader(path, readDatabaseFile(path).bytes);
+    return lazyReader;
+  };
+  const database: GeoDatabase = {
     path,
     databaseType,
     buildEpoch: reader.metadata.buildEpoch,
     fileSize: stat.size,
     fileMtimeMs: stat.mtimeMs,
     fileIno: stat.ino,
-    reader,
-    model: new ReaderModel(reader),
+    get reader() { return openAgain(); },
+    get model() {
+      if (!lazyModel) lazyModel = new ReaderModel(openAgain());
+      return lazyModel;
+    },
     asn,
     index,
     networks: options.networks ?? null,
     loadMs: performance.now() - started,
   };
+  return database;
 }
 
 function readDatabaseFile(path: string): { bytes: Buffer; stat: Stats } {

@@ -6,52 +6,85 @@
 import type { ClassResult, GeoIndex } from './types.ts';
 
 export const MIXED = -1;
-const IPV6_ROOT_SLOT = 2;
-const IPV4_ROOT_SLOT = 1;
 
 export function newClassResult(): ClassResult {
   return { class: MIXED, scopeLength: 0 };
 }
 
 /**
- * Class of every edge: classTrie[2 * node + bit] is the class of everything
- * below that edge (>= 0) or MIXED. The last two entries hold the class of the
- * whole IPv6 space and of the whole IPv4 space. Classes must be >= 0; edges
- * with no data get `classOfUnknown`.
+ * One policy's class for every edge of the shared GeoIP tree. Below the
+ * frontier where a class becomes uniform nothing is ever read, but a dense
+ * array indexed by node is faster to build and to walk than a renumbered
+ * sparse trie (on GeoLite2-City most nodes sit above that frontier anyway),
+ * so the saving is made on the element size instead: 16 bits per edge while
+ * the policy has fewer than 65,535 classes.
  */
-export function buildClassTrie(index: GeoIndex, classOfLocation: Int32Array, classOfUnknown: number): Int32Array {
+export interface ClassTrie {
+  /** edges[2 * node + bit]: the class of everything below that edge, or `mixed`. */
+  edges: Uint16Array | Int32Array;
+  /** The value that marks a mixed edge in `edges`. */
+  mixed: number;
+  /** Class of the whole IPv6 / IPv4 space, or MIXED. */
+  wholeIPv6: number;
+  wholeIPv4: number;
+  byteLength: number;
+}
+
+/**
+ * The class of every address range for one policy, merged gdnsd-style:
+ * classOfLocation gives each GeoIP location's class (>= 0); edges with no
+ * data get `classOfUnknown`.
+ */
+export function buildClassTrie(index: GeoIndex, classOfLocation: Int32Array, classOfUnknown: number): ClassTrie {
   if (classOfUnknown < 0) throw new RangeError('classOfUnknown must be >= 0');
   const { children, nodeCount } = index;
-  const classes = new Int32Array(new SharedArrayBuffer(4 * (2 * nodeCount + 2)));
-  const done = new Uint8Array(nodeCount);
-  const stack: number[] = [index.root, index.ipv4Root];
-  // Post-order over a DAG: a node is finished once both children are.
-  while (stack.length > 0) {
-    const node = stack[stack.length - 1];
-    if (done[node] === 1) {
-      stack.pop();
-      continue;
-    }
+  const classes = new Int32Array(2 * nodeCount);
+  // Children almost always have higher node numbers than their parents (the
+  // MaxMind writer numbers nodes parent first, and custom networks append), so
+  // one pass from the last node to the first finishes children before parents.
+  // The few edges that point back (the aliases of the IPv4 subtree) read their
+  // target before it is finished: such nodes and their ancestors are marked
+  // dirty on the way and recomputed afterwards, until the targets are stable.
+  const dirty = new Uint8Array(nodeCount);
+  const dirtyNodes: number[] = [];
+  const targets: number[] = [];
+  for (let node = nodeCount - 1; node >= 0; node--) {
     const left = children[2 * node];
     const right = children[2 * node + 1];
-    let waiting = false;
-    if (left >= 0 && done[left] === 0) {
-      stack.push(left);
-      waiting = true;
+    let isDirty = 0;
+    if (left >= 0) {
+      if (left <= node) { targets.push(left); isDirty = 1; } else isDirty |= dirty[left];
     }
-    if (right >= 0 && done[right] === 0) {
-      stack.push(right);
-      waiting = true;
+    if (right >= 0) {
+      if (right <= node) { targets.push(right); isDirty = 1; } else isDirty |= dirty[right];
     }
-    if (waiting) continue;
+    if (isDirty === 1) {
+      dirty[node] = 1;
+      dirtyNodes.push(node);
+    }
     classes[2 * node] = edgeClass(classes, left, classOfLocation, classOfUnknown);
     classes[2 * node + 1] = edgeClass(classes, right, classOfLocation, classOfUnknown);
-    done[node] = 1;
-    stack.pop();
   }
-  classes[classes.length - IPV6_ROOT_SLOT] = nodeClass(classes, index.root);
-  classes[classes.length - IPV4_ROOT_SLOT] = nodeClass(classes, index.ipv4Root);
-  return classes;
+  for (let again = targets.length > 0, passes = 0; again && passes <= dirtyNodes.length; passes++) {
+    const before = targets.map((t) => nodeClass(classes, t));
+    for (const node of dirtyNodes) {
+      classes[2 * node] = edgeClass(classes, children[2 * node], classOfLocation, classOfUnknown);
+      classes[2 * node + 1] = edgeClass(classes, children[2 * node + 1], classOfLocation, classOfUnknown);
+    }
+    again = targets.some((t, i) => nodeClass(classes, t) !== before[i]);
+  }
+  let maxClass = classOfUnknown;
+  for (let i = 0; i < classOfLocation.length; i++) if (classOfLocation[i] > maxClass) maxClass = classOfLocation[i];
+  const narrow = maxClass < 0xffff;
+  const mixed = narrow ? 0xffff : MIXED;
+  const edges = narrow ? new Uint16Array(new SharedArrayBuffer(2 * classes.length)) : new Int32Array(new SharedArrayBuffer(4 * classes.length));
+  for (let i = 0; i < classes.length; i++) edges[i] = classes[i] === MIXED ? mixed : classes[i];
+  return {
+    edges, mixed,
+    wholeIPv6: nodeClass(classes, index.root),
+    wholeIPv4: nodeClass(classes, index.ipv4Root),
+    byteLength: edges.byteLength,
+  };
 }
 
 function nodeClass(classes: Int32Array, node: number): number {
@@ -73,22 +106,24 @@ function edgeClass(classes: Int32Array, edge: number, classOfLocation: Int32Arra
  * if the answer still differs inside the source prefix, the walk goes on
  * and the scope comes out longer than maxBits, as RFC 7871 allows.
  */
-export function lookupClass(index: GeoIndex, classTrie: Int32Array, family: 4 | 6, address: Uint8Array, maxBits: number, result: ClassResult): ClassResult {
-  const children = index.children;
-  const wholeSpace = classTrie[classTrie.length - (family === 4 ? IPV4_ROOT_SLOT : IPV6_ROOT_SLOT)];
-  if (wholeSpace >= 0) {
-    result.class = wholeSpace;
+export function lookupClass(index: GeoIndex, trie: ClassTrie, family: 4 | 6, address: Uint8Array, maxBits: number, result: ClassResult): ClassResult {
+  const whole = family === 4 ? trie.wholeIPv4 : trie.wholeIPv6;
+  if (whole >= 0) {
+    result.class = whole;
     result.scopeLength = 0;
     return result;
   }
+  const children = index.children;
+  const edges = trie.edges;
+  const mixed = trie.mixed;
   const bits = family === 4 ? 32 : 128;
   let node = family === 4 ? index.ipv4Root : index.root;
   for (let depth = 0; depth < bits; depth++) {
     const bit = depth < maxBits ? (address[depth >> 3] >> (7 - (depth & 7))) & 1 : 0;
     const slot = 2 * node + bit;
-    const cls = classTrie[slot];
-    if (cls >= 0) {
-      result.class = cls;
+    const c = edges[slot];
+    if (c !== mixed) {
+      result.class = c;
       result.scopeLength = depth + 1;
       return result;
     }

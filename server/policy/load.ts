@@ -6,11 +6,11 @@
 import { createHash } from 'node:crypto';
 import { ConfigError } from '../config/errors.ts';
 import { countryText, stringAt, CONTINENT_CODES } from '../geo/codes.ts';
-import { buildClassTrie } from '../geo/scope.ts';
+import { buildClassTrie, type ClassTrie } from '../geo/scope.ts';
 import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import type { CompiledPolicy } from '../steering/types.ts';
-import { compilePolicies, policyFilesIn, type GeoFacts } from './policies.ts';
+import { compilePolicies, policyFilesIn, type GeoFacts, type LocationGroup } from './policies.ts';
 import { compileZones, zoneFilesIn } from './zones.ts';
 
 /** The geo data a policy set compiles against (loaded and watched by geo/). */
@@ -30,31 +30,51 @@ export interface LoadResult {
   policies: CompiledPolicy[];
 }
 
+const factsCache = new WeakMap<GeoContext, GeoFacts>();
+
+/** The geo facts policies compile against; grouped once per geo context and reused by every reload. */
 export function geoFacts(geo: GeoContext): GeoFacts {
+  const cached = factsCache.get(geo);
+  if (cached) return cached;
   const { index, catalog, orders } = geo;
-  const orderClassOfLocation = new Int32Array(index.locationCount);
+  const groupOfLocation = new Int32Array(index.locationCount);
+  const groups: LocationGroup[] = [];
+  // Two-level numeric key: (order, country, continent) then (subdivision, pinned PoP).
+  const byKey = new Map<number, Map<number, number>>();
   for (let i = 0; i < index.locationCount; i++) {
     const c = orders.classOfLocation[i];
-    orderClassOfLocation[i] = c === orders.classOfUnknown ? -1 : c;
+    const order = c === orders.classOfUnknown ? -1 : c;
+    const outer = ((order + 1) * 65536 + index.country[i]) * 256 + index.continent[i];
+    const inner = index.subdivision[i] * 65536 + (index.fixedPop[i] + 1);
+    let level = byKey.get(outer);
+    if (!level) byKey.set(outer, (level = new Map()));
+    let group = level.get(inner);
+    if (group === undefined) {
+      group = groups.length;
+      level.set(inner, group);
+      groups.push({
+        order,
+        country: countryText(index.country[i]),
+        continent: CONTINENT_CODES[index.continent[i]] ?? '',
+        subdivision: stringAt(index.strings, index.subdivision[i]),
+        fixedPop: index.fixedPop[i],
+      });
+    }
+    groupOfLocation[i] = group;
   }
-  return {
+  const facts: GeoFacts = {
     pops: catalog.pops.map((p) => ({ id: p.id, lat: p.lat, lon: p.lon, country: p.country, continent: p.continent, ipv4: p.ipv4, ipv6: p.ipv6 })),
     locationCount: index.locationCount,
-    orderClassOfLocation,
+    groupOfLocation,
+    groups,
     orders: orders.orders,
-    country: (i) => countryText(index.country[i]),
-    continent: (i) => CONTINENT_CODES[index.continent[i]] ?? '',
-    subdivision: (i) => stringAt(index.strings, index.subdivision[i]),
-    fixedPop: (i) => index.fixedPop[i],
   };
+  factsCache.set(geo, facts);
+  return facts;
 }
 
-/** Copies an array into shared memory, so posting a snapshot to workers does not copy it. */
-function shared(array: Int32Array): Int32Array {
-  const out = new Int32Array(new SharedArrayBuffer(array.byteLength));
-  out.set(array);
-  return out;
-}
+/** Class tries of the last loaded set, by content. */
+let trieCache = new Map<string, ClassTrie>();
 
 export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string): LoadResult {
   const errors: ConfigError[] = [];
@@ -74,9 +94,18 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   if (!result || errors.length > 0) return { snapshot: null, errors, files, policies: [] };
 
   // A policy whose every client gets the same class needs no trie: its answer
-  // holds for the whole address space (ECS scope 0).
+  // holds for the whole address space (ECS scope 0). Tries of policies that
+  // did not change are reused, so a reload pays only for what was edited.
+  const reused = new Map<string, ClassTrie>();
   const classTries = loaded.policies.map((p) => (p.classes.length === 1 ? []
-    : p.variantClassOfLocation.map((classOfLocation, v) => shared(buildClassTrie(geo.index, classOfLocation, p.variantUnknownClass[v])))));
+    : p.variantClassOfLocation.map((classOfLocation, v) => {
+      const key = createHash('sha1').update(geo.version).update(String(p.variantUnknownClass[v]))
+        .update(new Uint8Array(classOfLocation.buffer, classOfLocation.byteOffset, classOfLocation.byteLength)).digest('hex');
+      const trie = trieCache.get(key) ?? buildClassTrie(geo.index, classOfLocation, p.variantUnknownClass[v]);
+      reused.set(key, trie);
+      return trie;
+    })));
+  trieCache = reused;
   // Workers need neither the per-location tables nor the source text.
   const slim = loaded.policies.map((p) => ({ ...p, variantClassOfLocation: [] }));
 

@@ -24,14 +24,24 @@ import type { SteeredName } from './zones.ts';
 export interface GeoFacts {
   pops: Array<{ id: string; lat: number; lon: number; country: string; continent: string; ipv4: string[]; ipv6: string[] }>;
   locationCount: number;
-  /** Nearest-order class of each location (locations with the same PoP ranking share it); -1 = no coordinates. */
-  orderClassOfLocation: Int32Array;
+  /**
+   * Group of each location. Locations with the same nearest-PoP order,
+   * country, continent, subdivision and pinned PoP cannot be told apart by any
+   * rule, so policies are evaluated once per group, not once per location.
+   */
+  groupOfLocation: Int32Array;
+  groups: LocationGroup[];
   /** PoP ordinals nearest first, per order class. */
   orders: Int16Array[];
-  country(location: number): string;
-  continent(location: number): string;
-  subdivision(location: number): string;
-  fixedPop(location: number): number;
+}
+
+export interface LocationGroup {
+  /** Nearest-order class; -1 = no coordinates. */
+  order: number;
+  country: string;
+  continent: string;
+  subdivision: string;
+  fixedPop: number;
 }
 
 type Step = string | Record<string, Record<string, unknown> | number>;
@@ -363,24 +373,26 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       return sawDefault;
     };
     const memo = new Map<string, number>();
-    const classOfLocation = new Int32Array(geo.locationCount);
-    for (let i = 0; i < geo.locationCount; i++) {
-      const order = geo.orderClassOfLocation[i];
-      loc.known = order >= 0;
-      loc.popRank = order >= 0 ? ranks[order] : null;
-      loc.country = usesCountry ? geo.country(i) : '';
-      loc.continent = usesContinent ? geo.continent(i) : '';
-      loc.subdivision = usesSubdivision ? geo.subdivision(i) : '';
-      loc.fixedPop = geo.fixedPop(i);
-      const key = `${order}|${loc.country}|${loc.continent}|${loc.subdivision}|${loc.fixedPop}`;
+    const classOfGroup = new Int32Array(geo.groups.length);
+    geo.groups.forEach((g, i) => {
+      loc.known = g.order >= 0;
+      loc.popRank = g.order >= 0 ? ranks[g.order] : null;
+      loc.country = usesCountry ? g.country : '';
+      loc.continent = usesContinent ? g.continent : '';
+      loc.subdivision = usesSubdivision ? g.subdivision : '';
+      loc.fixedPop = g.fixedPop;
+      const key = `${g.order}|${loc.country}|${loc.continent}|${loc.subdivision}|${loc.fixedPop}`;
       let c = memo.get(key);
       if (c === undefined) {
         const r = firstRule(loc);
         c = intern(planClass(ruleSources[r], r, endpoints, loc, unknownOrder));
         memo.set(key, c);
       }
-      classOfLocation[i] = c;
-    }
+      classOfGroup[i] = c;
+    });
+    const classOfLocation = new Int32Array(geo.locationCount);
+    const groupOf = geo.groupOfLocation;
+    for (let i = 0; i < classOfLocation.length; i++) classOfLocation[i] = classOfGroup[groupOf[i]];
     variantClassOfLocation.push(classOfLocation);
     const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
     const r = firstRule(unknown);

@@ -1,3 +1,4 @@
+import type { ClassTrie } from '../geo/scope.ts';
 import type { GeoIndex } from '../geo/types.ts';
 
 // Compiled steering policies: plain data (numbers, typed arrays, strings), so
@@ -122,6 +123,6 @@ export interface SteeringTables {
    * classTries[policy][variant]: class and scope per client network
    * (geo/scope.ts); empty for a policy with a single class.
    */
-  classTries: Int32Array[][];
+  classTries: ClassTrie[][];
   geo: GeoIndex;
 }
