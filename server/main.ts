@@ -10,7 +10,8 @@ import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { Settings } from './config/settings.ts';
 import { createCounterBuffer } from './engine/counters.ts';
 import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
-import { loadGeo, type LoadedGeo } from './geo-context.ts';
+import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
+import { watchGeoDatabase } from './geo/watch.ts';
 import { emptyProbesConfig, loadProbesConfig } from './health/config.ts';
 import { HealthService } from './health/service.ts';
 import { createHealthTable } from './health/table.ts';
@@ -43,6 +44,8 @@ export interface RunningServer {
   decisionCounters(): SharedArrayBuffer;
   /** Reload counts by outcome, for metrics. */
   reloads: { success: number; failure: number; lastError: string[] };
+  /** GeoIP database replacements by outcome, for metrics. */
+  geoReloads: { success: number; rejected: number; lastError: string };
   reload(reason: string): ReloadOutcome;
   /** Fit to receive anycast traffic? The reasons say why not. */
   fitness(): { fit: boolean; reasons: string[] };
@@ -100,7 +103,6 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const health = new HealthService({
     subjects: geo.catalog.ids, config: loadProbes(settings, geo.catalog.ids), stateFile: settings.stateFile!, log, table: healthTable,
   });
-  health.on('transition', (event) => log.info(event, 'health transition'));
   health.start();
 
   const listen = [];
@@ -196,6 +198,29 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     watchers.push(watcher);
   }
 
+  // The GeoIP database is watched: geoipupdate renames a new file into place.
+  // A new file is loaded and checked off the query path and swapped in with a
+  // new snapshot; a truncated or corrupt one is rejected and the old data serves.
+  const geoReloads = { success: 0, rejected: 0, lastError: '' };
+  const stopGeoWatch = watchGeoDatabase(geo.database.path, (database) => {
+    const next: LoadedGeo = { context: contextFor(database, geo.catalog), database, catalog: geo.catalog };
+    const previous = geo;
+    geo = next;
+    const outcome = reload('GeoIP database replaced');
+    if (!outcome.ok) {
+      geo = previous;
+      geoReloads.rejected++;
+      geoReloads.lastError = outcome.errors.join('; ');
+      return;
+    }
+    geoReloads.success++;
+    log.info({ database: database.path, type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, 'GeoIP database replaced');
+  }, (err) => {
+    geoReloads.rejected++;
+    geoReloads.lastError = err.message;
+    log.error({ err: err.message, database: geo.database.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
+  }, { current: geo.database, networks: geo.database.networks, asnPath: settings.asnDatabase });
+
   let admin: AdminServer | null = null;
   const server: RunningServer = {
     settings,
@@ -209,6 +234,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     counters,
     decisionCounters: () => decisionCounters,
     reloads,
+    geoReloads,
     reload,
     fitness: () => {
       const reasons: string[] = [];
@@ -247,6 +273,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     // while routes converge, then stop taking new TCP connections and close.
     log.info({ drainMs: settings.drainMs }, 'shutting down: unfit for anycast, draining');
     for (const w of watchers) w.close();
+    stopGeoWatch();
     if (settings.drainMs > 0) await new Promise((r) => setTimeout(r, settings.drainMs));
     post({ type: 'stop-accepting' });
     health.stop();
