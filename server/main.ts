@@ -176,6 +176,8 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
       decisionCounters = createDecisionCounterBuffer(current.steering, settings.workers);
       post({ type: 'snapshot', snapshot: current, decisionCounters });
       log.info({ reason, hash: current.hash }, 'configuration reloaded');
+    } else {
+      log.info({ reason, hash: current.hash }, 'configuration unchanged');
     }
     return { ok: true, errors: [], hash: current.hash, changed };
   };

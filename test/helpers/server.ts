@@ -21,6 +21,8 @@ export interface StartedServer {
   logs: Array<Record<string, unknown>>;
   /** Resolves with the first log line (seen before or after the call) that matches. */
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Resolves with the first matching log line written after this call. */
+  waitForNextLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -70,8 +72,8 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
     }
   });
   const exited = once(child, 'exit');
-  const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 15000): Promise<Record<string, unknown>> => {
-    const seen = logs.find(match);
+  const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 60000, onlyNew = false): Promise<Record<string, unknown>> => {
+    const seen = onlyNew ? undefined : logs.find(match);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timed out waiting for a log line; stderr: ${stderr}`)), timeoutMs);
@@ -92,6 +94,7 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
     adminPort,
     logs,
     waitForLog,
+    waitForNextLog: (match, timeoutMs) => waitForLog(match, timeoutMs, true),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null) return child.exitCode;
       child.kill(signal);
