@@ -20,7 +20,7 @@ const WARM_UP_NAMES = 50_000;
 const WARM_UP_SUBNETS = 50_000;
 const FLOOD_NAMES = 200_000;
 const FLOOD_SUBNETS = 100_000;
-/** Allowed growth after warm-up: measured 0.1 MB of ~393 MB; the margin absorbs GC timing when tests share the cores. */
+/** Allowed growth after warm-up: measured under 0.1 MB of ~393 MB; the margin absorbs GC timing when tests share the cores. */
 const GROWTH_LIMIT_BYTES = 16 * 1024 * 1024;
 
 let server: StartedServer;
