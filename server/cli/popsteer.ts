@@ -9,7 +9,9 @@ import { resolve } from 'node:path';
 import { loadGeo } from '../geo-context.ts';
 import { loadSnapshot } from '../policy/load.ts';
 import { runAnycastCommand } from './anycast.ts';
+import { DIFF_HELP, runDiffCommand } from './diff.ts';
 import { EXPLAIN_HELP, runExplainCommand } from './explain.ts';
+import { POP_HELP, runPopCommand } from './pop.ts';
 
 const USAGE = `popsteer — authoritative DNS that steers clients to the best healthy PoP
 
@@ -18,6 +20,10 @@ Usage:
   popsteer validate [--config dir]  check the configuration; exit 0 when valid, 1 with the errors
   popsteer explain --name <n> [--client <cidr>] [--resolver ip] [--down ids] [--json]
                                     why a client gets its answer, step by step
+  popsteer diff --from <dir> --to <dir> [--sample file]
+                                    how answers move between two policy sets
+  popsteer pop drain|undrain|force-down|force-up <id> --reason "…" [--expires 30m]
+                                    override a PoP's health through the admin API
   popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
   popsteer --help | <command> --help
 
@@ -70,6 +76,18 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       return runExplainCommand(rest);
+    case 'diff':
+      if (wantsHelp) {
+        process.stdout.write(`${DIFF_HELP}\n`);
+        return 0;
+      }
+      return runDiffCommand(rest);
+    case 'pop':
+      if (wantsHelp) {
+        process.stdout.write(`${POP_HELP}\n`);
+        return 0;
+      }
+      return runPopCommand(rest);
     case 'anycast':
       return runAnycastCommand(rest);
     default:

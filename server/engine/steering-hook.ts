@@ -19,6 +19,8 @@ import type { ClientAddress, SteeringHook, SteeringResult } from './engine.ts';
 /** A cached outcome for (policy, class) under one health epoch. */
 interface CachedDecision {
   epoch: number;
+  /** What resolve() decided, kept for explain, the query log and per-PoP counts. */
+  resolution: Resolution;
   a: AnswerTemplate | null;
   aaaa: AnswerTemplate | null;
   degraded: boolean;
@@ -53,7 +55,7 @@ export class PolicySteering implements SteeringHook {
   }
 
   /** Filled by the last answer() for explain and the query log. */
-  readonly last: DecisionTrace = { policy: -1, variant: 0, class: -1, scope: 0, resolution: this.resolution };
+  readonly last: DecisionTrace = { policy: -1, variant: 0, class: -1, scope: 0, resolution: new Resolution() };
 
   constructor(tables: SteeringTables, health: Int32Array, counters: Counters, trustEcs: (view: QueryView, resolver: string) => boolean = () => true) {
     this.tables = tables;
@@ -108,6 +110,7 @@ export class PolicySteering implements SteeringHook {
       const cached = this.decisions[index][cls.class];
       if (cached !== undefined && cached.epoch === epoch) {
         counters[OFF_DECISION_CACHE_HITS]++;
+        trace.resolution = cached.resolution;
         result.ttl = cached.degraded ? policy.degradedTtl : policy.ttl;
         return qtype === TYPE_AAAA ? cached.aaaa : cached.a;
       }
@@ -116,6 +119,7 @@ export class PolicySteering implements SteeringHook {
     const stickyKey = stickyKeyOf(address.bytes, scope, address.family);
     const r = this.resolution;
     resolve(policy, decisionClass, this.health, stickyKey, Math.random(), r);
+    trace.resolution = r;
     result.ttl = r.degraded ? policy.degradedTtl : policy.ttl;
     let a: AnswerTemplate | null;
     let aaaa: AnswerTemplate | null;
@@ -128,7 +132,9 @@ export class PolicySteering implements SteeringHook {
     }
     if (cacheable) {
       if (this.decisions[index][cls.class] === undefined) counters[OFF_DECISION_CACHE_SIZE]++;
-      this.decisions[index][cls.class] = { epoch, a, aaaa, degraded: r.degraded };
+      const frozen = new Resolution().copyFrom(r);
+      trace.resolution = frozen;
+      this.decisions[index][cls.class] = { epoch, a, aaaa, degraded: r.degraded, resolution: frozen };
     }
     return qtype === TYPE_AAAA ? aaaa : a;
   }

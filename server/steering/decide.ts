@@ -108,6 +108,17 @@ export class Resolution {
   selfPreferred = false;
   /** Which tier answered (failover). */
   tier = 0;
+
+  copyFrom(other: Resolution): this {
+    this.chosen.set(other.chosen.subarray(0, other.count));
+    this.count = other.count;
+    this.outcome = other.outcome;
+    this.degraded = other.degraded;
+    this.allDown = other.allDown;
+    this.selfPreferred = other.selfPreferred;
+    this.tier = other.tier;
+    return this;
+  }
 }
 
 export function isUp(health: Int32Array, subject: number): boolean {
