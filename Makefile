@@ -6,9 +6,9 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 # Debian tools the tests call, installed idempotently.
-TEST_DEBS := bind9-dnsutils knot-dnsutils
+TEST_DEBS := bind9-dnsutils knot-dnsutils exabgp bird2 chromium openssl
 
-.PHONY: run test deps debs typecheck unit bench clean
+.PHONY: run test deps debs typecheck bench soak fuzz-nightly clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -31,11 +31,20 @@ typecheck: deps
 	tsc --noEmit -p tsconfig.json
 
 test: deps debs typecheck
-	node --test --test-concurrency=2 --test-timeout=120000 \
-	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts'
+	node --test --test-concurrency=2 --test-timeout=180000 \
+	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/bench/**/*.test.ts'
 
+# Not part of `make test`: figures, not verdicts. Installs the peers it compares with.
 bench: deps
 	node test/bench/run-all.ts
+
+# Ten minutes at 70% of peak with flapping probes and reloads (SOAK_SECONDS to change).
+soak: deps debs
+	node test/soak/soak.ts
+
+# The fuzz suite at nightly size.
+fuzz-nightly: deps
+	FUZZ_RUNS=1000000 node --test test/conformance/fuzz.test.ts
 
 clean:
 	rm -rf node_modules state test-results
