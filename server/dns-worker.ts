@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { DecisionRecorder } from './admin/decision-counters.ts';
 import { QueryLog } from './admin/query-log.ts';
-import { Counters, OFF_DECISION_CACHE_HITS, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
+import { Counters, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
 import { PolicySteering } from './engine/steering-hook.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
@@ -74,7 +74,6 @@ const rrl = data.rrl ? new ResponseRateLimiter(data.rrl, (event) => rrlLog!.warn
 
 const handler: MessageHandler = (message, length, protocol, peer) => {
   const started = performance.now();
-  const hitsBefore = counters.values[OFF_DECISION_CACHE_HITS];
   let size = engine.handle(message, length, protocol, peer);
   // RRL: UDP only (a TCP handshake proves the address); after the reply exists, before it is sent.
   if (size > 0 && rrl !== null && protocol === PROTO_UDP) {
@@ -95,7 +94,7 @@ const handler: MessageHandler = (message, length, protocol, peer) => {
   const current = steered;
   const policy = current !== null ? current.hook.last.policy : -1;
   if (current !== null && policy >= 0) {
-    current.decisions.record(current.hook.last, counters.values[OFF_DECISION_CACHE_HITS] !== hitsBefore);
+    current.decisions.record(current.hook.last);
     current.hook.last.policy = -1;
   }
   if (queryLog !== null && queryLog.sample()) {

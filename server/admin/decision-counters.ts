@@ -11,7 +11,7 @@
 //   [fail_open, last_resort, servfail]  outcomes when every candidate was down / geofenced out
 
 import { OUTCOME_SERVFAIL, type Resolution } from '../steering/decide.ts';
-import { ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, WEIGHTED_NONE, type CompiledPolicy, type SteeringTables } from '../steering/types.ts';
+import { ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, type CompiledPolicy, type SteeringTables } from '../steering/types.ts';
 
 export const DECISION_OUTCOMES = ['fail_open', 'last_resort', 'servfail'] as const;
 const OUTCOME_FAIL_OPEN = 0;
@@ -64,14 +64,6 @@ export class DecisionRecorder {
   private readonly tables: SteeringTables;
   private readonly values: Float64Array;
   private readonly policyBase: Int32Array;
-  /**
-   * First endpoint (+1; 0 = none) and outcome slot (+1; 0 = none) of the
-   * last resolution per [policy][class]. A decision-cache hit does not run
-   * the resolution again, so its endpoint is read back from here: the cached
-   * entry was made by the last miss of that class in this worker.
-   */
-  private readonly lastEndpoint: Int16Array[];
-  private readonly lastOutcome: Int8Array[];
   /** Rule, endpoint (-1 none) and outcome (-1 none) of the last record(), for the query log. */
   rule = -1;
   endpoint = -1;
@@ -83,30 +75,20 @@ export class DecisionRecorder {
     this.policyBase = layout.policyBase;
     const region = Math.max(1, layout.regionSize);
     this.values = new Float64Array(buffer, worker * region * Float64Array.BYTES_PER_ELEMENT, region);
-    this.lastEndpoint = tables.policies.map((p) => new Int16Array(p.classes.length));
-    this.lastOutcome = tables.policies.map((p) => new Int8Array(p.classes.length));
   }
 
-  record(trace: DecisionTraceView, cacheHit: boolean): void {
+  /** The trace's resolution is the cached one on a decision-cache hit, so it is always this query's. */
+  record(trace: DecisionTraceView): void {
     const p = trace.policy;
     const policy = this.tables.policies[p];
     const cls = policy.classes[trace.class];
     const rule = cls.rule;
-    let endpointSlot: number;
-    let outcomeSlot: number;
-    if (cacheHit && policy.rules[rule].weighted === WEIGHTED_NONE) {
-      endpointSlot = this.lastEndpoint[p][trace.class];
-      outcomeSlot = this.lastOutcome[p][trace.class];
-    } else {
-      const r = trace.resolution;
-      endpointSlot = r.count > 0 ? r.chosen[0] + 1 : 0;
-      outcomeSlot = r.outcome === OUTCOME_SERVFAIL ? OUTCOME_SERVFAIL_SLOT + 1
-        : !r.allDown ? 0
-          : policy.whenAllDown === ALL_DOWN_POOL ? OUTCOME_LAST_RESORT + 1
-            : policy.whenAllDown === ALL_DOWN_FAIL_OPEN ? OUTCOME_FAIL_OPEN + 1 : 0;
-      this.lastEndpoint[p][trace.class] = endpointSlot;
-      this.lastOutcome[p][trace.class] = outcomeSlot;
-    }
+    const r = trace.resolution;
+    const endpointSlot = r.count > 0 ? r.chosen[0] + 1 : 0;
+    const outcomeSlot = r.outcome === OUTCOME_SERVFAIL ? OUTCOME_SERVFAIL_SLOT + 1
+      : !r.allDown ? 0
+        : policy.whenAllDown === ALL_DOWN_POOL ? OUTCOME_LAST_RESORT + 1
+          : policy.whenAllDown === ALL_DOWN_FAIL_OPEN ? OUTCOME_FAIL_OPEN + 1 : 0;
     const base = this.policyBase[p];
     this.values[base + rule * (policy.endpoints.length + 1) + endpointSlot]++;
     if (outcomeSlot > 0) this.values[outcomeBase(policy, base) + outcomeSlot - 1]++;

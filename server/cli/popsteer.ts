@@ -4,7 +4,7 @@
 import { ConfigErrors } from '../config/errors.ts';
 import { resolveSettings, settingsHelp } from '../config/settings.ts';
 import { createLogger } from '../log/logger.ts';
-import { startServer } from '../main.ts';
+import { startServer, type RunningServer } from '../main.ts';
 import { resolve } from 'node:path';
 import { loadGeo } from '../geo-context.ts';
 import { loadSnapshot } from '../policy/load.ts';
@@ -104,7 +104,20 @@ async function serve(args: string[]): Promise<number> {
     return reportConfigErrors(err);
   }
   const log = createLogger(settings.logLevel, settings.pop);
-  let server;
+  // Signals are handled from the first moment: a SIGTERM during start-up stops
+  // the server as soon as it exists (and a second one exits at once).
+  let server: RunningServer | null = null;
+  let stopRequested = false;
+  let terms = 0;
+  const stop = (): void => {
+    terms++;
+    if (terms > 1) process.exit(1);
+    stopRequested = true;
+    if (server) void server.shutdown().then(() => process.exit(process.exitCode ?? 0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => { server?.reload('SIGHUP'); });
   try {
     server = await startServer(settings, log);
   } catch (err) {
@@ -116,15 +129,10 @@ async function serve(args: string[]): Promise<number> {
     process.stderr.write(`popsteer: cannot start: ${(err as Error).message}\n`);
     return 1;
   }
-  let terms = 0;
-  process.on('SIGHUP', () => { server.reload('SIGHUP'); });
-  const stop = (): void => {
-    terms++;
-    if (terms > 1) process.exit(1);
-    void server.shutdown().then(() => process.exit(process.exitCode ?? 0));
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  if (stopRequested) {
+    const running = server;
+    void running.shutdown().then(() => process.exit(process.exitCode ?? 0));
+  }
   return -1; // keep running
 }
 

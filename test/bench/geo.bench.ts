@@ -14,7 +14,7 @@ import { loadGeoDatabase } from '../../server/geo/database.ts';
 import { nearestOrderClasses } from '../../server/geo/distance.ts';
 import { lookupLocation, newLocationResult } from '../../server/geo/lookup.ts';
 import { parseAddressInto } from '../../server/geo/address.ts';
-import { buildClassTrie, lookupClass, newClassResult } from '../../server/geo/scope.ts';
+import { buildClassTrie, lookupClass, newClassResult, type ClassTrie } from '../../server/geo/scope.ts';
 import type { GeoIndex } from '../../server/geo/types.ts';
 import { REPO_ROOT } from '../helpers/server.ts';
 import { sampleByDescent, sampleMixed, seededRandom } from '../unit/geo/helpers.ts';
@@ -114,7 +114,7 @@ function quartiles(values: number[]): string {
 }
 
 /** Class tries whose classes are the first k PoPs of the nearest order (k = PoP count: the whole list). */
-function classTrieForPrefix(k: number): Int32Array {
+function classTrieForPrefix(k: number): ClassTrie {
   if (k >= catalog.count) return classTrie;
   const idOf = new Map<string, number>();
   const classOfOrder = nearest.orders.map((order) => {

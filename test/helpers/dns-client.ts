@@ -13,6 +13,13 @@ export interface QueryOptions {
 
 export type Decoded = dnsPacket.DecodedPacket & { rcode?: string };
 
+/** An answer record as decoded (dns-packet's types model OPT separately). */
+export type DecodedRecord = { type: string; name: string; ttl: number; data: unknown };
+
+export function records(p: Decoded): DecodedRecord[] {
+  return (p.answers ?? []) as unknown as DecodedRecord[];
+}
+
 export class TestDnsClient {
   private readonly socket: Socket;
   private readonly pending = new Map<number, { resolve: (p: Decoded) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
@@ -46,7 +53,7 @@ export class TestDnsClient {
     this.nextId = id;
     const additionals: dnsPacket.Answer[] = [];
     if (options.edns !== false) {
-      const ednsOptions: dnsPacket.PacketOpt['options'] = [];
+      const ednsOptions: Array<Record<string, unknown>> = [];
       if (options.subnet) {
         const [ip, length] = options.subnet.split('/');
         const family = ip.includes(':') ? 2 : 1;
@@ -88,7 +95,7 @@ export class TestDnsClient {
 
 /** The first A/AAAA address in an answer, or the CNAME target, or null. */
 export function firstAnswer(p: Decoded): string | null {
-  const a = (p.answers ?? []).find((r) => r.type === 'A' || r.type === 'AAAA' || r.type === 'CNAME');
+  const a = (p.answers ?? []).find((r) => r.type === 'A' || r.type === 'AAAA' || r.type === 'CNAME') as { data?: unknown } | undefined;
   return a ? String(a.data) : null;
 }
 
