@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startServer, type StartedServer } from '../helpers/server.ts';
-import { encodeQuery, type SampledNetwork } from '../bench/peers/queries.ts';
 import { dnsperfOnce, residentBytes, writeWireQueries } from '../soak/dnsperf-once.ts';
+import { randomNameQueries, subnetQueries } from '../soak/queries.ts';
 
 const WARM_UP_NAMES = 50_000;
 const WARM_UP_SUBNETS = 50_000;
@@ -36,38 +36,6 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Random-looking, never repeated names under the zone: every one an NXDOMAIN. */
-function randomNames(count: number, offset: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < count; i++) {
-    const n = offset + i;
-    out.push(encodeQuery(`q${Math.imul(n, 0x9e3779b1) >>> 0}-${n.toString(36)}.cdn.example`, null, n & 0xffff));
-  }
-  return out;
-}
-
-/** Distinct ECS subnets for the steered name: IPv4 /24s and, one in ten, IPv6 /56s. */
-function distinctSubnets(count: number, offset: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < count; i++) {
-    const n = offset + i;
-    let ecs: Pick<SampledNetwork, 'family' | 'sourcePrefix' | 'address'>;
-    if (i % 10 === 9) {
-      const address = Buffer.alloc(7);
-      address.writeUInt16BE(0x2a00 | ((n >> 16) & 0xff), 0);
-      address.writeUInt32BE(Math.imul(n, 0x85ebca6b) >>> 0, 2);
-      address[6] = n & 0xff;
-      ecs = { family: 2, sourcePrefix: 56, address };
-    } else {
-      // 1.0.0.0 – 223.255.255.0: walk the /24s with a stride so consecutive queries land far apart.
-      const index = Math.imul(n, 2654435761) >>> 8;
-      ecs = { family: 1, sourcePrefix: 24, address: Buffer.from([1 + (index >> 16) % 223, (index >> 8) & 0xff, index & 0xff]) };
-    }
-    out.push(encodeQuery('www.cdn.example', ecs as SampledNetwork, n & 0xffff));
-  }
-  return out;
-}
-
 async function flood(name: string, packets: Buffer[]): Promise<void> {
   const file = join(dir, `${name}.bin`);
   writeWireQueries(file, packets);
@@ -79,13 +47,13 @@ async function flood(name: string, packets: Buffer[]): Promise<void> {
 
 test('random-name and distinct-subnet floods do not grow the server\'s memory', async (t) => {
   const pid = server.process.pid!;
-  await flood('warm-up-names', randomNames(WARM_UP_NAMES, 0));
-  await flood('warm-up-subnets', distinctSubnets(WARM_UP_SUBNETS, 0));
+  await flood('warm-up-names', randomNameQueries(WARM_UP_NAMES, 0));
+  await flood('warm-up-subnets', subnetQueries('www.cdn.example', WARM_UP_SUBNETS, 0));
   const warm = residentBytes(pid);
 
-  await flood('names', randomNames(FLOOD_NAMES, WARM_UP_NAMES));
+  await flood('names', randomNameQueries(FLOOD_NAMES, WARM_UP_NAMES));
   const afterNames = residentBytes(pid);
-  await flood('subnets', distinctSubnets(FLOOD_SUBNETS, WARM_UP_SUBNETS));
+  await flood('subnets', subnetQueries('www.cdn.example', FLOOD_SUBNETS, WARM_UP_SUBNETS));
   const afterSubnets = residentBytes(pid);
 
   const mb = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1);
