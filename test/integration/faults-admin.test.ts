@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { startServer, type StartedServer } from '../helpers/server.ts';
 import { TestDnsClient, firstAnswer, type Decoded } from '../helpers/dns-client.ts';
 import { POPS, popOf } from '../helpers/pops.ts';
-import { QueryLoop, answered, type LoopQuestion, type LoopStats } from '../soak/query-loop.ts';
+import { answered, withQueryLoop, type LoopQuestion, type LoopStats, type QueryLoop } from '../soak/query-loop.ts';
 
 const TOKEN = 'faults-test-token';
 const UK = '81.2.69.0/24';
@@ -55,16 +55,9 @@ const pop = (reply: Decoded): string => {
 
 /** Runs `during` under a query loop; returns the loop's stats after asserting no timeout or wrong answer. */
 async function underLoad(questions: LoopQuestion[], during: (loop: QueryLoop) => Promise<void>): Promise<LoopStats> {
-  const loop = QueryLoop.start({ port: server.dnsPort, questions, everyMs: 10, label: (q, r) => `${q.name.split('.')[0]}:${r.rcode === 'NOERROR' ? pop(r) : r.rcode}` });
-  try {
-    await loop.rounds(3);
-    await during(loop);
-    await loop.rounds(3);
-  } finally {
-    await loop.stop();
-  }
-  assert.equal(loop.stats.timeouts + loop.stats.wrong, 0, `failures: ${JSON.stringify(loop.stats)}`);
-  return loop.stats;
+  const stats = await withQueryLoop({ port: server.dnsPort, questions, everyMs: 10, label: (q, r) => `${q.name.split('.')[0]}:${r.rcode === 'NOERROR' ? pop(r) : r.rcode}` }, during);
+  assert.equal(stats.timeouts + stats.wrong, 0, `failures: ${JSON.stringify(stats)}`);
+  return stats;
 }
 
 const STEADY: LoopQuestion[] = [

@@ -14,7 +14,7 @@ import { startServer, type StartedServer } from '../helpers/server.ts';
 import { copyExampleConfig } from '../helpers/config-copy.ts';
 import { firstAnswer, type Decoded } from '../helpers/dns-client.ts';
 import { popOf } from '../helpers/pops.ts';
-import { QueryLoop, answered, type LoopQuestion } from '../soak/query-loop.ts';
+import { answered, withQueryLoop, type LoopQuestion, type QueryLoop } from '../soak/query-loop.ts';
 
 const UK = '81.2.69.0/24';
 const from = (expected: string) => (r: Decoded): string | null => {
@@ -34,16 +34,9 @@ const QUESTIONS: LoopQuestion[] = [
 ];
 
 async function underLoop(server: StartedServer, during: (loop: QueryLoop) => Promise<void>): Promise<void> {
-  const loop = QueryLoop.start({ port: server.dnsPort, questions: QUESTIONS, everyMs: 10 });
-  try {
-    await loop.rounds(3);
-    await during(loop);
-    await loop.rounds(5);
-  } finally {
-    await loop.stop();
-  }
-  assert.equal(loop.stats.timeouts + loop.stats.wrong, 0, `failures: ${JSON.stringify(loop.stats)}`);
-  assert.ok(loop.stats.answered >= 3 * 8, `answered: ${loop.stats.answered}`);
+  const stats = await withQueryLoop({ port: server.dnsPort, questions: QUESTIONS, everyMs: 10 }, during, 4);
+  assert.equal(stats.timeouts + stats.wrong, 0, `failures: ${JSON.stringify(stats)}`);
+  assert.ok(stats.answered >= 3 * 8, `answered: ${stats.answered}`);
 }
 
 test('a policy edit that fails validation is rejected and the previous set keeps serving', async () => {

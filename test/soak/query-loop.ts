@@ -120,3 +120,16 @@ export function answered(reply: Decoded): string | null {
   if (!(reply.answers ?? []).some((a) => a.type === 'A' || a.type === 'AAAA' || a.type === 'CNAME')) return 'no answer';
   return null;
 }
+
+/** Runs `during` with a loop going from `settleRounds` rounds before it to `settleRounds` after; returns the loop's stats. */
+export async function withQueryLoop(options: LoopOptions, during: (loop: QueryLoop) => Promise<void>, settleRounds = 3): Promise<LoopStats> {
+  const loop = QueryLoop.start(options);
+  try {
+    await loop.rounds(settleRounds);
+    await during(loop);
+    await loop.rounds(settleRounds);
+  } finally {
+    await loop.stop();
+  }
+  return loop.stats;
+}
