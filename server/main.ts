@@ -12,6 +12,7 @@ import { createCounterBuffer } from './engine/counters.ts';
 import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
 import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
 import { watchGeoDatabase } from './geo/watch.ts';
+import { rrlConfigOf } from './rrl/config.ts';
 import { emptyProbesConfig, loadProbesConfig } from './health/config.ts';
 import { HealthService } from './health/service.ts';
 import { createHealthTable } from './health/table.ts';
@@ -117,7 +118,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   for (let index = 0; index < settings.workers; index++) {
     const workerData: DnsWorkerData = {
       index, snapshot: current, listen, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable,
-      decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel,
+      decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
       tcp: {
         idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs,
         maxConnections: settings.tcpMaxConnections, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection,

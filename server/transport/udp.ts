@@ -11,8 +11,17 @@ export interface UdpListener {
   close(): Promise<void>;
 }
 
+/**
+ * Replies always go to the literal address a datagram came from, so the
+ * name lookup dgram would run before every send (dns.lookup, a regular
+ * expression and a deferred callback per reply) is replaced by a direct call.
+ */
+function literalAddress(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, typeof family === 'number' ? family : isIPv6(address) ? 6 : 4);
+}
+
 export function listenUdp(host: string, port: number, handler: MessageHandler, onError: (err: Error) => void): Promise<UdpListener> {
-  const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reusePort: true, ipv6Only: isIPv6(host) });
+  const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reusePort: true, ipv6Only: isIPv6(host), lookup: literalAddress });
   const peer: Peer = { address: '', family: 0 };
   socket.on('message', (msg, rinfo) => {
     peer.address = rinfo.address;
