@@ -21,7 +21,7 @@ export interface LoadedGeo {
 }
 
 /** Throws ConfigErrors naming the file and line of whatever is wrong. */
-export function loadGeo(settings: Pick<Settings, 'geoDataDir' | 'geoipDatabase' | 'asnDatabase'>): LoadedGeo {
+export function loadGeo(settings: Pick<Settings, 'geoDataDir' | 'geoipDatabase' | 'asnDatabase'> & { cacheDir?: string | null }): LoadedGeo {
   try {
     if (!existsSync(join(settings.geoDataDir, 'pops.yaml'))) {
       throw new ConfigError('POPSTEER_ERR_NO_POP_CATALOG', join(settings.geoDataDir, 'pops.yaml'), null, '',
@@ -29,7 +29,7 @@ export function loadGeo(settings: Pick<Settings, 'geoDataDir' | 'geoipDatabase' 
     }
     const catalog = loadPopCatalog(settings.geoDataDir);
     const networks = existsSync(join(settings.geoDataDir, 'networks.yaml')) ? loadCustomNetworks(settings.geoDataDir, catalog) : null;
-    const database = loadGeoDatabase(settings.geoipDatabase ?? DEFAULT_CITY_DATABASE, { networks, asnPath: settings.asnDatabase });
+    const database = loadGeoDatabase(settings.geoipDatabase ?? DEFAULT_CITY_DATABASE, { networks, asnPath: settings.asnDatabase, cacheDir: settings.cacheDir ?? null });
     return { context: contextFor(database, catalog), database, catalog };
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigErrors([err]);

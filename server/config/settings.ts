@@ -4,7 +4,7 @@
 // Precedence: flag > environment > <config dir>/popsteer.yaml > default.
 
 import { existsSync } from 'node:fs';
-import { availableParallelism, hostname } from 'node:os';
+import { availableParallelism, homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, ConfigErrors } from './errors.ts';
@@ -33,6 +33,7 @@ export interface Settings {
   stateFile: string | null;
   drainMs: number;
   geoipDatabase: string | null;
+  cacheDir: string;
   asnDatabase: string | null;
   /** Share of queries written to the sampled query log, 0 (off) to 1. */
   queryLogSample: number;
@@ -61,6 +62,7 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'configDir', flag: 'config', env: 'POPSTEER_CONFIG', file: '', kind: 'path', help: 'directory with zones/, steering policies and popsteer.yaml (default ./policies)' },
   { key: 'geoDataDir', flag: 'geo-data', env: 'POPSTEER_GEO_DATA', file: 'geo_data', kind: 'path', help: 'directory with the PoP catalog and custom networks (default ./geo-data)' },
   { key: 'geoipDatabase', flag: 'geoip-database', env: 'POPSTEER_GEOIP_DATABASE', file: 'geoip_database', kind: 'path', help: 'GeoIP2/GeoLite2 City or Country .mmdb, e.g. as written by geoipupdate (default: the bundled 2019 GeoLite2-City)' },
+  { key: 'cacheDir', flag: 'cache-dir', env: 'POPSTEER_CACHE_DIR', file: 'cache_dir', kind: 'path', help: 'where built GeoIP indexes are cached to start fast (default $XDG_CACHE_HOME/popsteer or ~/.cache/popsteer)' },
   { key: 'asnDatabase', flag: 'asn-database', env: 'POPSTEER_ASN_DATABASE', file: 'asn_database', kind: 'path', help: 'optional GeoLite2-ASN .mmdb (explain output)' },
   { key: 'listen', flag: 'listen', env: 'POPSTEER_LISTEN', file: 'listen', kind: 'listen-list', multiple: true, help: 'DNS address host:port for UDP and TCP; repeatable, [v6]:port for IPv6 (default 127.0.0.1:5353)' },
   { key: 'admin', flag: 'admin', env: 'POPSTEER_ADMIN', file: 'admin', kind: 'listen', help: 'admin HTTP address host:port, or "off" (default 127.0.0.1:8053)' },
@@ -101,6 +103,7 @@ export function defaultSettings(cwd: string): Settings {
     stateFile: null,
     drainMs: 5000,
     geoipDatabase: null,
+    cacheDir: join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'popsteer'),
     asnDatabase: null,
     queryLogSample: 0,
     rrlResponsesPerSecond: 0,

@@ -4,6 +4,7 @@
 // and leaves whatever was serving alone.
 
 import { readFileSync, statSync, type Stats } from 'node:fs';
+import { indexCacheFile, readIndexCache, writeIndexCache } from './index-cache.ts';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { ReaderModel, type City } from '@maxmind/geoip2-node';
@@ -28,6 +29,8 @@ export interface GeoDatabaseOptions {
   networks?: CustomNetworkSet | null;
   /** Optional GeoLite2-ASN / GeoIP2-ISP database, used by explain. */
   asnPath?: string | null;
+  /** Directory for the built-index cache (index-cache.ts); none when absent. */
+  cacheDir?: string | null;
 }
 
 export interface GeoDatabase {
@@ -50,18 +53,43 @@ export interface GeoDatabase {
 
 export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: GeoDatabaseOptions = {}): GeoDatabase {
   const started = performance.now();
-  const { bytes, stat } = readDatabaseFile(path);
-  const reader = openReader(path, bytes);
-  const { databaseType } = reader.metadata;
-  if (!LOCATION_TYPES.test(databaseType)) {
-    throw new ConfigError('POPSTEER_ERR_GEOIP_TYPE', path, null, '',
-      `database type "${databaseType}" has no locations; give a GeoIP2/GeoLite2 City or Country database`);
-  }
-  let index: GeoIndex;
+  const networks = options.networks ?? null;
+  let stat: Stats;
   try {
-    index = buildGeoIndex(bytes, reader.metadata, options.networks ?? null);
+    stat = statSync(path);
   } catch (err) {
-    throw new ConfigError('POPSTEER_ERR_GEOIP_CORRUPT', path, null, '', `corrupt or truncated database: ${(err as Error).message}`);
+    throw new ConfigError('POPSTEER_ERR_GEOIP_UNREADABLE', path, null, '', `cannot read GeoIP database: ${(err as Error).message}`);
+  }
+  const cacheFile = options.cacheDir ? indexCacheFile(options.cacheDir, path, stat, networks) : null;
+  const cached = cacheFile ? readIndexCache(cacheFile) : null;
+  let index: GeoIndex;
+  let databaseType: string;
+  let buildEpoch: Date;
+  if (cached) {
+    ({ index, databaseType } = cached);
+    buildEpoch = new Date(cached.buildEpochMs);
+  } else {
+    const file = readDatabaseFile(path);
+    stat = file.stat;
+    const reader = openReader(path, file.bytes);
+    databaseType = reader.metadata.databaseType;
+    buildEpoch = reader.metadata.buildEpoch;
+    if (!LOCATION_TYPES.test(databaseType)) {
+      throw new ConfigError('POPSTEER_ERR_GEOIP_TYPE', path, null, '',
+        `database type "${databaseType}" has no locations; give a GeoIP2/GeoLite2 City or Country database`);
+    }
+    try {
+      index = buildGeoIndex(file.bytes, reader.metadata, networks);
+    } catch (err) {
+      throw new ConfigError('POPSTEER_ERR_GEOIP_CORRUPT', path, null, '', `corrupt or truncated database: ${(err as Error).message}`);
+    }
+    if (cacheFile) {
+      try {
+        writeIndexCache(indexCacheFile(options.cacheDir!, path, stat, networks), { index, databaseType, buildEpochMs: buildEpoch.getTime() });
+      } catch {
+        // A cache that cannot be written only costs the next start its speed.
+      }
+    }
   }
   const asn = options.asnPath ? openAsnDatabase(options.asnPath) : null;
   // The query path reads only the index. The file's bytes (60 MB for City)
@@ -76,7 +104,7 @@ export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: G
   const database: GeoDatabase = {
     path,
     databaseType,
-    buildEpoch: reader.metadata.buildEpoch,
+    buildEpoch,
     fileSize: stat.size,
     fileMtimeMs: stat.mtimeMs,
     fileIno: stat.ino,
