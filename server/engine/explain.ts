@@ -180,9 +180,15 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
   let current = written.slice();
   result.steps.push({ step: `candidates (${rule.tiers.length > 1 ? 'pools in priority order' : 'pool'})`, kept: current.map(describe), dropped: [] });
   for (const step of rule.steps) {
-    if (step === 'nearest') {
-      current = planned.filter((i) => current.includes(i)).concat(current.filter((i) => !planned.includes(i)));
-      result.steps.push({ step: 'nearest: ordered by distance from the client', kept: current.map(describe), dropped: [] });
+    if (step === 'nearest' || step.startsWith('{"nearest"')) {
+      const limited = step !== 'nearest';
+      const dropped = limited ? current.filter((i) => !planned.includes(i)) : [];
+      current = planned.filter((i) => current.includes(i)).concat(limited ? [] : current.filter((i) => !planned.includes(i)));
+      result.steps.push({
+        step: `nearest${limited ? ` ${step}` : ''}: ordered by distance from the client`,
+        kept: current.map(describe),
+        dropped: dropped.map((i) => ({ ...describe(i), reason: 'beyond the nearest limit' })),
+      });
     } else if (step.includes('geofence') || step === 'self') {
       const dropped = current.filter((i) => !planned.includes(i));
       current = current.filter((i) => planned.includes(i));

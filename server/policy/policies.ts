@@ -282,7 +282,8 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
         fail('POPSTEER_ERR_POLICY_STEP', sp, '`first` must be the last step (it cuts the list the other steps produce)');
       }
       if (step === 'healthy') plan.healthy = true;
-      else if (step === 'nearest') source.steps.push({ kind: 'nearest' });
+      else if (step === 'nearest') source.steps.push({ kind: 'nearest', limit: 0 });
+      else if (typeof step === 'object' && 'nearest' in step) source.steps.push({ kind: 'nearest', limit: (step.nearest as { limit: number }).limit });
       else if (step === 'self') {
         const ordinal = popIndex.get(selfPop);
         const endpoint = ordinal === undefined ? -1 : tiers.flat().find((i) => endpoints[i].pop === ordinal) ?? -1;

@@ -22,7 +22,7 @@ export interface RuleSource {
   tiers: number[][];
   /** Health-independent steps, in order. */
   steps: Array<
-    | { kind: 'nearest' }
+    | { kind: 'nearest'; limit: number }
     | { kind: 'self'; endpoint: number }
     | { kind: 'geofence'; to: 'client_continent' | 'client_country' | string[]; otherwise: 'keep_all' | 'servfail' | number[] }
   >;
@@ -41,7 +41,9 @@ export function planClass(rule: RuleSource, ruleIndex: number, endpoints: Endpoi
   let servfail = false;
   for (const step of rule.steps) {
     if (step.kind === 'nearest') {
-      tiers = tiers.map((tier) => orderNearestFirst(tier, endpoints, loc, unknownOrder));
+      // A limit keeps the N nearest (gdnsd's auto_dc_limit): fewer distinct
+      // candidate lists, so wider ECS scopes, at the price of failover depth.
+      tiers = tiers.map((tier) => orderNearestFirst(tier, endpoints, loc, unknownOrder).slice(0, step.limit > 0 ? step.limit : undefined));
     } else if (step.kind === 'self') {
       tiers = tiers.map((tier) => tier.filter((i) => i === step.endpoint));
     } else {
