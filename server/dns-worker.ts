@@ -26,6 +26,8 @@ export interface DnsWorkerData {
   counters: SharedArrayBuffer;
   /** Health table written by the main thread's health service (health/table.ts). */
   health: SharedArrayBuffer;
+  /** Next possible health change and declared load per PoP (steering/signals.ts). */
+  signals: SharedArrayBuffer;
   /** Steering decisions per [policy][rule][endpoint] (admin/decision-counters.ts), one buffer per policy set. */
   decisionCounters: SharedArrayBuffer;
   /** Share of queries written to the query log (0 = off). */
@@ -51,6 +53,7 @@ const port = parentPort!;
 const counters = new Counters(data.counters, data.index);
 const engine = new Engine(data.snapshot, { popId: data.popId, versionBind: data.versionBind, counters });
 const healthView = new Int32Array(data.health);
+const signalsView = new Float64Array(data.signals);
 /** The steering hook and the decision counters of one policy set, swapped together. */
 interface Steered {
   hook: PolicySteering;
@@ -59,7 +62,7 @@ interface Steered {
 let steered: Steered | null = null;
 const useSnapshot = (snapshot: DnsSnapshot, decisionCounters: SharedArrayBuffer): void => {
   steered = snapshot.steering ? {
-    hook: new PolicySteering(snapshot.steering, healthView, counters),
+    hook: new PolicySteering(snapshot.steering, healthView, counters, signalsView),
     decisions: new DecisionRecorder(snapshot.steering, decisionCounters, data.index),
   } : null;
   engine.steering = steered?.hook ?? null;

@@ -18,6 +18,7 @@ import { rrlConfigOf } from './rrl/config.ts';
 import { emptyProbesConfig, loadProbesConfig } from './health/config.ts';
 import { HealthService } from './health/service.ts';
 import { createHealthTable } from './health/table.ts';
+import { createSignals, setDeclaredLoad, setNextPossibleChange } from './steering/signals.ts';
 import type { Logger } from './log/logger.ts';
 import { loadSnapshot, type LoadResult } from './policy/load.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
@@ -40,6 +41,10 @@ export interface RunningServer {
   geo(): LoadedGeo;
   health: HealthService;
   healthTable: SharedArrayBuffer;
+  /** Per-PoP signals for the workers: next possible health change, declared load (steering/signals.ts). */
+  signals: SharedArrayBuffer;
+  /** Records a PoP's declared load (capacity steps); false for an unknown PoP. */
+  setLoad(pop: string, load: number): boolean;
   dnsPorts: number[];
   adminPort: number | null;
   counters: SharedArrayBuffer;
@@ -121,6 +126,19 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   });
   health.start();
 
+  // Signals for TTLs derived from health and for capacity steps, refreshed
+  // every second and at every health change.
+  const signals = createSignals(geo.catalog.count);
+  const signalsView = new Float64Array(signals);
+  const refreshSignals = (): void => {
+    const now = Date.now();
+    geo.catalog.ids.forEach((id, i) => setNextPossibleChange(signalsView, i, now + health.secondsUntilPossibleChange(id) * 1000));
+  };
+  refreshSignals();
+  health.on('transition', refreshSignals);
+  const signalsTimer = setInterval(refreshSignals, 1000);
+  signalsTimer.unref();
+
   const listen = [];
   for (const address of settings.listen) {
     listen.push({ host: address.host, port: address.port === 0 ? await pickPort(address.host) : address.port });
@@ -132,7 +150,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   let shuttingDown = false;
   for (let index = 0; index < settings.workers; index++) {
     const workerData: DnsWorkerData = {
-      index, snapshot: current, listen, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable,
+      index, snapshot: current, listen, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals,
       decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
       tcp: {
         idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs,
@@ -247,6 +265,13 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     geo: () => geo,
     health,
     healthTable,
+    signals,
+    setLoad: (pop, load) => {
+      const i = geo.catalog.ids.indexOf(pop);
+      if (i < 0) return false;
+      setDeclaredLoad(signalsView, i, load);
+      return true;
+    },
     dnsPorts: listen.map((l) => l.port),
     adminPort: null,
     counters,
@@ -295,6 +320,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     if (settings.drainMs > 0) await new Promise((r) => setTimeout(r, settings.drainMs));
     post({ type: 'stop-accepting' });
     health.stop();
+    clearInterval(signalsTimer);
     await Promise.all(workers.map((w) => new Promise<void>((resolveP) => {
       const timer = setTimeout(() => { void w.terminate().then(() => resolveP()); }, 2000);
       w.on('message', (m: FromWorker) => { if (m.type === 'closed') { clearTimeout(timer); resolveP(); } });

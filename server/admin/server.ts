@@ -22,7 +22,8 @@ import { buildWorldMap, type WorldMap } from './world-map.ts';
 
 /** What the admin needs from the running server. */
 export type AdminHost = Pick<RunningServer,
-  'settings' | 'snapshot' | 'policies' | 'geo' | 'health' | 'healthTable' | 'counters' | 'decisionCounters' | 'reloads' | 'reload' | 'fitness' | 'startedAt'>;
+  'settings' | 'snapshot' | 'policies' | 'geo' | 'health' | 'healthTable' | 'counters' | 'decisionCounters' | 'reloads' | 'reload' | 'fitness' | 'startedAt'
+  | 'setLoad'>;
 
 export interface AdminServer {
   port: number;
@@ -326,6 +327,25 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
   }, async (req) => {
     const target = host.health.pushExternal(req.body.target, req.body.state === 'up', req.body.reason ?? '');
     return { id: target.id, state: target.state, since: new Date(target.since).toISOString(), last_probe: target.last };
+  });
+
+  // Load feed for capacity steps: a PoP's load relative to its capacity (1 = full).
+  app.post<{ Body: { pop: string; load: number } }>('/v1/load', {
+    preHandler: requireToken,
+    schema: {
+      body: {
+        type: 'object',
+        required: ['pop', 'load'],
+        additionalProperties: false,
+        properties: { pop: { type: 'string', minLength: 1, maxLength: 64 }, load: { type: 'number', minimum: 0, maximum: 100 } },
+      },
+      response: { 404: errorBody },
+    },
+  }, async (req) => {
+    if (!host.setLoad(req.body.pop, req.body.load)) {
+      throw new RequestError(404, 'not_found', `unknown PoP "${req.body.pop}"; known: ${host.geo().catalog.ids.join(', ')}`);
+    }
+    return { pop: req.body.pop, load: req.body.load };
   });
 
   await app.listen({ host: address.host, port: address.port });

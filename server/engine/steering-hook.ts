@@ -10,7 +10,8 @@ import type { AnswerTemplate } from '../dns/template.ts';
 import { lookupClass } from '../geo/scope.ts';
 import type { ClassResult } from '../geo/types.ts';
 import { OUTCOME_SERVFAIL, Resolution, resolve } from '../steering/decide.ts';
-import { ENDPOINT_CNAME, WEIGHTED_NONE, type CompiledPolicy, type CidrMatch, type SteeringTables } from '../steering/types.ts';
+import { nextPossibleChange } from '../steering/signals.ts';
+import { ENDPOINT_CNAME, WEIGHTED_NONE, type CompiledPolicy, type CidrMatch, type DecisionClass, type SteeringTables } from '../steering/types.ts';
 import { chooseDecidingAddress, DecidingAddress, MAX_IPV4_BITS, MAX_IPV6_BITS } from './client-address.ts';
 import { Counters, OFF_DECISION_CACHE_HITS, OFF_DECISION_CACHE_MISSES, OFF_DECISION_CACHE_SIZE, OFF_ECS } from './counters.ts';
 import type { ClientAddress, SteeringHook, SteeringResult } from './engine.ts';
@@ -57,9 +58,13 @@ export class PolicySteering implements SteeringHook {
   /** Filled by the last answer() for explain and the query log. */
   readonly last: DecisionTrace = { policy: -1, variant: 0, class: -1, scope: 0, resolution: new Resolution() };
 
-  constructor(tables: SteeringTables, health: Int32Array, counters: Counters, trustEcs: (view: QueryView, resolver: string) => boolean = () => true) {
+  private readonly signals: Float64Array | null;
+
+  constructor(tables: SteeringTables, health: Int32Array, counters: Counters, signals: Float64Array | null = null,
+    trustEcs: (view: QueryView, resolver: string) => boolean = () => true) {
     this.tables = tables;
     this.health = health;
+    this.signals = signals;
     this.counters = counters;
     this.trustEcs = trustEcs;
     this.decisions = tables.policies.map((p) => new Array<CachedDecision | undefined>(p.classes.length));
@@ -97,9 +102,9 @@ export class PolicySteering implements SteeringHook {
     const decisionClass = policy.classes[cls.class];
     const rule = policy.rules[decisionClass.rule];
     const epoch = this.health[0];
-    const cacheable = rule.weighted === WEIGHTED_NONE;
+    const cacheable = rule.weighted === WEIGHTED_NONE && rule.capacityMark === 0;
     if (!cacheable) {
-      // Weighted answers differ between client networks inside one class: the
+      // Weighted and capacity-shifted answers differ between client networks inside one class: the
       // client's own network (capped at /24, /56) is both the sticky key and the scope.
       const own = address.fromEcs ? address.bits : address.family === 4 ? MAX_IPV4_BITS : MAX_IPV6_BITS;
       if (own > scope) scope = own;
@@ -111,16 +116,16 @@ export class PolicySteering implements SteeringHook {
       if (cached !== undefined && cached.epoch === epoch) {
         counters[OFF_DECISION_CACHE_HITS]++;
         trace.resolution = cached.resolution;
-        result.ttl = cached.degraded ? policy.degradedTtl : policy.ttl;
+        result.ttl = this.ttlFor(policy, decisionClass, cached.degraded);
         return qtype === TYPE_AAAA ? cached.aaaa : cached.a;
       }
       counters[OFF_DECISION_CACHE_MISSES]++;
     }
     const stickyKey = stickyKeyOf(address.bytes, scope, address.family);
     const r = this.resolution;
-    resolve(policy, decisionClass, this.health, stickyKey, Math.random(), r);
+    resolve(policy, decisionClass, this.health, stickyKey, Math.random(), r, this.signals);
     trace.resolution = r;
-    result.ttl = r.degraded ? policy.degradedTtl : policy.ttl;
+    result.ttl = this.ttlFor(policy, decisionClass, r.degraded);
     let a: AnswerTemplate | null;
     let aaaa: AnswerTemplate | null;
     if (r.outcome === OUTCOME_SERVFAIL) {
@@ -137,6 +142,33 @@ export class PolicySteering implements SteeringHook {
       this.decisions[index][cls.class] = { epoch, a, aaaa, degraded: r.degraded, resolution: frozen };
     }
     return qtype === TYPE_AAAA ? aaaa : a;
+  }
+
+  /**
+   * The answer's TTL: the policy's, or its degraded one; with
+   * ttl_from_health, the time until any candidate's state could next change
+   * (gdnsd-style), clamped to [min, max], so caches keep an answer no longer
+   * than it can stay true.
+   */
+  private ttlFor(policy: CompiledPolicy, cls: DecisionClass, degraded: boolean): number {
+    const fixed = degraded ? policy.degradedTtl : policy.ttl;
+    const bounds = policy.ttlFromHealth;
+    const signals = this.signals;
+    if (bounds === null || signals === null) return fixed;
+    let earliest = Infinity;
+    const endpoints = policy.endpoints;
+    for (let t = 0; t < cls.tiers.length; t++) {
+      const tier = cls.tiers[t];
+      for (let i = 0; i < tier.length; i++) {
+        const subject = endpoints[tier[i]].healthSubject;
+        if (subject >= 0) {
+          const at = nextPossibleChange(signals, subject);
+          if (at < earliest) earliest = at;
+        }
+      }
+    }
+    const seconds = Math.floor((earliest - Date.now()) / 1000);
+    return seconds < bounds.min ? bounds.min : seconds > bounds.max ? bounds.max : seconds;
   }
 
   /** Variant 0 unless a CIDR rule matches; then the variant of the first one that does. */

@@ -274,7 +274,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
 
     const plan: RulePlan = {
       name: rule.name ?? `rule ${r + 1}`, match: rule.match === 'default' ? 'default' : JSON.stringify(rule.match), tiers,
-      steps: rule.steps.map((st) => (typeof st === 'string' ? st : JSON.stringify(st))), healthy: false, failoverMinHealthy: 0, weighted: WEIGHTED_NONE, preferSelfKm: 0, first: 1 };
+      steps: rule.steps.map((st) => (typeof st === 'string' ? st : JSON.stringify(st))), healthy: false, capacityMark: 0, failoverMinHealthy: 0, weighted: WEIGHTED_NONE, preferSelfKm: 0, first: 1 };
     const source: RuleSource = { countries: match.country ?? [], continents: match.continent ?? [], subdivisions: match.subdivision ?? [], tiers, steps: [] };
     rule.steps.forEach((step, k) => {
       const sp = `${p}/steps/${k}`;
@@ -292,6 +292,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       }
       else if (typeof step === 'object' && 'first' in step) plan.first = step.first as number;
       else if (typeof step === 'object' && 'prefer_self_within_km' in step) plan.preferSelfKm = step.prefer_self_within_km as number;
+      else if (typeof step === 'object' && 'capacity' in step) plan.capacityMark = (step.capacity as { mark: number }).mark;
       else if (typeof step === 'object' && 'failover' in step) {
         plan.failoverMinHealthy = ((step.failover as { min_healthy?: number }).min_healthy) ?? 1;
         if (tiers.length < 2) fail('POPSTEER_ERR_POLICY_STEP', sp, 'failover needs `pools:` with at least two pools in priority order');
@@ -307,6 +308,9 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     rules.push(plan);
     ruleSources.push(source);
   });
+  if (doc.ttl_from_health && doc.ttl_from_health.min > doc.ttl_from_health.max) {
+    fail('POPSTEER_ERR_POLICY_TTL', `${pointer}/ttl_from_health`, `ttl_from_health.min (${doc.ttl_from_health.min}) is above max (${doc.ttl_from_health.max}); swap them`);
+  }
   if (sawDefault < 0) {
     fail('POPSTEER_ERR_POLICY_NO_DEFAULT', `${pointer}/rules`, 'no rule matches every client: add a last rule with `match: default` so every query gets an answer');
   }

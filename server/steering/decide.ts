@@ -5,6 +5,7 @@
 // runs per query over a class — or, with the decision cache, once per class
 // and health epoch.
 
+import { declaredLoad } from './signals.ts';
 import {
   ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, WEIGHTED_NONE, WEIGHTED_RANDOM,
   type CompiledPolicy, type DecisionClass, type Endpoint, type LocationAttributes,
@@ -110,6 +111,8 @@ export class Resolution {
   selfPreferred = false;
   /** Which tier answered (failover). */
   tier = 0;
+  /** A capacity step moved this client off an overloaded first candidate. */
+  capacityShifted = false;
 
   copyFrom(other: Resolution): this {
     this.chosen.set(other.chosen.subarray(0, other.count));
@@ -119,6 +122,7 @@ export class Resolution {
     this.allDown = other.allDown;
     this.selfPreferred = other.selfPreferred;
     this.tier = other.tier;
+    this.capacityShifted = other.capacityShifted;
     return this;
   }
 }
@@ -135,13 +139,14 @@ const scores = new Float64Array(256);
  * client network that decided (so everyone inside the ECS scope gets the same
  * answer); `random` is a number in [0, 1) for random weighting.
  */
-export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int32Array, stickyKey: number, random: number, out: Resolution): void {
+export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int32Array, stickyKey: number, random: number, out: Resolution, signals: Float64Array | null = null): void {
   out.count = 0;
   out.outcome = OUTCOME_ANSWER;
   out.degraded = false;
   out.allDown = false;
   out.selfPreferred = false;
   out.tier = 0;
+  out.capacityShifted = false;
   if (cls.servfail) {
     out.outcome = OUTCOME_SERVFAIL;
     return;
@@ -198,6 +203,7 @@ export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int3
       }
     }
   }
+  if (rule.capacityMark > 0 && n > 1 && signals !== null && !out.selfPreferred) shiftForCapacity(endpoints, signals, rule.capacityMark, stickyKey, out);
   if (rule.weighted !== WEIGHTED_NONE && n > 1 && !out.selfPreferred) {
     if (rule.weighted === WEIGHTED_RANDOM) weightedRandomFirst(n, endpoints, random);
     else rendezvousOrder(n, endpoints, stickyKey);
@@ -205,6 +211,25 @@ export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int3
   const count = n < rule.first ? n : rule.first;
   for (let i = 0; i < count; i++) out.chosen[i] = scratch[i];
   out.count = count;
+}
+
+/**
+ * Capacity: while the first candidate's declared load L is above the mark M,
+ * the share (L − M) / L of client networks (picked by the sticky key, so a
+ * network stays put while the share holds) goes to the next candidate
+ * instead, which brings the first one's traffic back to about its mark.
+ */
+function shiftForCapacity(endpoints: Endpoint[], signals: Float64Array, mark: number, stickyKey: number, out: Resolution): void {
+  const first = endpoints[scratch[0]].healthSubject;
+  if (first < 0) return;
+  const load = declaredLoad(signals, first);
+  if (!(load > mark)) return;
+  const share = (load - mark) / load;
+  if ((mix32(stickyKey ^ 0x27d4eb2f) + 0.5) / 4294967296 >= share) return;
+  const moved = scratch[0];
+  scratch[0] = scratch[1];
+  scratch[1] = moved;
+  out.capacityShifted = true;
 }
 
 function collect(tier: ArrayLike<number>, endpoints: Endpoint[], health: Int32Array, healthyOnly: boolean, n: number): number {

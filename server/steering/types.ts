@@ -63,6 +63,8 @@ export interface RulePlan {
   weighted: number;
   /** Answer with this instance's PoP when healthy and within this distance of the best candidate (0: off). */
   preferSelfKm: number;
+  /** Shift clients off the first candidate while its declared load is above this mark (0: off). */
+  capacityMark: number;
   first: number;
 }
 
