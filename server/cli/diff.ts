@@ -3,10 +3,8 @@
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ConfigErrors } from '../config/errors.ts';
-import { resolveSettings } from '../config/settings.ts';
 import { WhatIf } from '../engine/what-if.ts';
-import { loadGeo } from '../geo-context.ts';
+import { loadGeoForCommand, resolveCommand } from './common.ts';
 import { createHealthTable } from '../health/table.ts';
 import { loadSnapshot } from '../policy/load.ts';
 
@@ -35,19 +33,11 @@ export function readSample(file: string): SampleEntry[] {
 }
 
 export async function runDiffCommand(args: string[]): Promise<number> {
-  let resolved;
-  try {
-    resolved = resolveSettings(args, process.env, process.cwd(), {
+  const resolved = resolveCommand(args, {
       from: { type: 'string' }, to: { type: 'string' }, sample: { type: 'string' }, name: { type: 'string' },
       json: { type: 'boolean' }, limit: { type: 'string' },
     });
-  } catch (err) {
-    if (err instanceof ConfigErrors) {
-      for (const e of err.errors) process.stderr.write(`popsteer: ${e.format()}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  if (typeof resolved === 'number') return resolved;
   const { settings, extra } = resolved;
   if (!extra.from || !extra.to) {
     process.stderr.write(`popsteer diff: --from and --to are required\n\n${DIFF_HELP}\n`);
@@ -61,14 +51,8 @@ export async function runDiffCommand(args: string[]): Promise<number> {
     process.stderr.write(`popsteer diff: ${(err as Error).message}\n`);
     return 2;
   }
-  let geo;
-  try {
-    geo = loadGeo(settings);
-  } catch (err) {
-    if (!(err instanceof ConfigErrors)) throw err;
-    for (const e of err.errors) process.stderr.write(`popsteer: ${e.format()}\n`);
-    return 1;
-  }
+  const geo = loadGeoForCommand(settings);
+  if (typeof geo === 'number') return geo;
   const health = new Int32Array(createHealthTable(geo.catalog.count));
   const sets = [extra.from as string, extra.to as string].map((dir) => loadSnapshot(resolve(process.cwd(), dir), geo.context, settings.pop));
   for (const [i, set] of sets.entries()) {

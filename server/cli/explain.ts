@@ -2,10 +2,8 @@
 // configuration on disk (or a running server's admin API with --server).
 
 import { existsSync } from 'node:fs';
-import { ConfigErrors } from '../config/errors.ts';
-import { resolveSettings } from '../config/settings.ts';
 import { explain, formatExplain } from '../engine/explain.ts';
-import { loadGeo } from '../geo-context.ts';
+import { loadGeoForCommand, resolveCommand } from './common.ts';
 import { readOverrides } from '../health/overrides.ts';
 import { createHealthTable } from '../health/table.ts';
 import { loadSnapshot } from '../policy/load.ts';
@@ -20,35 +18,19 @@ file and the PoPs in --down taken as down. --pop sets the PoP that received
 the query (self).`;
 
 export async function runExplainCommand(args: string[]): Promise<number> {
-  let resolved;
-  try {
-    resolved = resolveSettings(args, process.env, process.cwd(), {
+  const resolved = resolveCommand(args, {
       name: { type: 'string' }, client: { type: 'string' }, resolver: { type: 'string' }, down: { type: 'string' },
       type: { type: 'string' }, json: { type: 'boolean' },
     });
-  } catch (err) {
-    if (err instanceof ConfigErrors) {
-      for (const e of err.errors) process.stderr.write(`popsteer: ${e.format()}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  if (typeof resolved === 'number') return resolved;
   const { settings, extra } = resolved;
   const name = extra.name as string | undefined;
   if (!name) {
     process.stderr.write(`popsteer explain: --name is required\n\n${EXPLAIN_HELP}\n`);
     return 2;
   }
-  let geo;
-  try {
-    geo = loadGeo(settings);
-  } catch (err) {
-    if (err instanceof ConfigErrors) {
-      for (const e of err.errors) process.stderr.write(`popsteer: ${e.format()}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const geo = loadGeoForCommand(settings);
+  if (typeof geo === 'number') return geo;
   const loaded = loadSnapshot(settings.configDir, geo.context, settings.pop);
   if (!loaded.snapshot) {
     for (const e of loaded.errors) process.stderr.write(`popsteer: ${e.format()}\n`);

@@ -110,7 +110,7 @@ export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string,
       }
       seenNames.set(lower, `${file}${source.position(pointer) ? `:${source.position(pointer)!.line}` : ''}`);
       const before = errors.length;
-      const compiled = compilePolicy(doc, policies.length, source, pointer, geo, selfPop, errors);
+      const compiled = compileCached(doc, policies.length, source, pointer, geo, selfPop, errors);
       if (compiled && errors.length === before) {
         steered.push({ name: doc.name, index: compiled.index, file, pointer: `${pointer}/name`, position: source.position(`${pointer}/name`) });
         policies.push(compiled);
@@ -118,6 +118,27 @@ export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string,
     });
   }
   return { policies, steered, sources };
+}
+
+/**
+ * Compiled policies of the previous loads against the same geo facts, by
+ * their source: a reload recompiles only the policies that changed, so it
+ * neither pays again for the others nor churns their per-location tables.
+ */
+const compiledCache = new WeakMap<GeoFacts, Map<string, CompiledPolicy>>();
+
+function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[]): CompiledPolicy | null {
+  const key = `${source.file}\0${selfPop}\0${JSON.stringify(doc)}`;
+  let cache = compiledCache.get(geo);
+  if (!cache) compiledCache.set(geo, (cache = new Map()));
+  const hit = cache.get(key);
+  if (hit) return { ...hit, index };
+  const compiled = compilePolicy(doc, index, source, pointer, geo, selfPop, errors);
+  if (compiled) {
+    if (cache.size > 256) cache.clear();
+    cache.set(key, compiled);
+  }
+  return compiled;
 }
 
 function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[]): CompiledPolicy | null {
@@ -405,11 +426,33 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   }
   const selfPopEntry = selfOrdinal >= 0 ? geo.pops[selfOrdinal] : null;
   const selfDistanceKm = Float64Array.from(endpoints, (e) => (selfPopEntry && !Number.isNaN(e.lat) ? distanceKm(selfPopEntry.lat, selfPopEntry.lon, e.lat, e.lon) : NaN));
+  packTiers(classes);
   return {
     name: doc.name, index, file, ttl: doc.ttl, degradedTtl: doc.degraded_ttl ?? Math.max(1, Math.floor(doc.ttl / 3)),
     ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, classes, variantClassOfLocation, variantUnknownClass,
     cidrRules: cidrRules.sort((a, b) => a.rule - b.rule), whenAllDown, lastResort, selfEndpoint, selfDistanceKm,
   };
+}
+
+/**
+ * Moves every class's tiers into one array (the tiers become views of it), so
+ * a compiled policy is a handful of buffers rather than thousands: posting a
+ * snapshot to the workers copies one block, and a reload leaves one block of
+ * garbage instead of thousands of small allocations that fragment the heap.
+ */
+function packTiers(classes: DecisionClass[]): void {
+  let total = 0;
+  for (const c of classes) for (const t of c.tiers) total += t.length;
+  const all = new Int16Array(total);
+  let at = 0;
+  for (const c of classes) {
+    c.tiers = c.tiers.map((t) => {
+      all.set(t, at);
+      const view = all.subarray(at, at + t.length);
+      at += t.length;
+      return view;
+    });
+  }
 }
 
 export function hashString(text: string): number {
