@@ -90,8 +90,8 @@ export async function runPopCommand(args: string[], io: CommandOutput = { out: p
 
   const admin = values.admin ?? process.env.POPSTEER_ADMIN ?? DEFAULT_ADMIN;
   const url = `${adminOrigin(admin)}/v1/pops/${encodeURIComponent(popId)}/${action as OverrideAction}`;
-  const body: { reason: string; expires_in_seconds?: number } = { reason };
-  if (expiresInSeconds !== undefined) body.expires_in_seconds = expiresInSeconds;
+  const body: { reason: string; expires?: number } = { reason };
+  if (expiresInSeconds !== undefined) body.expires = expiresInSeconds;
 
   let response: Response;
   try {

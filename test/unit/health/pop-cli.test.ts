@@ -46,7 +46,7 @@ test('drain with an expiry POSTs reason and expiry with the bearer token from th
   writeFileSync(tokenFile, 's3cret\n');
   const code = await quietly(['drain', 'ams', '--reason', 'fibre cut', '--expires', '30m', '--admin', admin, '--token-file', tokenFile]);
   assert.equal(code, 0);
-  assert.deepEqual(seen.at(-1), { method: 'POST', url: '/v1/pops/ams/drain', authorization: 'Bearer s3cret', body: { reason: 'fibre cut', expires_in_seconds: 1800 } });
+  assert.deepEqual(seen.at(-1), { method: 'POST', url: '/v1/pops/ams/drain', authorization: 'Bearer s3cret', body: { reason: 'fibre cut', expires: 1800 } });
 });
 
 test('the token can come from POPSTEER_ADMIN_TOKEN; a refusal from the API exits 1', async () => {
