@@ -24,17 +24,8 @@ export function addressBit(address: Uint8Array, bit: number): number {
   return (address[bit >> 3] >> (7 - (bit & 7))) & 1;
 }
 
-interface LocationColumns {
-  lat: Float64Array;
-  lon: Float64Array;
-  accuracyKm: Uint16Array;
-  country: Uint16Array;
-  continent: Uint8Array;
-  subdivision: Int32Array;
-  label: Int32Array;
-  fixedPop: Int16Array;
-  customNetwork: Int32Array;
-}
+/** The per-location columns of a GeoIndex, filled while the tree is read. */
+type LocationColumns = Pick<GeoIndex, 'lat' | 'lon' | 'accuracyKm' | 'country' | 'continent' | 'subdivision' | 'label' | 'fixedPop' | 'customNetwork'>;
 
 function sharedColumns(count: number): LocationColumns {
   const n = Math.max(1, count);
