@@ -9,6 +9,9 @@ import { QueryLog } from './admin/query-log.ts';
 import { Counters, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
 import { PolicySteering } from './engine/steering-hook.ts';
+import type { QueryView } from './dns/query.ts';
+import { parseAddressInto } from './geo/address.ts';
+import { networkContains, parseNetwork } from './rrl/network.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import { PROTO_UDP, type MessageHandler } from './transport/handler.ts';
 import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, type RrlConfig } from './rrl/limiter.ts';
@@ -28,6 +31,8 @@ export interface DnsWorkerData {
   health: SharedArrayBuffer;
   /** Next possible health change and declared load per PoP (steering/signals.ts). */
   signals: SharedArrayBuffer;
+  /** Resolver networks whose ECS is used; empty = every resolver. */
+  ecsTrust: string[];
   /** Steering decisions per [policy][rule][endpoint] (admin/decision-counters.ts), one buffer per policy set. */
   decisionCounters: SharedArrayBuffer;
   /** Share of queries written to the query log (0 = off). */
@@ -54,6 +59,7 @@ const counters = new Counters(data.counters, data.index);
 const engine = new Engine(data.snapshot, { popId: data.popId, versionBind: data.versionBind, counters });
 const healthView = new Int32Array(data.health);
 const signalsView = new Float64Array(data.signals);
+const trustEcs = ecsTrustCheck(data.ecsTrust);
 /** The steering hook and the decision counters of one policy set, swapped together. */
 interface Steered {
   hook: PolicySteering;
@@ -62,7 +68,7 @@ interface Steered {
 let steered: Steered | null = null;
 const useSnapshot = (snapshot: DnsSnapshot, decisionCounters: SharedArrayBuffer): void => {
   steered = snapshot.steering ? {
-    hook: new PolicySteering(snapshot.steering, healthView, counters, signalsView),
+    hook: new PolicySteering(snapshot.steering, healthView, counters, signalsView, trustEcs),
     decisions: new DecisionRecorder(snapshot.steering, decisionCounters, data.index),
   } : null;
   engine.steering = steered?.hook ?? null;
@@ -105,6 +111,22 @@ const handler: MessageHandler = (message, length, protocol, peer) => {
   }
   return reply;
 };
+
+/** Whether a resolver's ECS option may decide; every resolver when no network is configured. */
+function ecsTrustCheck(networks: string[]): ((view: QueryView, resolver: string) => boolean) | undefined {
+  if (networks.length === 0) return undefined;
+  const trusted = networks.map((text) => {
+    const parsed = parseNetwork(text);
+    if (typeof parsed === 'string') throw new Error(`ecs_trust: ${parsed}`);
+    return parsed;
+  });
+  const scratch = new Uint8Array(16);
+  return (_view, resolver) => {
+    const family = parseAddressInto(resolver, scratch);
+    for (let i = 0; i < trusted.length; i++) if (networkContains(trusted[i], family, scratch)) return true;
+    return false;
+  };
+}
 
 const reportError = (err: Error): void => send({ type: 'error', index: data.index, message: err.message, stack: err.stack });
 

@@ -152,7 +152,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   let shuttingDown = false;
   for (let index = 0; index < settings.workers; index++) {
     const workerData: DnsWorkerData = {
-      index, snapshot: current, listen, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals,
+      index, snapshot: current, listen, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
       decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
       tcp: {
         idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs,

@@ -44,6 +44,7 @@ export interface Settings {
   rrlWindowSeconds: number;
   rrlSlip: number;
   rrlExempt: string[];
+  ecsTrust: string[];
 }
 
 type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'cidr-list';
@@ -82,6 +83,7 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'rrlWindowSeconds', flag: 'rrl-window', env: 'POPSTEER_RRL_WINDOW', file: 'rrl_window', kind: 'int', help: 'RRL: seconds a limited flood must slow down before it is answered again; also the log period (default 15)' },
   { key: 'rrlSlip', flag: 'rrl-slip', env: 'POPSTEER_RRL_SLIP', file: 'rrl_slip', kind: 'int0', help: 'RRL: every Nth limited reply is sent truncated (TC=1) so real resolvers retry over TCP; 0 = drop all (default 2)' },
   { key: 'rrlExempt', flag: 'rrl-exempt', env: 'POPSTEER_RRL_EXEMPT', file: 'rrl_exempt', kind: 'cidr-list', help: 'RRL: comma-separated networks never limited, e.g. 192.0.2.0/24,2001:db8::/56 (default none)' },
+  { key: 'ecsTrust', flag: 'ecs-trust', env: 'POPSTEER_ECS_TRUST', file: 'ecs_trust', kind: 'cidr-list', help: 'resolvers whose EDNS Client Subnet is used, as comma-separated networks; others are located by their own address (default: every resolver)' },
   { key: 'queryLogSample', flag: 'query-log-sample', env: 'POPSTEER_QUERY_LOG_SAMPLE', file: 'query_log_sample', kind: 'share', help: 'share of queries logged as JSON lines (client network, name, type, answer, rule, latency), e.g. 0.01; 0 = off (default 0)' },
 ];
 
@@ -111,6 +113,7 @@ export function defaultSettings(cwd: string): Settings {
     rrlWindowSeconds: 15,
     rrlSlip: 2,
     rrlExempt: [],
+    ecsTrust: [],
   };
 }
 
