@@ -109,7 +109,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     database: geo.database.path, type: geo.database.databaseType, built: geo.database.buildEpoch.toISOString(),
     locations: geo.database.index.locationCount, pops: geo.catalog.count, loadMs: Math.round(geo.database.loadMs),
   }, 'geo data loaded');
-  let loaded: LoadResult = loadSnapshot(settings.configDir, geo.context, settings.pop);
+  let loaded: LoadResult = loadSnapshot(settings.configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
   if (!loaded.snapshot) throw new ConfigErrors(loaded.errors);
   let current: DnsSnapshot = loaded.snapshot;
   log.info({ hash: current.hash, zones: current.zones.map((z) => z.apexText), policies: loaded.policies.map((p) => p.name), files: loaded.files.length }, 'configuration loaded');
@@ -193,7 +193,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const reload = (reason: string): ReloadOutcome => {
     let result: LoadResult;
     try {
-      result = loadSnapshot(settings.configDir, geo.context, settings.pop);
+      result = loadSnapshot(settings.configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
     } catch (err) {
       reloads.failure++;
       reloads.lastError = [(err as Error).message];

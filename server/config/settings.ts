@@ -45,6 +45,7 @@ export interface Settings {
   rrlSlip: number;
   rrlExempt: string[];
   ecsTrust: string[];
+  hashRecord: string | null;
 }
 
 type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'cidr-list';
@@ -84,6 +85,7 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'rrlSlip', flag: 'rrl-slip', env: 'POPSTEER_RRL_SLIP', file: 'rrl_slip', kind: 'int0', help: 'RRL: every Nth limited reply is sent truncated (TC=1) so real resolvers retry over TCP; 0 = drop all (default 2)' },
   { key: 'rrlExempt', flag: 'rrl-exempt', env: 'POPSTEER_RRL_EXEMPT', file: 'rrl_exempt', kind: 'cidr-list', help: 'RRL: comma-separated networks never limited, e.g. 192.0.2.0/24,2001:db8::/56 (default none)' },
   { key: 'ecsTrust', flag: 'ecs-trust', env: 'POPSTEER_ECS_TRUST', file: 'ecs_trust', kind: 'cidr-list', help: 'resolvers whose EDNS Client Subnet is used, as comma-separated networks; others are located by their own address (default: every resolver)' },
+  { key: 'hashRecord', flag: 'hash-record', env: 'POPSTEER_HASH_RECORD', file: 'hash_record', kind: 'string', help: 'publish the active set\'s content hash as TXT at this name, directly below a zone apex, e.g. _config.cdn.example (default: off)' },
   { key: 'queryLogSample', flag: 'query-log-sample', env: 'POPSTEER_QUERY_LOG_SAMPLE', file: 'query_log_sample', kind: 'share', help: 'share of queries logged as JSON lines (client network, name, type, answer, rule, latency), e.g. 0.01; 0 = off (default 0)' },
 ];
 
@@ -114,6 +116,7 @@ export function defaultSettings(cwd: string): Settings {
     rrlSlip: 2,
     rrlExempt: [],
     ecsTrust: [],
+    hashRecord: null,
   };
 }
 

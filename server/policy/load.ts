@@ -11,7 +11,7 @@ import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import type { CompiledPolicy } from '../steering/types.ts';
 import { compilePolicies, policyFilesIn, type GeoFacts, type LocationGroup } from './policies.ts';
-import { compileZones, zoneFilesIn } from './zones.ts';
+import { addHashRecord, compileZones, zoneFilesIn } from './zones.ts';
 
 /** The geo data a policy set compiles against (loaded and watched by geo/). */
 export interface GeoContext {
@@ -76,7 +76,7 @@ export function geoFacts(geo: GeoContext): GeoFacts {
 /** Class tries of the last loaded set, by content. */
 let trieCache = new Map<string, ClassTrie>();
 
-export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string): LoadResult {
+export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string, options: { hashRecord?: string | null } = {}): LoadResult {
   const errors: ConfigError[] = [];
   let zoneFiles: string[];
   try {
@@ -113,11 +113,16 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   for (const f of result.files) hash.update(f.file.slice(configDir.length)).update('\0').update(f.text).update('\0');
   for (const s of loaded.sources) hash.update(s.file.slice(configDir.length)).update('\0').update(s.text).update('\0');
   hash.update(geo.version).update('\0').update(selfPop);
+  const contentHash = hash.digest('hex').slice(0, 16);
+  if (options.hashRecord) {
+    const problem = addHashRecord(result.names, result.zones, options.hashRecord, contentHash);
+    if (problem) return { snapshot: null, errors: [new ConfigError('POPSTEER_ERR_SETTING', 'hash_record', null, '', problem)], files, policies: [] };
+  }
   const snapshot: DnsSnapshot = {
     names: result.names,
     zones: result.zones,
     steering: slim.length > 0 ? { policies: slim, classTries, geo: geo.index } : null,
-    hash: hash.digest('hex').slice(0, 16),
+    hash: contentHash,
     loadedAt: Date.now(),
   };
   return { snapshot: Object.freeze(snapshot), errors: [], files, policies: loaded.policies };

@@ -498,3 +498,34 @@ function countLabels(key: Uint8Array): number {
   for (let i = 0; key[i] !== 0; i += key[i] + 1) n++;
   return n;
 }
+
+/**
+ * Publishes the active set's content hash as a TXT record (the hash_record
+ * setting), so anyone can check with dig which configuration an instance
+ * serves. The name must be directly below a served zone's apex and have no
+ * other records. Returns an error message, or null when added.
+ */
+export function addHashRecord(names: NameTable, zones: ZoneTables[], nameText: string, hash: string): string | null {
+  let wire: Uint8Array;
+  try {
+    wire = nameToWire(nameText.endsWith('.') ? nameText : `${nameText}.`);
+  } catch (err) {
+    return `hash_record "${nameText}": ${(err as Error).message}`;
+  }
+  const key = lowerWire(wire);
+  const parent = key.subarray(key[0] + 1);
+  const zone = zones.find((z) => z.apex.length === parent.length && z.apex.every((b, i) => b === parent[i]));
+  if (!zone) return `hash_record "${nameText}" must be directly below the apex of a served zone (${zones.map((z) => z.apexText).join(', ')})`;
+  const hashed = hashName(key);
+  let node = names.buckets[hashed & names.mask];
+  while (node !== null) {
+    if (node.key.length === key.length && node.key.every((b, i) => b === key[i])) return `hash_record "${nameText}" already has records; pick a name of its own`;
+    node = node.next;
+  }
+  const answer = new TemplateBuilder(zone.apex).add(SECTION_ANSWER, 'qname', TYPE_TXT, 60, encodeTxt(hash)).build(RCODE_NOERROR, true);
+  insertName(names, {
+    key, hash: hashed, next: null, zone, text: wireToName(wire), delegation: null, referral: null, wildcard: null,
+    types: Int32Array.of(TYPE_TXT), templates: [answer], otherTypes: zone.nodata, any: answer, steeredIndex: -1,
+  });
+  return null;
+}
