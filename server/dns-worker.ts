@@ -9,8 +9,7 @@ import { QueryLog } from './admin/query-log.ts';
 import { Counters, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
 import { PolicySteering } from './engine/steering-hook.ts';
-import type { QueryView } from './dns/query.ts';
-import { parseAddressInto } from './geo/address.ts';
+import type { TrustEcs } from './engine/client-address.ts';
 import { networkContains, parseNetwork } from './rrl/network.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import { PROTO_UDP, type MessageHandler } from './transport/handler.ts';
@@ -113,17 +112,15 @@ const handler: MessageHandler = (message, length, protocol, peer) => {
 };
 
 /** Whether a resolver's ECS option may decide; every resolver when no network is configured. */
-function ecsTrustCheck(networks: string[]): ((view: QueryView, resolver: string) => boolean) | undefined {
-  if (networks.length === 0) return undefined;
+function ecsTrustCheck(networks: string[]): TrustEcs | null {
+  if (networks.length === 0) return null;
   const trusted = networks.map((text) => {
     const parsed = parseNetwork(text);
     if (typeof parsed === 'string') throw new Error(`ecs_trust: ${parsed}`);
     return parsed;
   });
-  const scratch = new Uint8Array(16);
-  return (_view, resolver) => {
-    const family = parseAddressInto(resolver, scratch);
-    for (let i = 0; i < trusted.length; i++) if (networkContains(trusted[i], family, scratch)) return true;
+  return (family, address) => {
+    for (let i = 0; i < trusted.length; i++) if (networkContains(trusted[i], family, address)) return true;
     return false;
   };
 }

@@ -43,15 +43,19 @@ export function isSpecialUse(family: 4 | 6, b: Uint8Array): boolean {
     || (b[0] === 0x20 && b[1] === 0x01 && b[2] === 0x0d && b[3] === 0xb8); // 2001:db8::/32 documentation
 }
 
+/** Whether a resolver (its parsed address) may decide with its ECS option; null trusts every resolver. */
+export type TrustEcs = (family: 4 | 6, address: Uint8Array) => boolean;
+
 /** Fills `out` from the query's ECS option or the resolver's address. */
-export function chooseDecidingAddress(view: QueryView, resolverAddress: string, trustEcs: boolean, out: DecidingAddress): void {
+export function chooseDecidingAddress(view: QueryView, resolverAddress: string, trustEcs: TrustEcs | null, out: DecidingAddress): void {
   const family = parseAddressInto(resolverAddress, out.resolver);
   out.resolverFamily = family === 6 ? 6 : 4;
   out.fromEcs = false;
   out.ecsFallback = false;
   if (view.ecsPresent) {
     const ecsFamily = view.ecsFamily === FAMILY_IPV4 ? 4 : 6;
-    if (trustEcs && view.ecsSourcePrefix > 0 && !isSpecialUse(ecsFamily, view.ecsAddress)) {
+    const trusted = trustEcs === null || trustEcs(out.resolverFamily, out.resolver);
+    if (trusted && view.ecsSourcePrefix > 0 && !isSpecialUse(ecsFamily, view.ecsAddress)) {
       out.family = ecsFamily;
       out.bytes.set(view.ecsAddress);
       const cap = ecsFamily === 4 ? MAX_IPV4_BITS : MAX_IPV6_BITS;

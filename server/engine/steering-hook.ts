@@ -7,12 +7,13 @@ import { SECTION_ANSWER, TemplateBuilder } from '../dns/builder.ts';
 import { RCODE_NOERROR, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, TYPE_CNAME } from '../dns/constants.ts';
 import type { QueryView } from '../dns/query.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
+import { prefixMatches } from '../geo/address.ts';
 import { lookupClass } from '../geo/scope.ts';
 import type { ClassResult } from '../geo/types.ts';
 import { OUTCOME_SERVFAIL, Resolution, resolve } from '../steering/decide.ts';
 import { nextPossibleChange } from '../steering/signals.ts';
 import { ENDPOINT_CNAME, WEIGHTED_NONE, type CompiledPolicy, type CidrMatch, type DecisionClass, type SteeringTables } from '../steering/types.ts';
-import { chooseDecidingAddress, DecidingAddress, MAX_IPV4_BITS, MAX_IPV6_BITS } from './client-address.ts';
+import { chooseDecidingAddress, DecidingAddress, MAX_IPV4_BITS, MAX_IPV6_BITS, type TrustEcs } from './client-address.ts';
 import { Counters, OFF_DECISION_CACHE_HITS, OFF_DECISION_CACHE_MISSES, OFF_DECISION_CACHE_SIZE, OFF_ECS } from './counters.ts';
 import type { ClientAddress, SteeringHook, SteeringResult } from './engine.ts';
 
@@ -44,7 +45,7 @@ export class PolicySteering implements SteeringHook {
   private readonly tables: SteeringTables;
   private readonly health: Int32Array;
   private readonly counters: Counters;
-  private readonly trustEcs: (view: QueryView, resolver: string) => boolean;
+  private readonly trustEcs: TrustEcs | null;
   private readonly address = new DecidingAddress();
   private readonly classResult: ClassResult = { class: -1, scopeLength: 0 };
   private readonly resolution = new Resolution();
@@ -61,7 +62,7 @@ export class PolicySteering implements SteeringHook {
   private readonly signals: Float64Array | null;
 
   constructor(tables: SteeringTables, health: Int32Array, counters: Counters, signals: Float64Array | null = null,
-    trustEcs: (view: QueryView, resolver: string) => boolean = () => true) {
+    trustEcs: TrustEcs | null = null) {
     this.tables = tables;
     this.health = health;
     this.signals = signals;
@@ -75,7 +76,7 @@ export class PolicySteering implements SteeringHook {
     const policy = this.tables.policies[index];
     const address = this.address;
     const counters = this.counters.values;
-    chooseDecidingAddress(view, client.address, view.ecsPresent && this.trustEcs(view, client.address), address);
+    chooseDecidingAddress(view, client.address, this.trustEcs, address);
     if (view.ecsPresent) {
       counters[OFF_ECS]++;
       counters[address.fromEcs ? OFF_ECS + 1 : OFF_ECS + 2]++;
@@ -248,15 +249,6 @@ export class PolicySteering implements SteeringHook {
     }
     return template;
   }
-}
-
-function prefixMatches(a: Uint8Array, network: Uint8Array, bits: number): boolean {
-  const whole = bits >> 3;
-  for (let i = 0; i < whole; i++) if (a[i] !== network[i]) return false;
-  const rest = bits & 7;
-  if (rest === 0) return true;
-  const mask = (0xff00 >> rest) & 0xff;
-  return (a[whole] & mask) === (network[whole] & mask);
 }
 
 function commonPrefixLength(a: Uint8Array, b: Uint8Array): number {

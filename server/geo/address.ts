@@ -136,6 +136,16 @@ function isIpv4Mapped(a: Uint8Array): boolean {
   return a[10] === 0xff && a[11] === 0xff;
 }
 
+/** Do the first `bits` bits of two 16-byte addresses agree? */
+export function prefixMatches(a: Uint8Array, network: Uint8Array, bits: number): boolean {
+  const whole = bits >> 3;
+  for (let i = 0; i < whole; i++) if (a[i] !== network[i]) return false;
+  const rest = bits & 7;
+  if (rest === 0) return true;
+  const mask = (0xff00 >> rest) & 0xff;
+  return (a[whole] & mask) === (network[whole] & mask);
+}
+
 /** Zeroes every bit at and after `prefixLength`. */
 export function maskAddress(address: Uint8Array, prefixLength: number): void {
   for (let i = 0; i < 16; i++) {

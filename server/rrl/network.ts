@@ -1,8 +1,9 @@
-// Client networks in CIDR notation for the RRL exempt list. Parsed once at
+// Client networks in CIDR notation for the RRL exempt list and the trusted
+// ECS resolvers. Parsed once at
 // start-up (settings) and again in each worker; host bits are an error, as
 // in the custom networks file, so a typo cannot exempt more than intended.
 
-import { maskAddress, parseAddressInto } from '../geo/address.ts';
+import { maskAddress, parseAddressInto, prefixMatches } from '../geo/address.ts';
 
 export interface CidrNetwork {
   family: 4 | 6;
@@ -29,11 +30,5 @@ export function parseNetwork(text: string): CidrNetwork | string {
 
 /** Is `address` (16 bytes, of `family`) inside `network`? */
 export function networkContains(network: CidrNetwork, family: number, address: Uint8Array): boolean {
-  if (network.family !== family) return false;
-  const bits = network.prefixLength;
-  for (let i = 0; i * 8 < bits; i++) {
-    const keep = bits - i * 8 >= 8 ? 0xff : (0xff00 >> (bits - i * 8)) & 0xff;
-    if ((address[i] & keep) !== (network.address[i] & keep)) return false;
-  }
-  return true;
+  return network.family === family && prefixMatches(address, network.address, network.prefixLength);
 }
