@@ -98,13 +98,9 @@ const handler: MessageHandler = (message, length, protocol, peer) => {
   }
   const seconds = (performance.now() - started) / 1000;
   counters.duration(seconds);
-  // `last.policy` is set by every steered answer; -1 marks "not steered" for the next query.
   const current = steered;
-  const policy = current !== null ? current.hook.last.policy : -1;
-  if (current !== null && policy >= 0) {
-    current.decisions.record(current.hook.last);
-    current.hook.last.policy = -1;
-  }
+  const policy = engine.lastSteered;
+  if (current !== null && policy >= 0) current.decisions.record(current.hook.last);
   if (queryLog !== null && queryLog.sample()) {
     queryLog.write(engine.view, peer.address, reply ? reply[3] & 0x0f : -1, seconds, engine.snapshot.steering, policy, current?.decisions ?? null);
   }

@@ -62,6 +62,8 @@ const CHAOS_NAMES = ['id.server.', 'hostname.bind.', 'version.bind.'];
 export class Engine {
   snapshot: DnsSnapshot;
   steering: SteeringHook | null = null;
+  /** Steered index (policy) that answered the last query, or -1 when it was not a steered answer. */
+  lastSteered = -1;
   readonly view = new QueryView();
   readonly writer = new ResponseWriter();
   readonly counters: Counters;
@@ -90,6 +92,7 @@ export class Engine {
     const view = this.view;
     const writer = this.writer;
     const counters = this.counters;
+    this.lastSteered = -1;
     const status = parseQuery(query, length, view);
     if (status === PARSE_DROP) {
       counters.values[OFF_DROPPED]++;
@@ -160,6 +163,7 @@ export class Engine {
     if (node.steeredIndex >= 0 && this.steering !== null && (qtype === 1 || qtype === 28 || qtype === TYPE_ANY)) {
       const result = this.steeringResult;
       result.scope = 0;
+      this.lastSteered = node.steeredIndex;
       const template = this.steering.answer(node.steeredIndex, qtype === TYPE_ANY ? 1 : qtype, this.view, client, result);
       this.writer.ecsScope = result.scope;
       if (template !== null) return template;

@@ -80,7 +80,7 @@ export interface ExplainResult {
 /** Explains one query; throws Error with a message for bad input. */
 export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainResult {
   const qtype = request.type === 'AAAA' ? TYPE_AAAA : TYPE_A;
-  const query = buildQuery(request.name, qtype, request.client);
+  const query = syntheticQuery(request.name, qtype, request.client);
   const resolver = request.resolver ?? '127.0.0.1';
   const resolverBytes = new Uint8Array(16);
   const resolverFamily = parseAddressInto(resolver, resolverBytes);
@@ -98,7 +98,6 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
   const engine = new Engine(ctx.snapshot, { popId: ctx.selfPop, versionBind: null, counters: new Counters(null, 0) });
   const steering = ctx.snapshot.steering ? new PolicySteering(ctx.snapshot.steering, health, engine.counters) : null;
   engine.steering = steering;
-  if (steering) steering.last.policy = -1;
   const size = engine.handle(query, query.length, TRANSPORT_UDP, { address: resolver, family: resolverFamily === 6 ? 1 : 0 });
   const reply = engine.writer.buf.subarray(0, size);
   const rcode = reply[3] & 0x0f;
@@ -114,7 +113,7 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
     outcome: { degraded: false, all_down: false, self_preferred: false, failover_tier: 0 },
     answer: { rcode: rcodeToName(rcode), records: [], ttl: null, ecs_scope: ecsScope },
   };
-  if (!steering || steering.last.policy < 0) {
+  if (!steering || engine.lastSteered < 0) {
     result.answer.records = decodeAnswerCount(reply) > 0 ? ['(static records from the zone)'] : [];
     return result;
   }
@@ -241,8 +240,12 @@ function decodeAnswerCount(reply: Uint8Array): number {
   return reply.length >= 8 ? (reply[6] << 8) | reply[7] : 0;
 }
 
-/** A query packet with an ECS option when `client` is given. */
-function buildQuery(name: string, qtype: number, client: string | undefined): Uint8Array {
+/**
+ * A query packet as a resolver would send it (EDNS, RD=1), with an ECS option
+ * for `client` (a CIDR, or an address taken as its /24 or /56) when given.
+ * Used by explain and what-if to run the real query path offline.
+ */
+export function syntheticQuery(name: string, qtype: number, client: string | undefined): Uint8Array {
   let qname: Uint8Array;
   try {
     qname = nameToWire(name.endsWith('.') ? name : `${name}.`);

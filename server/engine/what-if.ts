@@ -2,13 +2,13 @@
 // client network gets for a steered name under a snapshot and a health table,
 // computed by the same Engine and steering hook the server runs.
 
-import { CLASS_IN, EDNS_OPTION_ECS, TYPE_A, TYPE_OPT } from '../dns/constants.ts';
-import { nameToWire, wireToName } from '../dns/name.ts';
-import { maskAddress, parseAddressInto } from '../geo/address.ts';
+import { TYPE_A } from '../dns/constants.ts';
+import { wireToName } from '../dns/name.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import { ENDPOINT_CNAME } from '../steering/types.ts';
 import { Counters } from './counters.ts';
 import { Engine, TRANSPORT_UDP } from './engine.ts';
+import { syntheticQuery } from './explain.ts';
 import { PolicySteering } from './steering-hook.ts';
 
 export class WhatIf {
@@ -33,32 +33,15 @@ export class WhatIf {
    * "cname:<target>", an rcode name, or "static" for names that are not steered.
    */
   outcome(name: string, cidr: string): string {
-    const query = queryWithEcs(name, cidr);
+    const query = syntheticQuery(name, TYPE_A, cidr);
     const steering = this.steering;
-    if (steering) steering.last.policy = -1;
     const size = this.engine.handle(query, query.length, TRANSPORT_UDP, { address: '127.0.0.1', family: 0 });
     const rcode = size >= 4 ? this.engine.writer.buf[3] & 0x0f : -1;
-    if (!steering || steering.last.policy < 0) return rcode === 0 ? 'static' : `rcode ${rcode}`;
+    if (!steering || this.engine.lastSteered < 0) return rcode === 0 ? 'static' : `rcode ${rcode}`;
     if (rcode === 2) return 'SERVFAIL';
     const r = steering.last.resolution;
     if (r.count === 0) return 'NODATA';
     const e = this.snapshot.steering!.policies[steering.last.policy].endpoints[r.chosen[0]];
     return e.kind === ENDPOINT_CNAME ? `cname:${wireToName(e.cname!)}` : e.id;
   }
-}
-
-function queryWithEcs(name: string, cidr: string): Uint8Array {
-  const qname = nameToWire(name.endsWith('.') ? name : `${name}.`);
-  const [addressText, lengthText] = cidr.split('/');
-  const address = new Uint8Array(16);
-  const family = parseAddressInto(addressText, address);
-  if (family === 0) throw new Error(`"${cidr}" is not an address or CIDR`);
-  const source = lengthText === undefined ? (family === 4 ? 24 : 56) : Number(lengthText);
-  maskAddress(address, source);
-  const n = (source + 7) >> 3;
-  const option = [0, EDNS_OPTION_ECS, 0, 4 + n, 0, family === 4 ? 1 : 2, source, 0, ...address.subarray(0, n)];
-  return Uint8Array.from([
-    0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, ...qname, 0, TYPE_A, 0, CLASS_IN,
-    0, TYPE_OPT >> 8, TYPE_OPT & 0xff, 0x04, 0xd0, 0, 0, 0, 0, 0, option.length, ...option,
-  ]);
 }

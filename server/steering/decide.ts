@@ -7,7 +7,7 @@
 
 import { declaredLoad } from './signals.ts';
 import {
-  ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, WEIGHTED_NONE, WEIGHTED_RANDOM,
+  ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, WEIGHTED_NONE, WEIGHTED_RANDOM,
   type CompiledPolicy, type DecisionClass, type Endpoint, type LocationAttributes,
 } from './types.ts';
 
@@ -188,7 +188,6 @@ export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int3
       // Fail open: every endpoint of the class, as configured.
       for (let t = 0; t < tiers.length; t++) n = collect(tiers[t], endpoints, health, false, n);
     }
-    void ALL_DOWN_FAIL_OPEN;
   }
   if (rule.preferSelfKm > 0 && policy.selfEndpoint >= 0 && n > 0) {
     const self = policy.selfEndpoint;
@@ -296,4 +295,3 @@ export function mix32(h: number): number {
   return h >>> 0;
 }
 
-export { ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ALL_DOWN_SERVFAIL };
