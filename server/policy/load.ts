@@ -73,8 +73,8 @@ export function geoFacts(geo: GeoContext): GeoFacts {
   return facts;
 }
 
-/** Class tries of the last loaded set, by content. */
-let trieCache = new Map<string, ClassTrie>();
+/** Class tries by the per-location class table they were built from (see compileCached in policies.ts). */
+const trieCache = new WeakMap<Int32Array, ClassTrie>();
 
 export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string, options: { hashRecord?: string | null } = {}): LoadResult {
   const errors: ConfigError[] = [];
@@ -94,18 +94,18 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   if (!result || errors.length > 0) return { snapshot: null, errors, files, policies: [] };
 
   // A policy whose every client gets the same class needs no trie: its answer
-  // holds for the whole address space (ECS scope 0). Tries of policies that
-  // did not change are reused, so a reload pays only for what was edited.
-  const reused = new Map<string, ClassTrie>();
+  // holds for the whole address space (ECS scope 0). A policy that did not
+  // change comes back from the compile cache with the same per-location
+  // table, so its trie is found by that table and not built again.
   const classTries = loaded.policies.map((p) => (p.classes.length === 1 ? []
     : p.variantClassOfLocation.map((classOfLocation, v) => {
-      const key = createHash('sha1').update(geo.version).update(String(p.variantUnknownClass[v]))
-        .update(new Uint8Array(classOfLocation.buffer, classOfLocation.byteOffset, classOfLocation.byteLength)).digest('hex');
-      const trie = trieCache.get(key) ?? buildClassTrie(geo.index, classOfLocation, p.variantUnknownClass[v]);
-      reused.set(key, trie);
+      let trie = trieCache.get(classOfLocation);
+      if (!trie) {
+        trie = buildClassTrie(geo.index, classOfLocation, p.variantUnknownClass[v]);
+        trieCache.set(classOfLocation, trie);
+      }
       return trie;
     })));
-  trieCache = reused;
   // Workers need neither the per-location tables nor the source text.
   const slim = loaded.policies.map((p) => ({ ...p, variantClassOfLocation: [] }));
 
