@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, ConfigErrors } from './errors.ts';
+import { ConfigError, ConfigErrors, type SourcePosition } from './errors.ts';
 import { readYamlFile } from './yaml-source.ts';
 import { parseNetwork } from '../rrl/network.ts';
 
@@ -194,12 +194,13 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
   const flags = parsed.values as Record<string, string | string[] | undefined>;
   const settings = defaultSettings(cwd);
   const errors: ConfigError[] = [];
-  const apply = (spec: SettingSpec, raw: unknown, where: string, baseDir: string): void => {
+  /** `position`: where the value stands in popsteer.yaml, for errors about it. */
+  const apply = (spec: SettingSpec, raw: unknown, where: string, baseDir: string, position: SourcePosition | null = null): void => {
     try {
       (settings as unknown as Record<string, unknown>)[spec.key] = convert(spec, raw, where, baseDir);
     } catch (err) {
-      if (err instanceof ConfigError) errors.push(err);
-      else throw err;
+      if (!(err instanceof ConfigError)) throw err;
+      errors.push(position ? new ConfigError(err.code, err.file, position, err.pointer, err.message) : err);
     }
   };
   const configSpec = SETTING_SPECS[0];
@@ -222,9 +223,7 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
               `unknown setting "${k}"; known: ${SETTING_SPECS.filter((s) => s.file).map((s) => s.file).join(', ')}`));
             continue;
           }
-          const before = errors.length;
-          apply(spec, v, configFile, settings.configDir);
-          for (const e of errors.slice(before)) Object.assign(e, { line: source.position(`/${k}`)?.line ?? 0, column: source.position(`/${k}`)?.column ?? 0 });
+          apply(spec, v, configFile, settings.configDir, source.position(`/${k}`));
         }
       }
     } catch (err) {

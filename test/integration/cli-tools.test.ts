@@ -62,3 +62,11 @@ test('diff shows how a canary weight change moves traffic, and only towards the 
   assert.ok(report.changes.length > 0);
   for (const c of report.changes) assert.equal(c.to, 'mad', `${c.network}: ${c.from} → ${c.to}`);
 });
+
+test('serve refuses a bad popsteer.yaml at start-up: exit 2, with the file, line and what to change', async () => {
+  const dir = copyExampleConfig();
+  writeFileSync(join(dir, 'popsteer.yaml'), 'pop: ams\nworkers: zero\n');
+  const r = await runCli(['serve', '--config', dir, ...GEO, '--listen', '127.0.0.1:0', '--admin', 'off']);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /popsteer\.yaml:2:\d+: POPSTEER_ERR_SETTING: \/workers: workers: must be a whole number ≥ 1, not "zero"/);
+});
