@@ -7,6 +7,8 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Reader, type CityResponse } from 'maxmind';
+import { CLASS_IN, EDNS_OPTION_ECS, TYPE_A, TYPE_OPT } from '../../../server/dns/constants.ts';
+import { formatAddress } from '../../../server/geo/address.ts';
 import { seededRandom } from '../../unit/geo/helpers.ts';
 import { nearestPop, type Scenario } from './scenario.ts';
 
@@ -40,20 +42,6 @@ const IPV6_PREFIX = 48;
 // Where the 2019 database has IPv6 networks: the RIRs' main allocations.
 const IPV6_REGIONS = [0x2001, 0x2400, 0x2600, 0x2800, 0x2a00, 0x2c00];
 const EDNS_UDP_SIZE = 1232;
-const OPT_TYPE = 41;
-const ECS_OPTION = 8;
-const TYPE_A = 1;
-const CLASS_IN = 1;
-
-function ipv4Text(bytes: Buffer): string {
-  return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-}
-
-function ipv6Text(bytes: Buffer): string {
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-  return groups.join(':');
-}
 
 /**
  * Samples `count` distinct networks that the database locates (latitude and
@@ -76,7 +64,7 @@ export function sampleNetworks(scenario: Scenario, count: number, ipv6Share: num
         bytes[0] = 1 + Math.floor(random() * 223); // unicast 1–223
         bytes[1] = Math.floor(random() * 256);
         bytes[2] = Math.floor(random() * 256);
-        text = ipv4Text(bytes);
+        text = formatAddress(4, bytes);
       } else {
         const region = IPV6_REGIONS[Math.floor(random() * IPV6_REGIONS.length)];
         // Inside the region's /12 (0x2001 is a /16 by itself).
@@ -84,7 +72,7 @@ export function sampleNetworks(scenario: Scenario, count: number, ipv6Share: num
         bytes.writeUInt16BE(high, 0);
         bytes.writeUInt16BE(Math.floor(random() * 65536), 2);
         bytes.writeUInt16BE(Math.floor(random() * 65536), 4);
-        text = ipv6Text(bytes);
+        text = formatAddress(6, bytes);
       }
       const prefix = family === 1 ? IPV4_PREFIX : IPV6_PREFIX;
       const subnet = `${text}/${prefix}`;
@@ -133,7 +121,7 @@ export function encodeQuery(name: string, ecs: SampledNetwork | null, id = 0): B
   let option = Buffer.alloc(0);
   if (ecs) {
     option = Buffer.alloc(8 + ecs.address.length);
-    option.writeUInt16BE(ECS_OPTION, 0);
+    option.writeUInt16BE(EDNS_OPTION_ECS, 0);
     option.writeUInt16BE(4 + ecs.address.length, 2);
     option.writeUInt16BE(ecs.family, 4);
     option[6] = ecs.sourcePrefix;
@@ -142,7 +130,7 @@ export function encodeQuery(name: string, ecs: SampledNetwork | null, id = 0): B
   }
   const opt = Buffer.alloc(11);
   // opt[0] = 0: root owner name
-  opt.writeUInt16BE(OPT_TYPE, 1);
+  opt.writeUInt16BE(TYPE_OPT, 1);
   opt.writeUInt16BE(EDNS_UDP_SIZE, 3);
   opt.writeUInt32BE(0, 5); // extended RCODE, version 0, no DO
   opt.writeUInt16BE(option.length, 9);
@@ -202,7 +190,7 @@ export function firstAddressOf(response: Buffer): { rcode: number; address: stri
     const type = response.readUInt16BE(offset);
     const rdlength = response.readUInt16BE(offset + 8);
     offset += 10;
-    if (type === TYPE_A && rdlength === 4) return { rcode, address: ipv4Text(response.subarray(offset, offset + 4)) };
+    if (type === TYPE_A && rdlength === 4) return { rcode, address: formatAddress(4, response.subarray(offset, offset + 4)) };
     offset += rdlength;
   }
   return { rcode, address: null };
