@@ -7,8 +7,21 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 # Debian tools the tests call, installed idempotently.
 TEST_DEBS := bind9-dnsutils knot-dnsutils exabgp bird2 chromium openssl
+# What the native UDP module (server/transport/native/udp_batch.c) is built with.
+BUILD_DEBS := gcc libc6-dev libuv1-dev
+NATIVE_UDP := build/udp_batch.node
 
-.PHONY: run test deps debs typecheck bench soak fuzz-nightly clean
+# Installs the Debian packages named in $(1) that are missing.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+.PHONY: run test deps debs build-debs native typecheck bench soak fuzz-nightly clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -17,25 +30,34 @@ node_modules/.installed: package.json package-lock.json
 deps: node_modules/.installed
 
 debs:
-	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	$(call apt_install,$(TEST_DEBS))
 
+build-debs:
+	$(call apt_install,$(BUILD_DEBS))
+
+# Batched UDP system calls (recvmmsg/sendmmsg). Node-API and libuv 1.x are
+# ABI-stable, so one build serves any Node that loads it.
+$(NATIVE_UDP): server/transport/native/udp_batch.c node_modules/.installed
+	@$(MAKE) --no-print-directory build-debs
+	@mkdir -p build
+	cc -O2 -Wall -Wextra -Werror -shared -fPIC -I node_modules/node-api-headers/include -o $@.tmp $< && mv $@.tmp $@
+
+native: $(NATIVE_UDP)
+
+# Serves even where the native module cannot be built: UDP then runs on dgram.
 run: deps
+	@$(MAKE) --no-print-directory native || echo "popsteer: native UDP module not built; UDP will run on Node's dgram"
 	node server/cli/popsteer.ts serve --config policies --geo-data geo-data --listen 127.0.0.1:5353 --admin 127.0.0.1:8053
 
 typecheck: deps
 	tsc --noEmit -p tsconfig.json
 
-test: deps debs typecheck
+test: deps debs native typecheck
 	node --test --test-concurrency=2 --test-timeout=180000 \
 	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/bench/**/*.test.ts'
 
 # Not part of `make test`: figures, not verdicts. Installs the peers it compares with.
-bench: deps
+bench: deps native
 	node test/bench/run-all.ts
 
 # Ten minutes at 70% of peak with flapping probes and reloads (SOAK_SECONDS to change).
@@ -47,4 +69,4 @@ fuzz-nightly: deps
 	FUZZ_RUNS=1000000 node --test test/conformance/fuzz.test.ts
 
 clean:
-	rm -rf node_modules state test-results
+	rm -rf node_modules state test-results build

@@ -12,16 +12,18 @@ import { PolicySteering } from './engine/steering-hook.ts';
 import type { TrustEcs } from './engine/client-address.ts';
 import { networkContains, parseNetwork } from './rrl/network.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
-import { PROTO_UDP, type MessageHandler } from './transport/handler.ts';
+import { PROTO_UDP, type Peer, type Responder } from './transport/handler.ts';
 import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, type RrlConfig } from './rrl/limiter.ts';
 import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
-import { listenUdp, type UdpListener } from './transport/udp.ts';
+import { listenUdp, type UdpIo, type UdpListener } from './transport/udp.ts';
 import { createLogger } from './log/logger.ts';
 
 export interface DnsWorkerData {
   index: number;
   snapshot: DnsSnapshot;
   listen: Array<{ host: string; port: number }>;
+  /** How UDP is read and written (transport/udp.ts). */
+  udpIo: UdpIo;
   tcp: TcpLimits;
   popId: string;
   versionBind: string | null;
@@ -80,7 +82,8 @@ const send = (message: FromWorker): void => port.postMessage(message);
 const rrlLog = data.rrl ? createLogger(data.logLevel, data.popId).child({ module: 'rrl', worker: data.index }) : null;
 const rrl = data.rrl ? new ResponseRateLimiter(data.rrl, (event) => rrlLog!.warn(event, 'response rate limit: limiting replies to a client network')) : null;
 
-const handler: MessageHandler = (message, length, protocol, peer) => {
+/** Answers into the engine's writer buffer; the listeners copy the reply out. */
+const answer = (message: Uint8Array, length: number, protocol: number, peer: Peer): number => {
   const started = performance.now();
   let size = engine.handle(message, length, protocol, peer);
   // RRL: UDP only (a TCP handshake proves the address); after the reply exists, before it is sent.
@@ -91,20 +94,19 @@ const handler: MessageHandler = (message, length, protocol, peer) => {
       size = action === RRL_DROP ? 0 : slipReply(engine.writer.buf, engine.view);
     }
   }
-  let reply: Buffer | null = null;
-  if (size > 0) {
-    reply = Buffer.allocUnsafe(size);
-    engine.writer.buf.copy(reply, 0, 0, size);
-  }
   const seconds = (performance.now() - started) / 1000;
   counters.duration(seconds);
   const current = steered;
   const policy = engine.lastSteered;
   if (current !== null && policy >= 0) current.decisions.record(current.hook.last);
   if (queryLog !== null && queryLog.sample()) {
-    queryLog.write(engine.view, peer.address, reply ? reply[3] & 0x0f : -1, seconds, engine.snapshot.steering, policy, current?.decisions ?? null);
+    queryLog.write(engine.view, peer.address, size > 0 ? engine.writer.buf[3] & 0x0f : -1, seconds, engine.snapshot.steering, policy, current?.decisions ?? null);
   }
-  return reply;
+  return size;
+};
+const responder: Responder = {
+  answer,
+  reply: engine.writer.buf,
 };
 
 /** Whether a resolver's ECS option may decide; every resolver when no network is configured. */
@@ -128,8 +130,8 @@ const tcp: TcpListener[] = [];
 
 async function start(): Promise<void> {
   for (const address of data.listen) {
-    udp.push(await listenUdp(address.host, address.port, handler, reportError));
-    tcp.push(await listenTcp(address.host, address.port, data.tcp, handler, reportError,
+    udp.push(await listenUdp(address.host, address.port, responder, reportError, data.udpIo));
+    tcp.push(await listenTcp(address.host, address.port, data.tcp, responder, reportError,
       () => { counters.values[OFF_TCP_CONNECTIONS_REFUSED]++; }));
   }
   send({ type: 'listening', index: data.index, udp: udp.map((u) => u.port), tcp: tcp.map((t) => t.port) });

@@ -25,6 +25,7 @@ import type { DnsSnapshot } from './snapshot/types.ts';
 import type { CompiledPolicy } from './steering/types.ts';
 import type { DnsWorkerData, FromWorker, ToWorker } from './dns-worker.ts';
 import { startAdmin, type AdminServer } from './admin/server.ts';
+import { resolveUdpIo } from './transport/udp.ts';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -145,6 +146,8 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   for (const address of settings.listen) {
     listen.push({ host: address.host, port: address.port === 0 ? await pickPort(address.host) : address.port });
   }
+  const udpIo = resolveUdpIo(settings.udpIo);
+  if (udpIo.reason !== '') log.info({ udp_io: udpIo.io, reason: udpIo.reason }, 'UDP on dgram, one system call per datagram');
   const counters = createCounterBuffer(settings.workers);
   let decisionCounters = createDecisionCounterBuffer(current.steering, settings.workers);
   const workers: Worker[] = [];
@@ -152,7 +155,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   let shuttingDown = false;
   for (let index = 0; index < settings.workers; index++) {
     const workerData: DnsWorkerData = {
-      index, snapshot: current, listen, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
+      index, snapshot: current, listen, udpIo: udpIo.io, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
       decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
       tcp: {
         idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs,
@@ -185,7 +188,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     }));
   }
   await Promise.all(listening);
-  log.info({ listen: listen.map((l) => `${l.host}:${l.port}`), workers: settings.workers, pop: settings.pop }, 'DNS listening (UDP and TCP)');
+  log.info({ listen: listen.map((l) => `${l.host}:${l.port}`), workers: settings.workers, udp_io: udpIo.io, pop: settings.pop }, 'DNS listening (UDP and TCP)');
 
   const post = (message: ToWorker): void => { for (const w of workers) w.postMessage(message); };
   const reloads = { success: 0, failure: 0, lastError: [] as string[] };

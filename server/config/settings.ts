@@ -23,6 +23,8 @@ export interface Settings {
   admin: ListenAddress | null;
   pop: string;
   workers: number;
+  /** UDP system calls: batched recvmmsg/sendmmsg (native module) or Node's dgram; auto = batch when built. */
+  udpIo: 'auto' | 'batch' | 'dgram';
   logLevel: string;
   versionBind: string | null;
   tcpIdleTimeoutMs: number;
@@ -58,6 +60,8 @@ interface SettingSpec {
   kind: Kind;
   help: string;
   multiple?: boolean;
+  /** For 'string' settings with a fixed set of values. */
+  choices?: string[];
 }
 
 export const SETTING_SPECS: SettingSpec[] = [
@@ -70,6 +74,7 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'admin', flag: 'admin', env: 'POPSTEER_ADMIN', file: 'admin', kind: 'listen', help: 'admin HTTP address host:port, or "off" (default 127.0.0.1:8053)' },
   { key: 'pop', flag: 'pop', env: 'POPSTEER_POP', file: 'pop', kind: 'string', help: 'this instance\'s PoP id: NSID, CHAOS id.server, metrics and logs (default: host name)' },
   { key: 'workers', flag: 'workers', env: 'POPSTEER_WORKERS', file: 'workers', kind: 'int', help: 'DNS worker threads sharing the sockets (default: number of cores)' },
+  { key: 'udpIo', flag: 'udp-io', env: 'POPSTEER_UDP_IO', file: 'udp_io', kind: 'string', choices: ['auto', 'batch', 'dgram'], help: 'UDP system calls: batch (recvmmsg/sendmmsg, native module built by make), dgram (Node\'s), auto = batch when the module loads (default auto)' },
   { key: 'logLevel', flag: 'log-level', env: 'POPSTEER_LOG_LEVEL', file: 'log_level', kind: 'string', help: 'trace, debug, info, warn, error (default info)' },
   { key: 'versionBind', flag: 'version-bind', env: 'POPSTEER_VERSION_BIND', file: 'version_bind', kind: 'string', help: 'answer to CHAOS TXT version.bind (default: refused)' },
   { key: 'tcpIdleTimeoutMs', flag: 'tcp-idle-timeout-ms', env: 'POPSTEER_TCP_IDLE_TIMEOUT_MS', file: 'tcp_idle_timeout_ms', kind: 'int', help: 'close TCP connections idle this long (default 10000)' },
@@ -97,6 +102,7 @@ export function defaultSettings(cwd: string): Settings {
     admin: { host: '127.0.0.1', port: 8053 },
     pop: hostname().split('.')[0] || 'popsteer',
     workers: availableParallelism(),
+    udpIo: 'auto',
     logLevel: 'info',
     versionBind: null,
     tcpIdleTimeoutMs: 10_000,
@@ -135,6 +141,7 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
   switch (spec.kind) {
     case 'string':
       if (typeof raw !== 'string' || raw === '') fail('must be a non-empty string');
+      if (spec.choices && !spec.choices.includes(raw as string)) fail(`must be one of ${spec.choices.join(', ')}, not "${String(raw)}"`);
       return raw;
     case 'path':
       if (typeof raw !== 'string' || raw === '') fail('must be a path');

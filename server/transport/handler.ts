@@ -10,8 +10,13 @@ export interface Peer {
   family: number;
 }
 
-/**
- * Answers one DNS message. Returns a Buffer the caller may keep (and send
- * asynchronously), or null to send nothing.
- */
-export type MessageHandler = (message: Uint8Array, length: number, protocol: number, peer: Peer) => Buffer | null;
+/** Answers DNS messages into one reused buffer; the listeners copy the reply out. */
+export interface Responder {
+  /**
+   * Answers one message. Returns the reply's length, the reply being the
+   * first octets of `reply` until the next call; 0 sends nothing.
+   */
+  answer(message: Uint8Array, length: number, protocol: number, peer: Peer): number;
+  /** Where answer() leaves its reply. */
+  readonly reply: Buffer;
+}

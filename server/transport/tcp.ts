@@ -4,7 +4,7 @@
 // (the oldest idle one makes room) and on queries per connection.
 
 import { createServer, type Server, type Socket } from 'node:net';
-import { PROTO_TCP, type MessageHandler, type Peer } from './handler.ts';
+import { PROTO_TCP, type Peer, type Responder } from './handler.ts';
 
 export interface TcpLimits {
   idleTimeoutMs: number;
@@ -36,7 +36,7 @@ export interface TcpListener {
   close(): Promise<void>;
 }
 
-export function listenTcp(host: string, port: number, limits: TcpLimits, handler: MessageHandler,
+export function listenTcp(host: string, port: number, limits: TcpLimits, responder: Responder,
   onError: (err: Error) => void, onRefused: () => void): Promise<TcpListener> {
   const connections = new Set<Connection>();
   const peer: Peer = { address: '', family: 0 };
@@ -91,18 +91,18 @@ export function listenTcp(host: string, port: number, limits: TcpLimits, handler
       conn.messageStarted = rest.length > 0 ? now : 0;
       peer.address = conn.socket.remoteAddress ?? '';
       peer.family = conn.socket.remoteFamily === 'IPv6' ? 1 : 0;
-      let reply: Buffer | null = null;
+      let size = 0;
       try {
-        reply = handler(message, length, PROTO_TCP, peer);
+        size = responder.answer(message, length, PROTO_TCP, peer);
       } catch (err) {
         onError(err as Error);
       }
       conn.queries++;
-      if (reply !== null) {
-        const framed = Buffer.allocUnsafe(reply.length + 2);
-        framed[0] = reply.length >> 8;
-        framed[1] = reply.length & 0xff;
-        reply.copy(framed, 2);
+      if (size > 0) {
+        const framed = Buffer.allocUnsafe(size + 2);
+        framed[0] = size >> 8;
+        framed[1] = size & 0xff;
+        responder.reply.copy(framed, 2, 0, size);
         conn.socket.write(framed);
         if (conn.socket.writableLength > MAX_QUEUED_OUTPUT) {
           closeConnection(conn);
