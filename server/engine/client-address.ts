@@ -12,6 +12,8 @@ export const MAX_IPV6_BITS = 56;
 export class DecidingAddress {
   /** 16 bytes; IPv4 in the first 4. */
   readonly bytes = new Uint8Array(16);
+  /** `bytes` as four 32-bit words (class-memo.ts keys). */
+  readonly words = new Int32Array(this.bytes.buffer, 0, 4);
   family: 4 | 6 = 4;
   /** Bits of `bytes` that are meaningful (the ECS source, capped). */
   bits = 32;
@@ -22,6 +24,8 @@ export class DecidingAddress {
   /** The resolver's own address, always filled. */
   readonly resolver = new Uint8Array(16);
   resolverFamily: 4 | 6 = 4;
+  /** The text `resolver` was parsed from: queries come from few resolvers, so it is parsed only when it changes. */
+  resolverText = '';
 }
 
 /**
@@ -48,8 +52,11 @@ export type TrustEcs = (family: 4 | 6, address: Uint8Array) => boolean;
 
 /** Fills `out` from the query's ECS option or the resolver's address. */
 export function chooseDecidingAddress(view: QueryView, resolverAddress: string, trustEcs: TrustEcs | null, out: DecidingAddress): void {
-  const family = parseAddressInto(resolverAddress, out.resolver);
-  out.resolverFamily = family === 6 ? 6 : 4;
+  if (resolverAddress !== out.resolverText) {
+    const family = parseAddressInto(resolverAddress, out.resolver);
+    out.resolverFamily = family === 6 ? 6 : 4;
+    out.resolverText = resolverAddress;
+  }
   out.fromEcs = false;
   out.ecsFallback = false;
   if (view.ecsPresent) {
@@ -61,7 +68,10 @@ export function chooseDecidingAddress(view: QueryView, resolverAddress: string, 
       const cap = ecsFamily === 4 ? MAX_IPV4_BITS : MAX_IPV6_BITS;
       out.bits = view.ecsSourcePrefix < cap ? view.ecsSourcePrefix : cap;
       // Bits past the cap are cleared: they must not influence the decision.
-      for (let bit = out.bits; bit < 128; bit++) out.bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
+      const bytes = out.bytes;
+      const partial = out.bits >> 3;
+      if ((out.bits & 7) !== 0) bytes[partial] &= 0xff00 >> (out.bits & 7);
+      for (let i = (out.bits + 7) >> 3; i < 16; i++) bytes[i] = 0;
       out.fromEcs = true;
       return;
     }

@@ -13,6 +13,7 @@ import type { ClassResult } from '../geo/types.ts';
 import { OUTCOME_SERVFAIL, Resolution, resolve } from '../steering/decide.ts';
 import { nextPossibleChange } from '../steering/signals.ts';
 import { ENDPOINT_CNAME, WEIGHTED_NONE, type CompiledPolicy, type CidrMatch, type DecisionClass, type SteeringTables } from '../steering/types.ts';
+import { ClassMemo } from './class-memo.ts';
 import { chooseDecidingAddress, DecidingAddress, MAX_IPV4_BITS, MAX_IPV6_BITS, type TrustEcs } from './client-address.ts';
 import { Counters, OFF_DECISION_CACHE_HITS, OFF_DECISION_CACHE_MISSES, OFF_DECISION_CACHE_SIZE, OFF_ECS } from './counters.ts';
 import type { ClientAddress, SteeringHook, SteeringResult } from './engine.ts';
@@ -48,6 +49,7 @@ export class PolicySteering implements SteeringHook {
   private readonly trustEcs: TrustEcs | null;
   private readonly address = new DecidingAddress();
   private readonly classResult: ClassResult = { class: -1, scopeLength: 0 };
+  private readonly memo = new ClassMemo();
   private readonly resolution = new Resolution();
   private readonly decisions: Array<Array<CachedDecision | undefined>>;
   private readonly templates: Array<Map<number, AnswerTemplate>>;
@@ -88,8 +90,9 @@ export class PolicySteering implements SteeringHook {
     if (tries.length === 0) {
       cls.class = 0;
       cls.scopeLength = 0;
-    } else {
+    } else if (!this.memo.find(index, variant, address.family, address.bits, address.words, cls)) {
       lookupClass(geo, tries[variant], address.family, address.bytes, address.bits, cls);
+      this.memo.store(cls);
     }
     let scope = cls.scopeLength;
     if (policy.cidrRules.length > 0) scope = this.narrowScopeForCidrs(policy, variant, scope);
