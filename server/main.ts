@@ -26,6 +26,7 @@ import type { CompiledPolicy } from './steering/types.ts';
 import type { DnsWorkerData, FromWorker, ToWorker } from './dns-worker.ts';
 import { startAdmin, type AdminServer } from './admin/server.ts';
 import { resolveUdpIo } from './transport/udp.ts';
+import { nativeUdp } from './transport/udp-batch.ts';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -119,6 +120,9 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // tables); collect it now, before the workers start, rather than whenever
   // V8 next decides to, so the steady-state footprint is what is really used.
   collectGarbage();
+  // Freed build-time tables sit between live ones in malloc's heap, resident
+  // until handed back; without the native module they stay.
+  nativeUdp()?.releaseFreeMemory();
   const memory = process.memoryUsage();
   log.info({ rssMB: Math.round(memory.rss / 1e6), heapMB: Math.round(memory.heapUsed / 1e6), arrayBuffersMB: Math.round(memory.arrayBuffers / 1e6), externalMB: Math.round(memory.external / 1e6) }, 'memory after load');
 

@@ -23,6 +23,8 @@ interface NativeUdp {
   send(handle: unknown, count: number): number;
   sourceText(handle: unknown, slot: number): string;
   close(handle: unknown): void;
+  /** malloc_trim(0): returns freed heap memory to the kernel. */
+  releaseFreeMemory(): boolean;
   NAME_SLOT: number;
 }
 
