@@ -150,7 +150,12 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   for (const address of settings.listen) {
     listen.push({ host: address.host, port: address.port === 0 ? await pickPort(address.host) : address.port });
   }
-  const udpIo = resolveUdpIo(settings.udpIo);
+  let udpIo: ReturnType<typeof resolveUdpIo>;
+  try {
+    udpIo = resolveUdpIo(settings.udpIo);
+  } catch (err) {
+    throw new ConfigErrors([new ConfigError('POPSTEER_ERR_SETTING', 'udp-io', null, '/udp_io', (err as Error).message)]);
+  }
   if (udpIo.reason !== '') log.info({ udp_io: udpIo.io, reason: udpIo.reason }, 'UDP on dgram, one system call per datagram');
   const counters = createCounterBuffer(settings.workers);
   let decisionCounters = createDecisionCounterBuffer(current.steering, settings.workers);

@@ -26,6 +26,11 @@ for (const udpIo of ['batch', 'dgram'] as const) {
     });
     after(async () => { await server?.stop(); });
 
+    test(`the server reports UDP on ${udpIo}`, () => {
+      const listening = server.logs.find((l) => l.msg === 'DNS listening (UDP and TCP)');
+      assert.equal(listening?.udp_io, udpIo);
+    });
+
     for (const c of CASES) {
       if (c.sockets === false) continue;
       const transport = c.transport ?? 'udp';

@@ -70,3 +70,9 @@ test('serve refuses a bad popsteer.yaml at start-up: exit 2, with the file, line
   assert.equal(r.code, 2, r.stdout + r.stderr);
   assert.match(r.stderr, /popsteer\.yaml:2:\d+: POPSTEER_ERR_SETTING: \/workers: workers: must be a whole number ≥ 1, not "zero"/);
 });
+
+test('serve refuses an unknown --udp-io at start-up: exit 2, naming the values it takes', async () => {
+  const r = await runCli(['serve', '--config', 'policies', ...GEO, '--listen', '127.0.0.1:0', '--admin', 'off', '--udp-io', 'fast']);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /--udp-io: POPSTEER_ERR_SETTING: \/udp_io: udp-io: must be one of auto, batch, dgram, not "fast"/);
+});
