@@ -94,8 +94,12 @@ export function createMetrics(source: MetricsSource): Registry {
   metric('popsteer_dns_request_duration_seconds', 'histogram', 'Time from a message\'s arrival in a worker to its reply being ready.', () => {
     const v = slots();
     const at = (slot: number): number => sumSlot(v, source.workers, slot);
+    // Workers count each observation in one bucket; the exposition is cumulative.
+    const cumulative: number[] = [];
+    let running = 0;
+    for (let i = 0; i < DURATION_BOUNDS.length; i++) cumulative.push(running += at(OFF_DURATION_BUCKETS + i));
     return histogramSamples('popsteer_dns_request_duration_seconds', {}, DURATION_BOUNDS,
-      (i) => at(OFF_DURATION_BUCKETS + i), at(OFF_DURATION_SUM), at(OFF_DURATION_COUNT));
+      (i) => cumulative[i], at(OFF_DURATION_SUM), at(OFF_DURATION_COUNT));
   });
   metric('popsteer_dns_truncated_responses_total', 'counter', 'UDP responses sent with TC=1 because the answer did not fit the requestor\'s size.',
     () => [{ labels: {}, value: sum(OFF_TRUNCATED) }]);

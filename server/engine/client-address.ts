@@ -64,7 +64,8 @@ export function chooseDecidingAddress(view: QueryView, resolverAddress: string, 
     const trusted = trustEcs === null || trustEcs(out.resolverFamily, out.resolver);
     if (trusted && view.ecsSourcePrefix > 0 && !isSpecialUse(ecsFamily, view.ecsAddress)) {
       out.family = ecsFamily;
-      out.bytes.set(view.ecsAddress);
+      const source = view.ecsAddress;
+      for (let i = 0; i < 16; i++) out.bytes[i] = source[i];
       const cap = ecsFamily === 4 ? MAX_IPV4_BITS : MAX_IPV6_BITS;
       out.bits = view.ecsSourcePrefix < cap ? view.ecsSourcePrefix : cap;
       // Bits past the cap are cleared: they must not influence the decision.
@@ -78,6 +79,6 @@ export function chooseDecidingAddress(view: QueryView, resolverAddress: string, 
     out.ecsFallback = true;
   }
   out.family = out.resolverFamily;
-  out.bytes.set(out.resolver);
+  for (let i = 0; i < 16; i++) out.bytes[i] = out.resolver[i];
   out.bits = out.family === 4 ? 32 : 128;
 }

@@ -27,7 +27,7 @@ export const OFF_RESPONSES = OFF_REQUESTS + REQUESTS_SIZE; // [rcode]
 export const OFF_TRUNCATED = OFF_RESPONSES + RCODE_BUCKETS.length;
 export const OFF_DROPPED = OFF_TRUNCATED + 1; // malformed or QR=1, no reply sent
 export const OFF_ECS = OFF_DROPPED + 1; // [present, used, fallback]
-export const OFF_DURATION_BUCKETS = OFF_ECS + ECS_OUTCOMES.length; // cumulative counts per bound, then +Inf
+export const OFF_DURATION_BUCKETS = OFF_ECS + ECS_OUTCOMES.length; // counts per bucket (not cumulative), then above the last bound
 export const OFF_DURATION_SUM = OFF_DURATION_BUCKETS + DURATION_BOUNDS.length + 1;
 export const OFF_DURATION_COUNT = OFF_DURATION_SUM + 1;
 export const OFF_TCP_CONNECTIONS_REFUSED = OFF_DURATION_COUNT + 1;
@@ -64,8 +64,10 @@ export class Counters {
 
   duration(seconds: number): void {
     const v = this.values;
-    for (let i = 0; i < DURATION_BOUNDS.length; i++) if (seconds <= DURATION_BOUNDS[i]) v[OFF_DURATION_BUCKETS + i]++;
-    v[OFF_DURATION_BUCKETS + DURATION_BOUNDS.length]++;
+    // One bucket per observation (the first bound it is under); cumulated at scrape time.
+    let i = 0;
+    while (i < DURATION_BOUNDS.length && seconds > DURATION_BOUNDS[i]) i++;
+    v[OFF_DURATION_BUCKETS + i]++;
     v[OFF_DURATION_SUM] += seconds;
     v[OFF_DURATION_COUNT]++;
   }
