@@ -16,6 +16,7 @@ export const TYPE_TXT = 16;
 export const TYPE_AAAA = 28;
 export const TYPE_SRV = 33;
 export const TYPE_OPT = 41;
+export const TYPE_DS = 43;
 export const TYPE_SVCB = 64;
 export const TYPE_HTTPS = 65;
 export const TYPE_TKEY = 249;

@@ -4,7 +4,7 @@
 // response bytes, with no sockets, so most tests need none.
 
 import {
-  CLASS_CH, CLASS_IN, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
+  CLASS_CH, CLASS_IN, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, TYPE_ANY, TYPE_AXFR, TYPE_DS, TYPE_IXFR,
   TYPE_MAILA, TYPE_MAILB, TYPE_OPT, TYPE_TKEY, TYPE_TSIG, TYPE_TXT,
 } from '../dns/constants.ts';
 import { TemplateBuilder, SECTION_ANSWER } from '../dns/builder.ts';
@@ -143,6 +143,7 @@ export class Engine {
     const keyLength = view.keyLength;
     let node = findName(names, view.suffixHashes[0], key, 0, keyLength);
     if (node !== null) {
+      if (qtype === TYPE_DS && node.parentSideDs !== null) return node.parentSideDs;
       if (node.delegation !== null) return node.delegation.referral!;
       return this.answerAt(node, qtype, client);
     }

@@ -125,6 +125,11 @@ export function compileZones(files: string[], steered: SteeredName[]): { result:
   };
   const owner = new Map<string, NameNode>();
   for (const node of allNodes) if (owningZone(node.key) === node.zone) owner.set(keyString(node.key), node);
+  // A served child's apex is also its parent's delegation point: DS there is still the parent's.
+  for (const node of allNodes) {
+    const child = owner.get(keyString(node.key));
+    if (node.parentSideDs !== null && child !== undefined && child !== node) child.parentSideDs = node.parentSideDs;
+  }
   const names = createNameTable(owner.size);
   for (const node of owner.values()) insertName(names, node);
   return {
@@ -473,6 +478,7 @@ function buildZoneNodes(zone: LoadedZone, errors: ConfigError[]): NameNode[] {
       text: node.text,
       delegation: null,
       referral,
+      parentSideDs: referral !== null ? tables.nodata : null,
       wildcard: null,
       types: Int32Array.from(types),
       templates,
@@ -524,7 +530,7 @@ export function addHashRecord(names: NameTable, zones: ZoneTables[], nameText: s
   }
   const answer = new TemplateBuilder(zone.apex).add(SECTION_ANSWER, 'qname', TYPE_TXT, 60, encodeTxt(hash)).build(RCODE_NOERROR, true);
   insertName(names, {
-    key, hash: hashed, next: null, zone, text: wireToName(wire), delegation: null, referral: null, wildcard: null,
+    key, hash: hashed, next: null, zone, text: wireToName(wire), delegation: null, referral: null, parentSideDs: null, wildcard: null,
     types: Int32Array.of(TYPE_TXT), templates: [answer], otherTypes: zone.nodata, any: answer, steeredIndex: -1,
   });
   return null;

@@ -31,6 +31,12 @@ export interface NameNode {
   delegation: NameNode | null;
   /** Referral answer, set on delegation points only. */
   referral: AnswerTemplate | null;
+  /**
+   * The answer to DS at a zone cut, from the parent's side (RFC 4035 §3.1.4.1):
+   * set on delegation points, and on a served child zone's apex when its
+   * parent is served too. Zones hold no DS records, so it is the parent's NODATA.
+   */
+  parentSideDs: AnswerTemplate | null;
   /** The node "*.<this name>", when the zone has one. */
   wildcard: NameNode | null;
   /** Query types with their own answer; templates[i] answers types[i]. */

@@ -70,6 +70,7 @@ export function describeRecord(r: ReplyRecord): string {
 const WWW = 'www.cdn.example';
 const SOA_CDN = 'cdn.example 60 SOA ns1.cdn.example 2026112201';
 const SOA_CHILD = 'child.example.test 45 SOA ns1.child.example.test 7';
+const SOA_PARENT = 'example.test 120 SOA ns1.example.test 1';
 const LONG_TXT_STRINGS = 4;
 const CLIENT_COOKIE = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8);
 
@@ -388,6 +389,22 @@ export const CASES: ConformanceCase[] = [
   {
     name: 'NS at the delegation point is a referral too', ref: 'RFC 1034 §4.3.2',
     packet: query('lab.cdn.example', TYPE.NS), expect: { rcode: RCODE.NOERROR, aa: false, ...echoed, answer: [], authority: ['lab.cdn.example 300 NS ns1.lab.cdn.example', 'lab.cdn.example 300 NS ns.other-provider.example'] },
+  },
+  {
+    name: 'DS at the delegation point is the parent\'s to answer: authoritative NODATA with the SOA, not a referral', ref: 'RFC 4035 §3.1.4.1, RFC 4034 §5',
+    packet: query('lab.cdn.example', TYPE.DS), expect: { rcode: RCODE.NOERROR, aa: true, ...echoed, answer: [], authority: [SOA_CDN] },
+  },
+  {
+    name: 'DS below the delegation point is the child\'s: a referral', ref: 'RFC 4035 §3.1.4.1',
+    packet: query('host.lab.cdn.example', TYPE.DS), expect: { rcode: RCODE.NOERROR, aa: false, ...echoed, answer: [], authority: ['lab.cdn.example 300 NS ns1.lab.cdn.example', 'lab.cdn.example 300 NS ns.other-provider.example'] },
+  },
+  {
+    name: 'DS at a served child\'s apex is still answered from the parent, with the parent\'s SOA', ref: 'RFC 4035 §3.1.4.1',
+    packet: query('child.example.test', TYPE.DS), expect: { rcode: RCODE.NOERROR, aa: true, ...echoed, answer: [], authority: [SOA_PARENT] },
+  },
+  {
+    name: 'any other type at a served child\'s apex is the child\'s', ref: 'RFC 1034 §4.3.2 step 2',
+    packet: query('child.example.test', TYPE.TXT), expect: { rcode: RCODE.NOERROR, aa: true, ...echoed, answer: [], authority: [SOA_CHILD] },
   },
   {
     name: 'a child zone served alongside its parent answers for itself (longest zone match)', ref: 'RFC 1034 §4.3.2 step 2',

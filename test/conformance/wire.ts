@@ -6,7 +6,7 @@
 export const CLASS_IN = 1;
 export const CLASS_CH = 3;
 export const TYPE = {
-  A: 1, NS: 2, CNAME: 5, SOA: 6, MB: 7, NULL: 10, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41,
+  A: 1, NS: 2, CNAME: 5, SOA: 6, MB: 7, NULL: 10, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, DS: 43,
   SVCB: 64, HTTPS: 65, TKEY: 249, TSIG: 250, IXFR: 251, AXFR: 252, MAILB: 253, MAILA: 254, ANY: 255, CAA: 257,
 } as const;
 export const OPTION = { NSID: 3, ECS: 8, COOKIE: 10, PADDING: 12 } as const;
