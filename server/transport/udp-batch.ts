@@ -22,6 +22,7 @@ interface NativeUdp {
   receive(handle: unknown): number;
   send(handle: unknown, count: number): number;
   sourceText(handle: unknown, slot: number): string;
+  fragmentation(handle: unknown): { mtuDiscover: string; dontFragment: boolean };
   close(handle: unknown): void;
   /** malloc_trim(0): returns freed heap memory to the kernel. */
   releaseFreeMemory(): boolean;
@@ -52,6 +53,8 @@ export function nativeUdpUnavailable(): string {
 
 export interface BatchUdpListener {
   port: number;
+  /** The socket's path-MTU mode and DF setting, as the kernel reports them. */
+  fragmentation(): { mtuDiscover: string; dontFragment: boolean };
   close(): Promise<void>;
 }
 
@@ -115,6 +118,7 @@ export function listenUdpBatched(native: NativeUdp, host: string, port: number, 
   handle = opened[0];
   return {
     port: opened[1],
+    fragmentation: () => native.fragmentation(handle),
     close: () => {
       if (!closed) {
         closed = true;

@@ -229,6 +229,18 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
   if (ipv6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  // Replies are never fragmented (RFC 9715 §3.1: DF set, IPV6_DONTFRAG), and
+  // path-MTU information, which forged ICMP can lower, is ignored: the engine
+  // caps UDP replies at 1232 octets, which fits any link's MTU. A reply that
+  // does not fit a path is lost and the client retries over TCP.
+  if (ipv6) {
+    int probe = IPV6_PMTUDISC_PROBE;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
+    setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &on, sizeof on);
+  } else {
+    int probe = IP_PMTUDISC_PROBE;
+    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
+  }
   // Generous buffers absorb bursts while the worker is busy; the kernel's limit applies.
   int size = 4 * 1024 * 1024;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
@@ -394,6 +406,38 @@ static napi_value source_text(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// fragmentation(handle) → { mtuDiscover, dontFragment } as the kernel reports
+// them (getsockopt), so tests and operators can see RFC 9715's setting holds.
+static napi_value fragmentation(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  batch_socket *s = socket_arg(env, info, &argc, argv);
+  if (s == NULL) return NULL;
+  if (s->closed) { napi_throw_error(env, NULL, "fragmentation: socket closed"); return NULL; }
+  struct sockaddr_storage local;
+  socklen_t local_length = sizeof local;
+  getsockname(s->fd, (struct sockaddr *)&local, &local_length);
+  int mode = -1, dontfrag = 0;
+  socklen_t size = sizeof mode;
+  if (local.ss_family == AF_INET6) {
+    getsockopt(s->fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &mode, &size);
+    size = sizeof dontfrag;
+    getsockopt(s->fd, IPPROTO_IPV6, IPV6_DONTFRAG, &dontfrag, &size);
+  } else {
+    getsockopt(s->fd, IPPROTO_IP, IP_MTU_DISCOVER, &mode, &size);
+    // IPv4 has no separate option: DF follows the discovery mode.
+    dontfrag = mode == IP_PMTUDISC_DO || mode == IP_PMTUDISC_PROBE;
+  }
+  napi_value result, mode_value, dontfrag_value;
+  napi_create_object(env, &result);
+  napi_create_string_utf8(env, mode == IP_PMTUDISC_PROBE ? "probe" : mode == IP_PMTUDISC_DO ? "do"
+    : mode == IP_PMTUDISC_DONT ? "dont" : mode == IP_PMTUDISC_WANT ? "want" : "other", NAPI_AUTO_LENGTH, &mode_value);
+  napi_get_boolean(env, dontfrag != 0, &dontfrag_value);
+  napi_set_named_property(env, result, "mtuDiscover", mode_value);
+  napi_set_named_property(env, result, "dontFragment", dontfrag_value);
+  return result;
+}
+
 // close(handle): stops watching and closes the socket. Idempotent.
 static napi_value close_socket(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -421,6 +465,7 @@ NAPI_MODULE_INIT() {
     { "receive", NULL, receive, NULL, NULL, NULL, napi_default, NULL },
     { "send", NULL, send_replies, NULL, NULL, NULL, napi_default, NULL },
     { "sourceText", NULL, source_text, NULL, NULL, NULL, napi_default, NULL },
+    { "fragmentation", NULL, fragmentation, NULL, NULL, NULL, napi_default, NULL },
     { "releaseFreeMemory", NULL, release_free_memory, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, close_socket, NULL, NULL, NULL, napi_default, NULL },
   };

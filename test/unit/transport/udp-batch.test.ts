@@ -9,7 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { PROTO_UDP, type Peer, type Responder } from '../../../server/transport/handler.ts';
-import { nativeUdp, nativeUdpUnavailable } from '../../../server/transport/udp-batch.ts';
+import { listenUdpBatched, nativeUdp, nativeUdpUnavailable } from '../../../server/transport/udp-batch.ts';
 import { listenUdp, resolveUdpIo } from '../../../server/transport/udp.ts';
 
 /** Replies "<sender address>|<protocol>|<message>"; throws on a message "boom". */
@@ -125,5 +125,17 @@ test('a port taken without SO_REUSEPORT is refused with the reason', async () =>
     await assert.rejects(listenUdp('127.0.0.1', holder.address().port, new EchoResponder(), () => {}, 'batch'), /bind: Address already in use/);
   } finally {
     holder.close();
+  }
+});
+
+test('replies are never fragmented: DF set and path-MTU information ignored, IPv4 and IPv6 (RFC 9715 §3.1)', () => {
+  const native = nativeUdp()!;
+  for (const [host, ipv6] of [['127.0.0.1', false], ['::1', true]] as const) {
+    const listener = listenUdpBatched(native, host, 0, ipv6, new EchoResponder(), () => {});
+    try {
+      assert.deepEqual(listener.fragmentation(), { mtuDiscover: 'probe', dontFragment: true }, host);
+    } finally {
+      void listener.close();
+    }
   }
 });
