@@ -17,6 +17,32 @@ export interface LoadSettings {
   timeoutSeconds: number;
 }
 
+/**
+ * The dnsperf settings every server gets: BENCH_CLIENTS (-c, 4),
+ * BENCH_THREADS (-T, 2), BENCH_OUTSTANDING (-q, 100). Chosen with
+ * BENCH_CALIBRATE=1 (see test/bench/README.md): one send/receive pair capped
+ * the fastest peer (gdnsd) near 160k q/s, two pairs let it go past 200k; more
+ * than 100 queries in flight only overflowed socket buffers (lost queries)
+ * without raising any server's rate.
+ */
+export function benchLoad(env: NodeJS.ProcessEnv): LoadSettings {
+  return {
+    clients: envNumber(env, 'BENCH_CLIENTS', 4),
+    threads: envNumber(env, 'BENCH_THREADS', 2),
+    outstanding: envNumber(env, 'BENCH_OUTSTANDING', 100),
+    timeoutSeconds: 2,
+  };
+}
+
+/** A positive number from the environment, or the fallback when unset. */
+export function envNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, not "${value}"`);
+  return n;
+}
+
 export interface DnsperfRun {
   port: number;
   dataFile: string;

@@ -15,36 +15,21 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { askAll, spreadSample, summarize, type AgreementSample, type AgreementSummary } from './agreement.ts';
-import { runDnsperf, type DnsperfResult, type LoadSettings } from './dnsperf.ts';
+import { benchLoad, envNumber, runDnsperf, type DnsperfResult, type LoadSettings } from './dnsperf.ts';
 import { ensurePackages } from './install.ts';
 import { writeQuerySets, type QuerySets } from './queries.ts';
 import { loadScenario, REPO_ROOT, type Scenario } from './scenario.ts';
 import { ALL_SERVERS, residentKiB, startBenchServer, type RunningServer, type ServerDefinition } from './servers.ts';
 
 const env = process.env;
-const intEnv = (name: string, fallback: number): number => {
-  const value = env[name];
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, not "${value}"`);
-  return n;
-};
+const intEnv = (name: string, fallback: number): number => envNumber(env, name, fallback);
 
 const SECONDS = intEnv('BENCH_SECONDS', 15);
 const ROUNDS = intEnv('BENCH_ROUNDS', 2);
 const LATENCY_SECONDS = intEnv('BENCH_LATENCY_SECONDS', Math.min(10, SECONDS));
 const NETWORKS = intEnv('BENCH_NETWORKS', 3500);
 const AGREEMENT_SAMPLES = intEnv('BENCH_AGREEMENT', 200);
-// Chosen with BENCH_CALIBRATE=1 (see test/bench/README.md): one dnsperf
-// send/receive pair capped the fastest peer (gdnsd) near 160k q/s, two pairs
-// let it go past 200k; more than 100 queries in flight only overflowed socket
-// buffers (lost queries) without raising any server's rate.
-const LOAD: LoadSettings = {
-  clients: intEnv('BENCH_CLIENTS', 4),
-  threads: intEnv('BENCH_THREADS', 2),
-  outstanding: intEnv('BENCH_OUTSTANDING', 100),
-  timeoutSeconds: 2,
-};
+const LOAD: LoadSettings = benchLoad(env);
 const OUT_DIR = env.BENCH_OUT ?? join(REPO_ROOT, 'test-results', 'bench');
 
 type SetName = 'ecs' | 'no-ecs' | 'mixed';
