@@ -274,9 +274,13 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   s->out = out;
   for (int i = 0; i < 4; i++) napi_create_reference(env, argv[6 + i], 1, &s->buffers[i]);
   napi_create_reference(env, argv[10], 1, &s->on_readable);
+  // Receive headers point at fixed slots; receive() only resets what the kernel writes back.
   for (int i = 0; i < slots; i++) {
     s->rx_iov[i].iov_base = s->in + (size_t)i * in_slot;
     s->rx_iov[i].iov_len = (size_t)in_slot;
+    s->rx[i].msg_hdr.msg_name = s->names + (size_t)i * NAME_SLOT;
+    s->rx[i].msg_hdr.msg_iov = &s->rx_iov[i];
+    s->rx[i].msg_hdr.msg_iovlen = 1;
     s->tx_iov[i].iov_base = s->out + (size_t)i * out_slot;
   }
   napi_value resource, resource_name;
@@ -325,16 +329,7 @@ static napi_value receive(napi_env env, napi_callback_info info) {
   if (s == NULL) return NULL;
   int count = 0;
   if (!s->closed) {
-    for (int i = 0; i < s->slots; i++) {
-      struct msghdr *h = &s->rx[i].msg_hdr;
-      h->msg_name = s->names + (size_t)i * NAME_SLOT;
-      h->msg_namelen = NAME_SLOT;
-      h->msg_iov = &s->rx_iov[i];
-      h->msg_iovlen = 1;
-      h->msg_control = NULL;
-      h->msg_controllen = 0;
-      h->msg_flags = 0;
-    }
+    for (int i = 0; i < s->slots; i++) s->rx[i].msg_hdr.msg_namelen = NAME_SLOT;
     int received = recvmmsg(s->fd, s->rx, (unsigned)s->slots, MSG_DONTWAIT, NULL);
     if (received > 0) {
       count = received;
@@ -407,7 +402,7 @@ static napi_value source_text(napi_env env, napi_callback_info info) {
 }
 
 // fragmentation(handle) → { mtuDiscover, dontFragment } as the kernel reports
-// them (getsockopt), so tests and operators can see RFC 9715's setting holds.
+// them (getsockopt), so a test can check RFC 9715's setting holds.
 static napi_value fragmentation(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
