@@ -62,7 +62,8 @@ export async function runDiffCommand(args: string[]): Promise<number> {
       return 1;
     }
   }
-  const [before, after] = sets.map((s) => new WhatIf(s.snapshot!, health, settings.pop));
+  // Every PoP up and no load: the difference is the policies', not the moment's.
+  const [before, after] = sets.map((s) => new WhatIf(s.snapshot!, { health, signals: null, ecsTrust: [] }, settings.pop));
   const names = [...new Set([...before.steeredNames(), ...after.steeredNames()])].filter((n) => !extra.name || n === extra.name || n === `${extra.name}.`);
   const limit = Number(extra.limit ?? 20);
   const report = names.map((name) => {
