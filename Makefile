@@ -6,7 +6,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 # Debian tools the tests call, installed idempotently.
-TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl
+TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl unbound pdns-recursor
 # What the native UDP module (server/transport/native/udp_batch.c) is built with.
 BUILD_DEBS := gcc libc6-dev libuv1-dev
 NATIVE_UDP := build/udp_batch.node
