@@ -5,11 +5,11 @@
 // one a server started with this configuration would give before its first
 // probe round.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config/errors.ts';
 import type { Settings } from '../config/settings.ts';
-import { explain, formatExplain } from '../engine/explain.ts';
+import { explain, formatExplain, type ExplainRequest } from '../engine/explain.ts';
 import type { LoadedGeo } from '../geo-context.ts';
 import { emptyProbesConfig, loadProbesConfig } from '../health/config.ts';
 import { HealthService } from '../health/service.ts';
@@ -19,7 +19,7 @@ import { loadSnapshot } from '../policy/load.ts';
 import { createSignals, setNextPossibleChange } from '../steering/signals.ts';
 import { loadGeoForCommand, resolveCommand } from './common.ts';
 
-export const EXPLAIN_HELP = `Usage: popsteer explain --name <name> [--client <cidr|ip>] [--resolver <ip>] [--down id,id] [--pop <id>] [--type A|AAAA] [--json] [--config dir]
+export const EXPLAIN_HELP = `Usage: popsteer explain --name <name> [--client <cidr|ip> | --clients <file>] [--resolver <ip>] [--down id,id] [--pop <id>] [--type A|AAAA] [--json] [--config dir]
 
 Prints why a client gets its answer: the deciding network and the ECS scope
 rule it falls under, the location, the rule matched, each step with the
@@ -28,11 +28,13 @@ same query path as the server, on the configuration in --config, with the
 health a starting server would have (probes configuration, unexpired
 overrides in the state file) and the PoPs in --down taken as down. --pop
 sets the PoP that received the query (self). A running server answers the
-same question with its live health: GET /v1/explain.`;
+same question with its live health: GET /v1/explain. --clients explains every
+client network in a file (one CIDR per line, "-" for a query without ECS,
+# starts a comment); with --json the output is an array.`;
 
 export async function runExplainCommand(args: string[]): Promise<number> {
   const resolved = resolveCommand(args, {
-      name: { type: 'string' }, client: { type: 'string' }, resolver: { type: 'string' }, down: { type: 'string' },
+      name: { type: 'string' }, client: { type: 'string' }, clients: { type: 'string' }, resolver: { type: 'string' }, down: { type: 'string' },
       type: { type: 'string' }, json: { type: 'boolean' },
     });
   if (typeof resolved === 'number') return resolved;
@@ -58,23 +60,41 @@ export async function runExplainCommand(args: string[]): Promise<number> {
     return 1;
   }
   const type = extra.type === 'AAAA' ? 'AAAA' : 'A';
+  const context = {
+    snapshot: loaded.snapshot, geo: geo.context, health: health.table, signals: health.signals, ecsTrust: settings.ecsTrust,
+    subjects: geo.catalog.ids, selfPop: settings.pop, overrides: health.notes,
+  };
+  const request = (client: string | undefined): ExplainRequest => ({
+    name, client, resolver: extra.resolver as string | undefined, type,
+    down: typeof extra.down === 'string' ? extra.down.split(',').map((s) => s.trim()).filter(Boolean) : [],
+  });
   try {
-    const result = explain(
-      {
-        snapshot: loaded.snapshot, geo: geo.context, health: health.table, signals: health.signals, ecsTrust: settings.ecsTrust,
-        subjects: geo.catalog.ids, selfPop: settings.pop, overrides: health.notes,
-      },
-      {
-        name, client: extra.client as string | undefined, resolver: extra.resolver as string | undefined, type,
-        down: typeof extra.down === 'string' ? extra.down.split(',').map((s) => s.trim()).filter(Boolean) : [],
-      },
-    );
+    if (typeof extra.clients === 'string') {
+      const results = readClients(extra.clients).map(({ client, line }) => {
+        try {
+          return explain(context, request(client));
+        } catch (err) {
+          throw new Error(`${extra.clients}:${line}: ${(err as Error).message}`);
+        }
+      });
+      process.stdout.write(extra.json ? `${JSON.stringify(results)}\n` : `${results.map(formatExplain).join('\n\n')}\n`);
+      return 0;
+    }
+    const result = explain(context, request(extra.client as string | undefined));
     process.stdout.write(extra.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatExplain(result)}\n`);
     return 0;
   } catch (err) {
     process.stderr.write(`popsteer explain: ${(err as Error).message}\n`);
     return 2;
   }
+}
+
+/** The client networks of a --clients file, with their line numbers ("-": no ECS). */
+function readClients(file: string): Array<{ client: string | undefined; line: number }> {
+  return readFileSync(file, 'utf8').split('\n').flatMap((raw, i) => {
+    const text = raw.replace(/#.*/, '').trim();
+    return text === '' ? [] : [{ client: text === '-' ? undefined : text, line: i + 1 }];
+  });
 }
 
 /** Health table, signals and override notes as a server starting now with these settings would have them. */

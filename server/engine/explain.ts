@@ -111,7 +111,7 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
 
   const engine = new Engine(ctx.snapshot, { popId: ctx.selfPop, versionBind: null, counters: new Counters(null, 0) });
   const tables = ctx.snapshot.steering;
-  const steering = tables ? createSteering({ tables, health, signals: ctx.signals, ecsTrust: ctx.ecsTrust, now: ctx.now }) : null;
+  const steering = tables ? createSteering({ tables, health, signals: ctx.signals, ecsTrust: ctx.ecsTrust, now: ctx.now, memoize: false }) : null;
   const healthTrace = new DecisionTrace();
   if (steering) steering.tracer = healthTrace;
   engine.steering = steering;

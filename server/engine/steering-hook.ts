@@ -77,11 +77,14 @@ export interface SteeringInputs {
   counters?: Counters;
   /** Clock for TTLs derived from health (ms since the epoch). */
   now?: () => number;
+  /** Keep a memo of recent client networks (default true); a one-query steering (explain) skips its 512 KiB. */
+  memoize?: boolean;
 }
 
 /** The steering for one policy set and one set of inputs. Throws on a malformed ecs_trust network. */
 export function createSteering(inputs: SteeringInputs): PolicySteering {
-  return new PolicySteering(inputs.tables, inputs.health, inputs.counters ?? new Counters(null, 0), inputs.signals, ecsTrustCheck(inputs.ecsTrust), inputs.now ?? Date.now);
+  return new PolicySteering(inputs.tables, inputs.health, inputs.counters ?? new Counters(null, 0), inputs.signals, ecsTrustCheck(inputs.ecsTrust),
+    inputs.now ?? Date.now, inputs.memoize === false ? null : new ClassMemo());
 }
 
 export class PolicySteering implements SteeringHook {
@@ -94,7 +97,7 @@ export class PolicySteering implements SteeringHook {
   /** The deciding address of the last answer() (explain reads it). */
   readonly address = new DecidingAddress();
   private readonly classResult: ClassResult = { class: -1, scopeLength: 0 };
-  private readonly memo = new ClassMemo();
+  private readonly memo: ClassMemo | null;
   private readonly resolution = new Resolution();
   private readonly decisions: Array<Array<CachedDecision | undefined>>;
   private readonly templates: Array<Map<number, TemplateEntry[]>>;
@@ -108,8 +111,10 @@ export class PolicySteering implements SteeringHook {
   /** Filled by the last answer(). */
   readonly last: LastDecision = { policy: -1, variant: 0, cidrRule: -1, class: -1, scope: 0, replyScope: 0, ttl: 0, resolution: new Resolution() };
 
-  constructor(tables: SteeringTables, health: Int32Array, counters: Counters, signals: Float64Array | null, trustEcs: TrustEcs | null, now: () => number) {
+  constructor(tables: SteeringTables, health: Int32Array, counters: Counters, signals: Float64Array | null, trustEcs: TrustEcs | null, now: () => number,
+    memo: ClassMemo | null) {
     this.tables = tables;
+    this.memo = memo;
     this.health = health;
     this.signals = signals;
     this.counters = counters;
@@ -139,10 +144,10 @@ export class PolicySteering implements SteeringHook {
     if (uniform) {
       cls.class = 0;
       cls.scopeLength = 0;
-    } else if (!this.memo.find(index, variant, address.family, address.bits, address.words, cls)) {
+    } else if (this.memo === null || !this.memo.find(index, variant, address.family, address.bits, address.words, cls)) {
       lookupClass(this.tables.geo, tries[variant], address.family, address.bytes, address.bits, cls);
       if (address.fromEcs) cls.scopeLength = this.narrowScope(policy, cls.scopeLength);
-      this.memo.store(cls);
+      this.memo?.store(cls);
     }
     const decisionClass = policy.classes[cls.class];
     const rule = policy.rules[decisionClass.rule];
