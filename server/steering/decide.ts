@@ -172,12 +172,13 @@ export function isUp(health: Int32Array, subject: number): boolean {
   return subject < 0 || subject >= health[2] || health[3 + subject] === 1;
 }
 
-// The candidate list while the steps run: endpoint, and the tier it came from.
+// The candidate list while the steps run: endpoint, and the tier it came from;
+// its length and whether tiers are merged live in `cur` (a const object: module
+// `let`s would cost a hole check on every access).
 const list = new Int16Array(256);
 const listTier = new Int16Array(256);
 const scores = new Float64Array(256);
-let n = 0;
-let collapsed = false;
+const cur = { n: 0, collapsed: false };
 
 /**
  * Resolves a class under the current health by running the rule's health
@@ -202,13 +203,13 @@ export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int3
   const endpoints = policy.endpoints;
   const tiers = cls.tiers;
   loadCandidates(tiers, endpoints, health, out);
-  if (n === 0 && !applyWhenAllDown(policy, cls, health, out, trace)) return;
+  if (cur.n === 0 && !applyWhenAllDown(policy, cls, health, out, trace)) return;
   const ops = rule.healthOps;
   const args = rule.healthArgs;
   let count = rule.first;
   for (let s = 0; s < ops.length; s++) {
     const op = ops[s];
-    const before = trace !== null ? Array.from(list.subarray(0, n)) : null;
+    const before = trace !== null ? Array.from(list.subarray(0, cur.n)) : null;
     let note = '';
     if (op === OP_HEALTHY || op === OP_FAILOVER) {
       if (out.allDown) {
@@ -216,7 +217,7 @@ export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int3
       } else {
         if (op === OP_HEALTHY) keepHealthy(endpoints, health);
         else note = chooseTier(tiers.length, args[s], endpoints, health, out);
-        if (n === 0) {
+        if (cur.n === 0) {
           trace?.record(rule.healthSteps[s], before!, [], op === OP_HEALTHY ? 'down' : 'not in the chosen pool', note);
           if (!applyWhenAllDown(policy, cls, health, out, trace)) return;
           continue;
@@ -229,53 +230,59 @@ export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int3
       else if (op === OP_WEIGHTED) note = orderByWeight(args[s], endpoints, stickyKey, random, out);
       else if (op === OP_FIRST) count = args[s];
     }
-    if (trace !== null) trace.record(rule.healthSteps[s], before!, Array.from(list.subarray(0, op === OP_FIRST ? Math.min(n, count) : n)), reasonFor(op), note);
+    if (trace !== null) trace.record(rule.healthSteps[s], before!, Array.from(list.subarray(0, op === OP_FIRST ? Math.min(cur.n, count) : cur.n)), reasonFor(op), note);
   }
   collapse();
-  if (count > n) count = n;
+  if (count > cur.n) count = cur.n;
   for (let i = 0; i < count; i++) out.chosen[i] = list[i];
   out.count = count;
 }
 
 /** The class's candidates, tier after tier (an endpoint may sit in several tiers), weight-0 endpoints left out. */
 function loadCandidates(tiers: Int16Array[], endpoints: Endpoint[], health: Int32Array, out: Resolution): void {
-  n = 0;
-  collapsed = tiers.length < 2;
+  let n = 0;
+  let degraded = false;
   for (let t = 0; t < tiers.length; t++) {
     const tier = tiers[t];
     for (let i = 0; i < tier.length; i++) {
       const e = tier[i];
-      if (!isUp(health, endpoints[e].healthSubject)) out.degraded = true;
-      if (endpoints[e].weight === 0 || n >= list.length) continue;
+      const endpoint = endpoints[e];
+      if (!isUp(health, endpoint.healthSubject)) degraded = true;
+      if (endpoint.weight === 0 || n >= list.length) continue;
       list[n] = e;
       listTier[n] = t;
       n++;
     }
   }
+  out.degraded = degraded;
+  cur.n = n;
+  cur.collapsed = tiers.length < 2;
 }
 
 /** Tiers become one list in priority order, each endpoint once (pools without failover are one list). */
 function collapse(): void {
-  if (collapsed) return;
-  collapsed = true;
+  if (cur.collapsed) return;
+  cur.collapsed = true;
   let kept = 0;
+  const n = cur.n;
   for (let i = 0; i < n; i++) {
     let seen = false;
     for (let j = 0; j < kept; j++) if (list[j] === list[i]) seen = true;
     if (!seen) list[kept++] = list[i];
   }
-  n = kept;
+  cur.n = kept;
 }
 
 function keepHealthy(endpoints: Endpoint[], health: Int32Array): void {
   let kept = 0;
+  const n = cur.n;
   for (let i = 0; i < n; i++) {
     if (!isUp(health, endpoints[list[i]].healthSubject)) continue;
     list[kept] = list[i];
     listTier[kept] = listTier[i];
     kept++;
   }
-  n = kept;
+  cur.n = kept;
 }
 
 /** Failover: the first tier with at least `minHealthy` endpoints up answers (the last one when none has). */
@@ -283,21 +290,21 @@ function chooseTier(tierCount: number, minHealthy: number, endpoints: Endpoint[]
   let chosen = tierCount - 1;
   for (let t = 0; t < tierCount; t++) {
     let up = 0;
-    for (let i = 0; i < n; i++) if (listTier[i] === t && isUp(health, endpoints[list[i]].healthSubject)) up++;
+    for (let i = 0; i < cur.n; i++) if (listTier[i] === t && isUp(health, endpoints[list[i]].healthSubject)) up++;
     if (up >= minHealthy) {
       chosen = t;
       break;
     }
   }
   let kept = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < cur.n; i++) {
     if (listTier[i] !== chosen) continue;
     list[kept] = list[i];
     listTier[kept] = chosen;
     kept++;
   }
-  n = kept;
-  collapsed = true;
+  cur.n = kept;
+  cur.collapsed = true;
   out.tier = chosen;
   return chosen > 0 ? `pool #${chosen + 1} answers: the pools before it have fewer than ${minHealthy} up` : '';
 }
@@ -311,40 +318,40 @@ function applyWhenAllDown(policy: CompiledPolicy, cls: DecisionClass, health: In
     trace?.record({ kind: 'when_all_down', action: 'servfail' }, [], [], '', 'no candidate left: when_all_down servfail');
     return false;
   }
-  n = 0;
-  collapsed = true;
+  cur.n = 0;
+  cur.collapsed = true;
   if (policy.whenAllDown === ALL_DOWN_POOL) {
     // The last-resort pool's healthy endpoints, or all of them when none is up.
     appendAll(policy.lastResort, endpoints, health, true);
-    if (n === 0) appendAll(policy.lastResort, endpoints, health, false);
+    if (cur.n === 0) appendAll(policy.lastResort, endpoints, health, false);
   } else {
     // Fail open: every endpoint of the class, as configured.
     for (let t = 0; t < cls.tiers.length; t++) appendAll(cls.tiers[t], endpoints, health, false);
   }
-  trace?.record({ kind: 'when_all_down', action: policy.whenAllDown === ALL_DOWN_POOL ? 'last_resort' : 'fail_open' }, [], Array.from(list.subarray(0, n)), '',
+  trace?.record({ kind: 'when_all_down', action: policy.whenAllDown === ALL_DOWN_POOL ? 'last_resort' : 'fail_open' }, [], Array.from(list.subarray(0, cur.n)), '',
     policy.whenAllDown === ALL_DOWN_POOL ? 'no candidate left: the last-resort pool answers' : 'no candidate left: fail open, every candidate as if up');
   return true;
 }
 
 function appendAll(tier: ArrayLike<number>, endpoints: Endpoint[], health: Int32Array, healthyOnly: boolean): void {
-  for (let i = 0; i < tier.length && n < list.length; i++) {
+  for (let i = 0; i < tier.length && cur.n < list.length; i++) {
     const e = tier[i];
     if (healthyOnly && !isUp(health, endpoints[e].healthSubject)) continue;
     if (endpoints[e].weight === 0) continue;
     let dup = false;
-    for (let j = 0; j < n; j++) if (list[j] === e) dup = true;
-    if (!dup) list[n++] = e;
+    for (let j = 0; j < cur.n; j++) if (list[j] === e) dup = true;
+    if (!dup) list[cur.n++] = e;
   }
 }
 
 /** This instance's PoP goes first when it is up and within `km` of the best candidate; later steps keep it there. */
 function preferSelf(policy: CompiledPolicy, km: number, health: Int32Array, out: Resolution): void {
   const self = policy.selfEndpoint;
-  if (self < 0 || n === 0) return;
+  if (self < 0 || cur.n === 0) return;
   const best = list[0];
   if (best === self || !isUp(health, policy.endpoints[self].healthSubject)) return;
   let at = -1;
-  for (let i = 0; i < n; i++) if (list[i] === self) at = i;
+  for (let i = 0; i < cur.n; i++) if (list[i] === self) at = i;
   if (at < 0 || !(policy.selfDistanceKm[best] <= km)) return;
   for (let i = at; i > 0; i--) list[i] = list[i - 1];
   list[0] = self;
@@ -359,7 +366,7 @@ function preferSelf(policy: CompiledPolicy, km: number, health: Int32Array, out:
  * After a weighted step, "first" is the weights' pick for this network.
  */
 function shiftForCapacity(endpoints: Endpoint[], signals: Float64Array | null, mark: number, stickyKey: number, out: Resolution): string {
-  if (n < 2 || out.selfPreferred || signals === null) return '';
+  if (cur.n < 2 || out.selfPreferred || signals === null) return '';
   const first = endpoints[list[0]].healthSubject;
   if (first < 0) return '';
   const load = declaredLoad(signals, first);
@@ -374,7 +381,7 @@ function shiftForCapacity(endpoints: Endpoint[], signals: Float64Array | null, m
 }
 
 function orderByWeight(mode: number, endpoints: Endpoint[], stickyKey: number, random: number, out: Resolution): string {
-  if (n < 2) return '';
+  if (cur.n < 2) return '';
   if (out.selfPreferred) return 'skipped: this PoP was preferred';
   if (mode === WEIGHTED_RANDOM) weightedRandomFirst(endpoints, random);
   else rendezvousOrder(endpoints, stickyKey);
@@ -384,10 +391,10 @@ function orderByWeight(mode: number, endpoints: Endpoint[], stickyKey: number, r
 /** Moves one weighted-random pick to the front; the rest keep their order. */
 function weightedRandomFirst(endpoints: Endpoint[], random: number): void {
   let total = 0;
-  for (let i = 0; i < n; i++) total += endpoints[list[i]].weight;
+  for (let i = 0; i < cur.n; i++) total += endpoints[list[i]].weight;
   let target = random * total;
-  let pick = n - 1;
-  for (let i = 0; i < n; i++) {
+  let pick = cur.n - 1;
+  for (let i = 0; i < cur.n; i++) {
     target -= endpoints[list[i]].weight;
     if (target < 0) { pick = i; break; }
   }
@@ -403,13 +410,14 @@ function weightedRandomFirst(endpoints: Endpoint[], random: number): void {
  * changes move few networks.
  */
 function rendezvousOrder(endpoints: Endpoint[], key: number): void {
+  const n = cur.n;
   for (let i = 0; i < n; i++) {
     const e = endpoints[list[i]];
     const u = (mix32(key ^ e.idHash) + 0.5) / 4294967296;
     scores[i] = -Math.log(u) / e.weight;
   }
-  // Insertion sort by score: n is small.
-  for (let i = 1; i < n; i++) {
+  // Insertion sort by score: cur.n is small.
+  for (let i = 1; i < cur.n; i++) {
     const s = scores[i];
     const v = list[i];
     let j = i - 1;
