@@ -30,7 +30,8 @@ overrides in the state file) and the PoPs in --down taken as down. --pop
 sets the PoP that received the query (self). A running server answers the
 same question with its live health: GET /v1/explain. --clients explains every
 client network in a file (one CIDR per line, "-" for a query without ECS,
-# starts a comment); with --json the output is an array.`;
+# starts a comment) for each of the names in --name (comma-separated), name
+by name; with --json the output is an array.`;
 
 export async function runExplainCommand(args: string[]): Promise<number> {
   const resolved = resolveCommand(args, {
@@ -40,6 +41,7 @@ export async function runExplainCommand(args: string[]): Promise<number> {
   if (typeof resolved === 'number') return resolved;
   const { settings, extra } = resolved;
   const name = extra.name as string | undefined;
+  const names = (name ?? '').split(',').map((n) => n.trim()).filter(Boolean);
   if (!name) {
     process.stderr.write(`popsteer explain: --name is required\n\n${EXPLAIN_HELP}\n`);
     return 2;
@@ -64,19 +66,20 @@ export async function runExplainCommand(args: string[]): Promise<number> {
     snapshot: loaded.snapshot, geo: geo.context, health: health.table, signals: health.signals, ecsTrust: settings.ecsTrust,
     subjects: geo.catalog.ids, selfPop: settings.pop, overrides: health.notes,
   };
-  const request = (client: string | undefined): ExplainRequest => ({
-    name, client, resolver: extra.resolver as string | undefined, type,
+  const request = (client: string | undefined, asked = name): ExplainRequest => ({
+    name: asked, client, resolver: extra.resolver as string | undefined, type,
     down: typeof extra.down === 'string' ? extra.down.split(',').map((s) => s.trim()).filter(Boolean) : [],
   });
   try {
     if (typeof extra.clients === 'string') {
-      const results = readClients(extra.clients).map(({ client, line }) => {
+      const clients = readClients(extra.clients);
+      const results = names.flatMap((asked) => clients.map(({ client, line }) => {
         try {
-          return explain(context, request(client));
+          return explain(context, request(client, asked));
         } catch (err) {
           throw new Error(`${extra.clients}:${line}: ${(err as Error).message}`);
         }
-      });
+      }));
       process.stdout.write(extra.json ? `${JSON.stringify(results)}\n` : `${results.map(formatExplain).join('\n\n')}\n`);
       return 0;
     }
