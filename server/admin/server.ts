@@ -23,7 +23,7 @@ import { buildWorldMap, type WorldMap } from './world-map.ts';
 /** What the admin needs from the running server. */
 export type AdminHost = Pick<RunningServer,
   'settings' | 'snapshot' | 'policies' | 'geo' | 'health' | 'healthTable' | 'counters' | 'decisionCounters' | 'reloads' | 'reload' | 'fitness' | 'startedAt'
-  | 'setLoad'>;
+  | 'setLoad' | 'dnstap'>;
 
 export interface AdminServer {
   port: number;
@@ -100,6 +100,7 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
     health: healthMetrics,
     reloads: host.reloads,
     geoDatabase: () => ({ type: host.geo().database.databaseType, buildEpochMs: host.geo().database.buildEpoch.getTime() }),
+    dnstap: () => host.dnstap(),
   });
   const traffic = new TrafficHistory(() => totals.read(host.snapshot().steering, host.decisionCounters()).decisions,
     options.trafficIntervalMs ?? 5000, options.trafficSamples ?? 120);
