@@ -95,7 +95,7 @@ fuzz-nightly: deps
 
 # The admin API's OpenAPI description, generated from its route schemas.
 openapi: deps
-	node server/admin/openapi-export.ts > contrib/openapi.json.tmp && mv contrib/openapi.json.tmp contrib/openapi.json
+	mkdir -p contrib && node server/cli/openapi-export.ts > contrib/openapi.json.tmp && mv contrib/openapi.json.tmp contrib/openapi.json
 
 clean:
 	rm -rf node_modules state test-results build

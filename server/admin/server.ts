@@ -16,6 +16,7 @@ import type { RunningServer } from '../main.ts';
 import { checkBearer, loadAdminToken } from './auth.ts';
 import { DecisionTotals } from './decision-counters.ts';
 import { createMetrics } from './metrics.ts';
+import { registerOpenApi } from './openapi.ts';
 import { describePolicy } from './policies-view.ts';
 import { TrafficHistory } from './traffic.ts';
 import { buildWorldMap, type WorldMap } from './world-map.ts';
@@ -134,6 +135,9 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
       return reply.code(result.status).send({ error: result.error, message: result.message });
     }
   };
+
+  // Before the routes: @fastify/swagger describes each route as it is added.
+  await registerOpenApi(app, VERSION);
 
   // ---- liveness and readiness
   app.get('/healthz', async () => ({ status: 'ok' }));
