@@ -30,6 +30,8 @@ export interface MetricsSource {
   reloads: { success: number; failure: number };
   geoDatabase(): { type: string; buildEpochMs: number };
   dnstap(): { frames: number; dropped: number; connected: boolean; connections: number };
+  /** Whether this instance is fit for anycast traffic (GET /v1/fitness). */
+  fit(): boolean;
 }
 
 type Labels = Record<string, string | number>;
@@ -150,6 +152,9 @@ export function createMetrics(source: MetricsSource): Registry {
     () => [{ labels: {}, value: source.health().probesSkipped }]);
   metric('popsteer_health_state_file_write_failures_total', 'counter', 'Failed writes of the override state file (overrides still apply in memory).',
     () => [{ labels: {}, value: source.health().stateFileWriteFailures }]);
+
+  metric('popsteer_instance_fit', 'gauge', 'Whether this instance is fit for anycast traffic, as GET /v1/fitness says (and `popsteer anycast` announces): 1 fit, 0 unfit.',
+    () => [{ labels: {}, value: source.fit() ? 1 : 0 }]);
 
   // ---- dnstap (server/dnstap)
   metric('popsteer_dnstap_frames_total', 'counter', 'dnstap frames (AUTH_QUERY, AUTH_RESPONSE) queued by the DNS workers for the output.',

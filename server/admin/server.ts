@@ -102,6 +102,7 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
     reloads: host.reloads,
     geoDatabase: () => ({ type: host.geo().database.databaseType, buildEpochMs: host.geo().database.buildEpoch.getTime() }),
     dnstap: () => host.dnstap(),
+    fit: () => host.fitness().fit,
   });
   const traffic = new TrafficHistory(() => totals.read(host.snapshot().steering, host.decisionCounters()).decisions,
     options.trafficIntervalMs ?? 5000, options.trafficSamples ?? 120);
