@@ -1,5 +1,5 @@
-// The Dnstap `extra` field: the steering decision behind a steered answer, as
-// one line of JSON, so a log can be replayed (`popsteer diff --clients-dnstap`)
+// The Dnstap `extra` field of AUTH_RESPONSE (of AUTH_QUERY when responses are
+// not logged): the steering decision behind a steered answer, as one line of JSON, so a log can be replayed (`popsteer diff --clients-dnstap`)
 // and read by people in any dnstap reader:
 //
 //   {"policy":"www.cdn.example","rule":"default","pop":"ams","class":17,"client":"81.2.68.0/24"}
@@ -42,7 +42,7 @@ export class DecisionExtra {
   bytes = new Uint8Array(512);
   private labels: (policy: number, rule: number, endpoint: number) => DecisionLabels;
   /** prefixes[policy][rule][endpoint + 1] */
-  private prefixes: Uint8Array[][][] = [];
+  private prefixes: Buffer[][][] = [];
 
   constructor(labels: (policy: number, rule: number, endpoint: number) => DecisionLabels) {
     this.labels = labels;
@@ -58,7 +58,7 @@ export class DecisionExtra {
     const out = this.bytes;
     const prefix = this.prefixOf(decision.policy, decision.rule, decision.endpoint);
     let at = prefix.length;
-    for (let i = 0; i < at; i++) out[i] = prefix[i];
+    prefix.copy(out, 0);
     at = writeDecimal(out, at, decision.class);
     at = writeAscii(out, at, ',"client":"');
     if (decision.ecsBits >= 0) at = writeNetwork(out, at, decision.ecsFamily, decision.ecsAddress, decision.ecsBits);
@@ -68,7 +68,7 @@ export class DecisionExtra {
     return at;
   }
 
-  private prefixOf(policy: number, rule: number, endpoint: number): Uint8Array {
+  private prefixOf(policy: number, rule: number, endpoint: number): Buffer {
     const byRule = this.prefixes[policy] ??= [];
     const byEndpoint = byRule[rule] ??= [];
     let prefix = byEndpoint[endpoint + 1];

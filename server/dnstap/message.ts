@@ -43,22 +43,47 @@ const TAG_RESPONSE_MESSAGE = (14 << 3) | 2;
 
 /** Octets of `value` (a non-negative integer up to 2^53) as a protobuf varint. */
 export function varintSize(value: number): number {
-  let size = 1;
-  while (value >= 128) {
-    value = Math.floor(value / 128);
-    size++;
-  }
+  if (value < 0x80) return 1;
+  if (value < 0x4000) return 2;
+  if (value < 0x200000) return 3;
+  if (value < 0x10000000) return 4;
+  let size = 5;
+  for (value = Math.floor(value / 0x800000000); value >= 1; value = Math.floor(value / 0x80)) size++;
   return size;
 }
 
-/** Writes a varint; arithmetic, not bitwise, so values above 2^31 (seconds since 1970 one day) stay whole. */
+/** Writes a varint: bit operations below 2^31, arithmetic above (seconds since 1970 pass 2^31 in 2038). */
 function writeVarint(out: Uint8Array, at: number, value: number): number {
-  while (value >= 128) {
-    out[at++] = (value % 128) | 0x80;
-    value = Math.floor(value / 128);
+  if (value < 0x80000000) {
+    while (value >= 0x80) {
+      out[at++] = (value & 0x7f) | 0x80;
+      value >>>= 7;
+    }
+    out[at++] = value;
+    return at;
+  }
+  while (value >= 0x80) {
+    out[at++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
   }
   out[at++] = value;
   return at;
+}
+
+/**
+ * Buffer's copy, borrowed for plain Uint8Arrays: one native call that
+ * allocates nothing, where subarray() + set() would make a view per copy. A
+ * short run is cheaper as a loop than as a call.
+ */
+const nativeCopy = Buffer.prototype.copy;
+const SHORT_COPY = 24;
+
+function copyBytes(bytes: Uint8Array, length: number, out: Uint8Array, at: number): void {
+  if (length <= SHORT_COPY) {
+    for (let i = 0; i < length; i++) out[at + i] = bytes[i];
+  } else {
+    nativeCopy.call(bytes, out, at, 0, length);
+  }
 }
 
 function writeFixed32(out: Uint8Array, at: number, value: number): number {
@@ -72,7 +97,7 @@ function writeFixed32(out: Uint8Array, at: number, value: number): number {
 function writeBytes(out: Uint8Array, at: number, tag: number, bytes: Uint8Array, length: number): number {
   out[at++] = tag;
   at = writeVarint(out, at, length);
-  for (let i = 0; i < length; i++) out[at + i] = bytes[i];
+  copyBytes(bytes, length, out, at);
   return at + length;
 }
 
@@ -129,7 +154,10 @@ export class DnstapExchange {
 
   /** Octets of the Frame Streams data frame (4-octet length + Dnstap) for this message type. */
   frameSize(type: number): number {
-    const message = this.messageSize(type);
+    return this.frameSizeFor(this.messageSize(type));
+  }
+
+  private frameSizeFor(message: number): number {
     let size = bytesFieldSize(this.identity.length) + bytesFieldSize(this.version.length)
       + 1 + varintSize(message) + message + 2;
     if (this.extraLength > 0) size += bytesFieldSize(this.extraLength);
@@ -139,7 +167,7 @@ export class DnstapExchange {
   /** Writes the frame at `at` (frameSize(type) octets); returns the offset after it. */
   writeFrame(type: number, out: Uint8Array, at: number): number {
     const message = this.messageSize(type);
-    const payload = this.frameSize(type) - 4;
+    const payload = this.frameSizeFor(message) - 4;
     out[at] = payload >>> 24;
     out[at + 1] = (payload >>> 16) & 0xff;
     out[at + 2] = (payload >>> 8) & 0xff;

@@ -47,6 +47,8 @@ export class DnstapProducer {
   private readonly locals: Array<{ family: number; address: Uint8Array; length: number; port: number }>;
   private lastPeer = '';
   private lastPeerFamily = INET;
+  /** performance.timeOrigin, read once: performance.now() + this = wall-clock milliseconds. */
+  private readonly timeOrigin = performance.timeOrigin;
 
   constructor(config: DnstapWorkerConfig, labels: (policy: number, rule: number, endpoint: number) => DecisionLabels) {
     this.ring = new RingProducer(config.ring);
@@ -86,18 +88,26 @@ export class DnstapProducer {
     exchange.responseAddressLength = local.family === exchange.family ? local.length : 0;
     for (let i = 0; i < exchange.responseAddressLength; i++) exchange.responseAddress[i] = local.address[i];
     exchange.responsePort = local.port;
-    const origin = performance.timeOrigin;
+    const origin = this.timeOrigin;
     setTime(exchange, true, origin + startedMs);
     setTime(exchange, false, origin + performance.now());
     exchange.query = query;
     exchange.queryLength = queryLength;
     exchange.response = response;
     exchange.responseLength = responseLength;
-    exchange.extraLength = decision.policy >= 0
+    const extraLength = decision.policy >= 0
       ? this.extra.write(decision, exchange.family === INET ? 4 : 6, exchange.queryAddress) : 0;
     exchange.extra = this.extra.bytes;
-    if (this.queries) this.enqueue(AUTH_QUERY);
-    if (this.responses && responseLength > 0) this.enqueue(AUTH_RESPONSE);
+    const responded = this.responses && responseLength > 0;
+    if (this.queries) {
+      // The decision rides on the response; on the query only when no response is logged.
+      exchange.extraLength = responded ? 0 : extraLength;
+      this.enqueue(AUTH_QUERY);
+    }
+    if (responded) {
+      exchange.extraLength = extraLength;
+      this.enqueue(AUTH_RESPONSE);
+    }
   }
 
   private fillPeer(exchange: DnstapExchange, address: string, port: number): void {

@@ -141,6 +141,7 @@ test('dnstap to fstrm_capture: every exchange of the table, with addresses, port
   const uk = framesOf(frames, exchanges[1]).response;
   assert.deepEqual(extraOf(uk), { policy: 'www.cdn.example', rule: extraOf(uk)!.rule, pop: 'lhr', class: extraOf(uk)!.class, client: '81.2.69.0/24' });
   assert.equal(typeof extraOf(uk)!.class, 'number');
+  assert.equal(extraOf(framesOf(frames, exchanges[1]).query), null, 'the decision rides on the response only');
   assert.equal(extraOf(framesOf(frames, exchanges[0]).response)!.client, '127.0.0.1/32', 'without ECS the resolver decides');
   assert.equal(extraOf(framesOf(frames, exchanges[2]).response)!.pop, 'nrt', 'Japan → Tokyo, over TCP too');
   assert.equal(extraOf(framesOf(frames, exchanges[3]).response), null, 'no steering decision, no extra');
@@ -186,6 +187,21 @@ test('dnstap file: dnstap-read and dnstap-ldns read every frame; the hex of each
   assert.equal(quiet.filter((l) => / AQ 127\.0\.0\.1 UDP /.test(l)).length, 4);
   assert.equal(quiet.filter((l) => / AR 127\.0\.0\.1 TCP /.test(l)).length, 2);
   assert.ok(quiet.some((l) => l.includes('"no-such-name.cdn.example." IN A')));
+});
+
+test('dnstap-messages and dnstap-sample: only AUTH_QUERY, one query in two, each carrying the decision', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'queries-only.fstrm');
+  const server = await startServer({ workers: 1, args: ['--pop', POP, '--dnstap', `file:${file}`, '--dnstap-messages', 'auth_query', '--dnstap-sample', '0.5'] });
+  started.push(server);
+  await server.waitForLog((l) => l.msg === 'dnstap output ready');
+  const sent = [];
+  for (let id = 1; id <= 6; id++) sent.push(await overUdp(server.dnsPort, `query ${id}`, query('www.cdn.example', TYPE.A, { id, edns: { options: [ecs(1, 24, 0, [81, 2, 69])] } })));
+  assert.equal(await server.stop(), 0);
+  const { frames } = readDnstapFile(file);
+  assert.deepEqual(frames.map((f) => f.message.type), ['AUTH_QUERY', 'AUTH_QUERY', 'AUTH_QUERY']);
+  assert.deepEqual(frames.map((f) => f.message.query_port), [sent[0].clientPort, sent[2].clientPort, sent[4].clientPort], 'the first of every two queries');
+  for (const f of frames) assert.equal(extraOf(f)!.pop, 'lhr', 'with no response logged, the query carries the decision');
 });
 
 async function metric(server: StartedServer, name: string): Promise<number> {
