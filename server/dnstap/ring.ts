@@ -85,12 +85,28 @@ export class RingProducer extends RingView {
 }
 
 export class RingConsumer extends RingView {
+  /** Where the next drain() reads; the producer may reuse octets only up to the released tail. */
   private tail = 0;
+
+  /** The read position after the last drain(), for release(). */
+  get position(): number {
+    return this.tail;
+  }
+
+  /** The ring's octets, for views over the runs drain() hands out. */
+  get buffer(): ArrayBufferLike {
+    return this.data.buffer;
+  }
+
+  get byteOffset(): number {
+    return this.data.byteOffset;
+  }
 
   /**
    * Hands the frames queued so far, up to `limit` octets, to `take` as runs
-   * of consecutive octets (data, start, end), then frees them. Returns the
-   * octets taken.
+   * of consecutive octets (data, start, end). They stay untouched by the
+   * producer until release() of a position at or after them, so the runs
+   * may be written out without a copy. Returns the octets taken.
    */
   drain(take: (data: Uint8Array, start: number, end: number) => void, limit: number): number {
     const head = Atomics.load(this.index, HEAD);
@@ -118,8 +134,12 @@ export class RingConsumer extends RingView {
     }
     if (tail > runStart) take(data, runStart, tail);
     this.tail = tail;
-    Atomics.store(this.index, TAIL, tail);
     return taken;
+  }
+
+  /** Gives the octets before `position` (a `position` seen after a drain) back to the producer. */
+  release(position: number): void {
+    Atomics.store(this.index, TAIL, position);
   }
 
   /** Octets published and not yet drained (frames, and the skipped end of the ring when it wrapped). */

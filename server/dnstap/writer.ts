@@ -7,8 +7,8 @@
 // FINISH), reconnected with backoff whenever the collector goes away. File:
 // START … STOP. While the output is gone or has more than `highWater` octets
 // queued, the writer stops draining; the rings fill and the workers count
-// what they drop. When idle the writer sleeps on the control block's
-// SLEEPING slot and the next frame wakes it.
+// what they drop. While frames flow it drains every millisecond; when idle it
+// sleeps on the control block's SLEEPING slot and the next frame wakes it.
 
 import { createWriteStream } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
@@ -38,6 +38,14 @@ export interface WriterOptions {
 
 /** Largest write handed to the output at once. */
 const CHUNK_MAX = 1 << 20;
+/**
+ * While frames flow, the writer looks at the rings once per POLL_MS and
+ * hands everything queued to the output in one write; after IDLE_POLLS
+ * empty looks it sleeps until a producer wakes it. Under load no producer
+ * ever pays for a wake-up (a futex call), and writes are few and large.
+ */
+const POLL_MS = 1;
+const IDLE_POLLS = 3;
 
 export class DnstapWriter {
   private readonly options: WriterOptions;
@@ -55,8 +63,9 @@ export class DnstapWriter {
   private handshakeTimer: NodeJS.Timeout | null = null;
   private outageLogged = false;
   private finished: (() => void) | null = null;
-  private chunk: Buffer = Buffer.alloc(0);
-  private chunkUsed = 0;
+  private idlePolls = 0;
+  /** Counts outputs: a write's completion frees ring space only if its output is still the current one. */
+  private generation = 0;
 
   constructor(options: WriterOptions) {
     this.options = options;
@@ -81,7 +90,7 @@ export class DnstapWriter {
       output?.destroy();
       return;
     }
-    while (this.copyFromRings() > 0) output.write(this.takeChunk());
+    while (this.writeFromRings(output) > 0) { /* until the rings are empty */ }
     const done = new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, this.options.handshakeTimeoutMs ?? 2000);
       this.finished = () => { clearTimeout(timer); resolve(); };
@@ -99,8 +108,8 @@ export class DnstapWriter {
     const stream = createWriteStream(output.path, { fd: output.fd });
     stream.on('error', (err) => {
       this.log.error({ err: err.message, file: output.path }, 'dnstap file write failed; frames are dropped from now on');
-      this.ready = false;
-      this.setConnected(false);
+      this.closeOutput();
+      stream.destroy();
     });
     this.output = stream;
     stream.write(controlFrame(CONTROL_START, DNSTAP_CONTENT_TYPE));
@@ -122,24 +131,19 @@ export class DnstapWriter {
         socket.destroy(err as Error);
       }
     });
-    socket.on('error', (err) => {
-      if (!this.outageLogged && !this.closing) {
-        this.outageLogged = true;
-        this.log.warn({ err: err.message, socket: path }, 'dnstap collector unreachable; frames are dropped until it is back');
-      }
-    });
+    let lastError = '';
+    socket.on('error', (err) => { lastError = err.message; });
     socket.on('close', () => {
       if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-      if (this.output === socket) {
-        this.output = null;
-        this.ready = false;
-        this.waitingForDrain = false;
-        this.setConnected(false);
-      }
+      const wasReady = this.output === socket && this.ready;
+      if (this.output === socket) this.closeOutput();
       if (this.closing) return;
-      if (!this.outageLogged) {
+      if (wasReady) {
+        this.log.warn({ socket: path, err: lastError || undefined }, 'dnstap collector connection lost; reconnecting');
+      } else if (!this.outageLogged) {
+        // Logged once per outage, not at every retry.
         this.outageLogged = true;
-        this.log.warn({ socket: path }, 'dnstap collector closed the connection; reconnecting');
+        this.log.warn({ socket: path, err: lastError || undefined }, 'dnstap collector unreachable; frames are dropped until it is back');
       }
       this.reconnectTimer = setTimeout(() => this.connect(path), this.reconnectMs);
       this.reconnectMs = Math.min(this.reconnectMs * 2, this.options.reconnectMaxMs ?? 2000);
@@ -163,6 +167,16 @@ export class DnstapWriter {
     }
   }
 
+  /** The output is gone: what it had not written is dropped, and the rings' space comes back. */
+  private closeOutput(): void {
+    this.output = null;
+    this.ready = false;
+    this.waitingForDrain = false;
+    this.generation++;
+    for (const ring of this.rings) ring.release(ring.position);
+    this.setConnected(false);
+  }
+
   private becomeReady(where: string): void {
     this.ready = true;
     this.outageLogged = false;
@@ -176,10 +190,11 @@ export class DnstapWriter {
     Atomics.store(this.control, CONNECTED, connected ? 1 : 0);
   }
 
-  private schedulePump(): void {
+  private schedulePump(delayMs = 0): void {
     if (this.pumpScheduled || this.closing) return;
     this.pumpScheduled = true;
-    setImmediate(() => this.pump());
+    if (delayMs === 0) setImmediate(() => this.pump());
+    else setTimeout(() => this.pump(), delayMs);
   }
 
   private onDrain(): void {
@@ -192,15 +207,16 @@ export class DnstapWriter {
     this.pumpScheduled = false;
     const output = this.output;
     if (output === null || !this.ready || this.closing || this.waitingForDrain) return;
-    const moved = this.copyFromRings();
-    if (moved > 0) output.write(this.takeChunk());
+    const moved = this.writeFromRings(output);
     if (output.writableLength > this.options.highWater) {
       // The collector is slow or stopped: stop taking frames until it catches up.
       this.waitingForDrain = true;
       if (this.options.output.kind === 'file') output.once('drain', () => this.onDrain());
       return;
     }
-    if (moved > 0) this.schedulePump();
+    if (moved > 0) this.idlePolls = 0;
+    else this.idlePolls++;
+    if (this.idlePolls < IDLE_POLLS) this.schedulePump(POLL_MS);
     else this.sleep();
   }
 
@@ -213,29 +229,40 @@ export class DnstapWriter {
       this.schedulePump();
       return;
     }
+    this.idlePolls = 0;
     const wait = Atomics.waitAsync(control, SLEEPING, 1);
     if (!wait.async) this.schedulePump();
     else void wait.value.then(() => this.schedulePump());
   }
 
-  /** Copies queued frames from every ring into a new chunk; returns the octets copied. */
-  private copyFromRings(): number {
-    let available = 0;
-    for (const ring of this.rings) available += ring.queued();
-    const size = Math.min(available, CHUNK_MAX);
-    if (size === 0) return 0;
-    this.chunk = Buffer.allocUnsafe(size);
-    this.chunkUsed = 0;
-    for (const ring of this.rings) ring.drain(this.take, size - this.chunkUsed);
-    return this.chunkUsed;
+  /**
+   * Hands the frames queued in every ring to the output in one gathered
+   * write, as views of the rings' own memory (no copy); each ring gets its
+   * octets back when the write is done. Returns the octets written.
+   */
+  private writeFromRings(output: Writable): number {
+    let moved = 0;
+    output.cork();
+    for (const ring of this.rings) {
+      const taken = ring.drain(this.take, CHUNK_MAX);
+      if (taken === 0) continue;
+      moved += taken;
+      const position = ring.position;
+      const generation = this.generation;
+      const last = this.runs.length - 1;
+      // Writes complete in order: releasing this position frees every earlier run of the ring.
+      // A write still pending when its output went away was released with it (closeOutput).
+      for (let i = 0; i < last; i++) output.write(this.runs[i]);
+      output.write(this.runs[last], () => { if (generation === this.generation) ring.release(position); });
+      this.runs.length = 0;
+    }
+    output.uncork();
+    return moved;
   }
+
+  private readonly runs: Buffer[] = [];
 
   private readonly take = (data: Uint8Array, start: number, end: number): void => {
-    this.chunk.set(data.subarray(start, end), this.chunkUsed);
-    this.chunkUsed += end - start;
+    this.runs.push(Buffer.from(data.buffer, data.byteOffset + start, end - start));
   };
-
-  private takeChunk(): Buffer {
-    return this.chunk.subarray(0, this.chunkUsed);
-  }
 }

@@ -175,21 +175,22 @@ async function throughput(): Promise<void> {
   const off = await startBenchServer(variant('popsteer', offAdmin, []), scenario, join(work, 'off'));
   const on = await startBenchServer(variant('popsteer+dnstap', onAdmin, ['--dnstap', `unix:${socket}`]), scenario, join(work, 'on'));
   const load = benchLoad(env);
-  const results: Array<{ label: string; run: DnsperfResult; serverUs: number; collectorUs: number }> = [];
-  /** CPU (user + system) of a process per answered query, in microseconds. */
-  const cpuOf = (pid: number): number => { const c = cpuSeconds(pid); return c.user + c.system; };
+  const results: Array<{ label: string; run: DnsperfResult }> = [];
   try {
     for (const server of [off, on]) await runDnsperf({ port: server.port, dataFile: sets.ecs, seconds: 2, load }); // warm-up
     const before = await dnstapMetrics(onAdmin);
     for (let pair = 0; pair < PAIRS; pair++) {
       for (const [label, server] of [['off', off], ['on', on]] as const) {
-        const cpuBefore = { server: cpuOf(server.pid), collector: cpuOf(collector.pid) };
+        const serverBefore = cpuSeconds(server.pid);
+        const collectorBefore = cpuSeconds(collector.pid);
         const run = await runDnsperf({ port: server.port, dataFile: sets.ecs, seconds: SECONDS, load });
-        const serverUs = ((cpuOf(server.pid) - cpuBefore.server) / run.completed) * 1e6;
-        const collectorUs = ((cpuOf(collector.pid) - cpuBefore.collector) / run.completed) * 1e6;
-        results.push({ label, run, serverUs, collectorUs });
+        const serverAfter = cpuSeconds(server.pid);
+        const collectorAfter = cpuSeconds(collector.pid);
+        const us = (seconds: number): string => ((seconds / run.completed) * 1e6).toFixed(2);
+        results.push({ label, run });
         log(`  pair ${pair + 1} dnstap ${label.padEnd(3)}: ${Math.round(run.qps).toLocaleString('en').padStart(8)} q/s, ${run.lost} lost, avg ${run.avgLatencyMs.toFixed(3)} ms; `
-          + `CPU per query: server ${serverUs.toFixed(2)} µs, fstrm_capture ${collectorUs.toFixed(2)} µs`);
+          + `CPU µs per query: server ${us(serverAfter.user - serverBefore.user)} user + ${us(serverAfter.system - serverBefore.system)} system, `
+          + `fstrm_capture ${us(collectorAfter.user + collectorAfter.system - collectorBefore.user - collectorBefore.system)}`);
       }
     }
     const after = await dnstapMetrics(onAdmin);

@@ -187,9 +187,13 @@ export class Capture {
     return readDnstapFile(this.file).frames;
   }
 
-  /** Flushes and reads until `done` holds for the frames; each round waits on fstrm_capture's flush line. */
-  async waitForFrames(done: (frames: DnstapFrame[]) => boolean): Promise<DnstapFrame[]> {
+  /**
+   * Flushes and reads until `done` holds for the frames; each round waits on
+   * fstrm_capture's flush line, after `eachRound` (e.g. one more query) if given.
+   */
+  async waitForFrames(done: (frames: DnstapFrame[]) => boolean, eachRound?: () => Promise<unknown>): Promise<DnstapFrame[]> {
     for (;;) {
+      if (eachRound) await eachRound();
       const frames = await this.flushedFrames();
       if (done(frames)) return frames;
       await new Promise((resolve) => setImmediate(resolve));

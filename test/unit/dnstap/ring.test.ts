@@ -62,6 +62,7 @@ test('every frame that is not dropped comes out whole and in order; drops happen
           expected.push({ size: step.produce, id });
         } else {
           consumer.drain(take, step.drain);
+          consumer.release(consumer.position);
         }
       }
       consumer.drain(take, Infinity);
@@ -89,6 +90,18 @@ test('an empty ring takes a frame of up to its capacity less one octet; a full o
   assert.equal(consumer.drain((d, s, e) => { for (let i = s; i < e; i++) out.push(d[i]); }, Infinity), 99);
   assert.equal(framesIn(out).length, 1);
   assert.equal(consumer.hasFrames(), false);
+});
+
+test('drained octets stay the consumer\'s until released: the producer cannot overwrite a write in flight', () => {
+  const buffer = createRing(100);
+  const producer = new RingProducer(buffer);
+  const consumer = new RingConsumer(buffer);
+  writeFrame(producer.bytes, producer.reserve(50), 50, 1);
+  producer.commit();
+  assert.equal(consumer.drain(() => {}, Infinity), 50);
+  assert.equal(producer.reserve(50), -1, 'the drained frame is not released yet');
+  consumer.release(consumer.position);
+  assert.equal(producer.reserve(50), 50, 'released: room up to the end of the ring');
 });
 
 test('drain stops before a frame that does not fit its limit and leaves it for the next call', () => {
