@@ -187,6 +187,13 @@ test('dnstap file: dnstap-read and dnstap-ldns read every frame; the hex of each
   assert.equal(quiet.filter((l) => / AQ 127\.0\.0\.1 UDP /.test(l)).length, 4);
   assert.equal(quiet.filter((l) => / AR 127\.0\.0\.1 TCP /.test(l)).length, 2);
   assert.ok(quiet.some((l) => l.includes('"no-such-name.cdn.example." IN A')));
+
+  // The log replayed into diff: its client networks, weighted by queries.
+  const replay = await runCli(['diff', '--from', 'policies', '--to', 'policies', '--clients-dnstap', file, '--name', 'www.cdn.example', '--json']);
+  assert.equal(replay.code, 0, replay.stderr);
+  const [report] = JSON.parse(replay.stdout) as Array<{ networks: number; shares: Array<{ answer: string; before_percent: number }> }>;
+  assert.equal(report.networks, 3, '127.0.0.1/32 (four exchanges), 81.2.69.0/24 and 1.0.16.0/24');
+  assert.deepEqual(Object.fromEntries(report.shares.map((x) => [x.answer, x.before_percent])), { ams: 66.7, lhr: 16.7, nrt: 16.7 });
 });
 
 test('dnstap-messages and dnstap-sample: only AUTH_QUERY, one query in two, each carrying the decision', async () => {
