@@ -8,7 +8,7 @@
 //      ECS query file and dnsperf settings, measured in alternating pairs.
 //
 //   node test/bench/dnstap.bench.ts       (about 2 minutes; in `make bench`)
-//   BENCH_DNSTAP_PAIRS (3), BENCH_DNSTAP_SECONDS (10), BENCH_DNSTAP_WORKERS (cores), BENCH_CODEC_SECONDS (1.5),
+//   BENCH_DNSTAP_PAIRS (5), BENCH_DNSTAP_SECONDS (8), BENCH_DNSTAP_WORKERS (cores), BENCH_CODEC_SECONDS (1.5),
 //   BENCH_DNSTAP_MICRO_ONLY=1 (part 1 only)
 
 import { spawn } from 'node:child_process';
@@ -30,8 +30,8 @@ import { loadScenario } from './peers/scenario.ts';
 import { cpuSeconds, freePort, popsteer, startBenchServer, type ServerDefinition } from './peers/servers.ts';
 
 const env = process.env;
-const PAIRS = envNumber(env, 'BENCH_DNSTAP_PAIRS', 3);
-const SECONDS = envNumber(env, 'BENCH_DNSTAP_SECONDS', 10);
+const PAIRS = envNumber(env, 'BENCH_DNSTAP_PAIRS', 5);
+const SECONDS = envNumber(env, 'BENCH_DNSTAP_SECONDS', 8);
 const MICRO_SECONDS = envNumber(env, 'BENCH_CODEC_SECONDS', 1.5);
 const WORKERS = envNumber(env, 'BENCH_DNSTAP_WORKERS', availableParallelism());
 
