@@ -186,7 +186,7 @@ async function throughput(): Promise<void> {
         const run = await runDnsperf({ port: server.port, dataFile: sets.ecs, seconds: SECONDS, load });
         const serverAfter = cpuSeconds(server.pid);
         const collectorAfter = cpuSeconds(collector.pid);
-        const us = (seconds: number): string => ((seconds / run.completed) * 1e6).toFixed(2);
+        const us = (seconds: number): string => Math.max(0, (seconds / run.completed) * 1e6).toFixed(2);
         results.push({ label, run });
         log(`  pair ${pair + 1} dnstap ${label.padEnd(3)}: ${Math.round(run.qps).toLocaleString('en').padStart(8)} q/s, ${run.lost} lost, avg ${run.avgLatencyMs.toFixed(3)} ms; `
           + `CPU µs per query: server ${us(serverAfter.user - serverBefore.user)} user + ${us(serverAfter.system - serverBefore.system)} system, `
