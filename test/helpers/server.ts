@@ -81,12 +81,19 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
       void exited.then(([code]) => { clearTimeout(timer); reject(new Error(`server exited with ${code}; stderr: ${stderr}`)); });
     });
   };
-  const listening = await waitForLog((l) => l.msg === 'DNS listening (UDP and TCP)');
-  const dnsPort = Number(String((listening.listen as string[])[0]).split(':').pop());
+  let dnsPort: number;
   let adminPort: number | null = null;
-  if (options.admin !== false) {
-    const admin = await waitForLog((l) => l.msg === 'admin HTTP listening');
-    adminPort = Number(String(admin.admin).split(':').pop());
+  try {
+    const listening = await waitForLog((l) => l.msg === 'DNS listening (UDP and TCP)');
+    dnsPort = Number(String((listening.listen as string[])[0]).split(':').pop());
+    if (options.admin !== false) {
+      const admin = await waitForLog((l) => l.msg === 'admin HTTP listening');
+      adminPort = Number(String(admin.admin).split(':').pop());
+    }
+  } catch (err) {
+    // A server that did not start in time must not outlive the test (its pipes would keep the test process running).
+    child.kill('SIGKILL');
+    throw err;
   }
   return {
     process: child,
