@@ -15,6 +15,8 @@ import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, type RrlConfig } fr
 import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
 import { listenUdp, type UdpIo, type UdpListener } from './transport/udp.ts';
 import { createLogger } from './log/logger.ts';
+import { DnstapHook } from './dnstap-hook.ts';
+import type { DnstapWorkerConfig } from './dnstap/producer.ts';
 
 export interface DnsWorkerData {
   index: number;
@@ -39,6 +41,8 @@ export interface DnsWorkerData {
   logLevel: string;
   /** Response rate limiting for UDP replies (rrl/config.ts rrlConfigOf); null or absent = off. */
   rrl?: RrlConfig | null;
+  /** dnstap output (server/dnstap); null or absent = off. */
+  dnstap?: DnstapWorkerConfig | null;
 }
 
 export type ToWorker =
@@ -72,6 +76,7 @@ const useSnapshot = (snapshot: DnsSnapshot, decisionCounters: SharedArrayBuffer)
   engine.steering = steered?.hook ?? null;
 };
 useSnapshot(data.snapshot, data.decisionCounters);
+const dnstap = data.dnstap ? new DnstapHook(data.dnstap, data.snapshot, engine.view) : null;
 const queryLog = data.queryLogSample > 0
   ? new QueryLog(createLogger(data.logLevel, data.popId).child({ module: 'query-log', worker: data.index }), data.queryLogSample)
   : null;
@@ -99,6 +104,7 @@ const answer = (message: Uint8Array, length: number, protocol: number, peer: Pee
   if (queryLog !== null && queryLog.sample()) {
     queryLog.write(engine.view, peer.address, size > 0 ? engine.writer.buf[3] & 0x0f : -1, seconds, engine.snapshot.steering, policy, current?.decisions ?? null);
   }
+  dnstap?.afterAnswer(message, length, protocol, peer, started, engine.writer.buf, size, policy, current?.hook ?? null, current?.decisions ?? null);
   return size;
 };
 const responder: Responder = {
@@ -112,9 +118,10 @@ const udp: UdpListener[] = [];
 const tcp: TcpListener[] = [];
 
 async function start(): Promise<void> {
-  for (const address of data.listen) {
-    udp.push(await listenUdp(address.host, address.port, responder, reportError, data.udpIo));
-    tcp.push(await listenTcp(address.host, address.port, data.tcp, responder, reportError,
+  for (const [i, address] of data.listen.entries()) {
+    const listenerResponder = dnstap?.responderFor(i, responder) ?? responder;
+    udp.push(await listenUdp(address.host, address.port, listenerResponder, reportError, data.udpIo));
+    tcp.push(await listenTcp(address.host, address.port, data.tcp, listenerResponder, reportError,
       () => { counters.values[OFF_TCP_CONNECTIONS_REFUSED]++; }));
   }
   send({ type: 'listening', index: data.index, udp: udp.map((u) => u.port), tcp: tcp.map((t) => t.port) });
@@ -126,6 +133,7 @@ port.on('message', (message: ToWorker) => {
     // each query sees the old set or the new one, never a mix.
     useSnapshot(message.snapshot, message.decisionCounters);
     engine.snapshot = message.snapshot;
+    dnstap?.useSnapshot(message.snapshot);
     send({ type: 'snapshot-applied', index: data.index, hash: message.snapshot.hash });
   } else if (message.type === 'stop-accepting') {
     for (const t of tcp) void t.stopAccepting();

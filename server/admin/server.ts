@@ -16,6 +16,7 @@ import type { RunningServer } from '../main.ts';
 import { checkBearer, loadAdminToken } from './auth.ts';
 import { DecisionTotals } from './decision-counters.ts';
 import { createMetrics } from './metrics.ts';
+import { registerOpenApi } from './openapi.ts';
 import { describePolicy } from './policies-view.ts';
 import { TrafficHistory } from './traffic.ts';
 import { buildWorldMap, type WorldMap } from './world-map.ts';
@@ -23,7 +24,7 @@ import { buildWorldMap, type WorldMap } from './world-map.ts';
 /** What the admin needs from the running server. */
 export type AdminHost = Pick<RunningServer,
   'settings' | 'snapshot' | 'policies' | 'geo' | 'health' | 'healthTable' | 'counters' | 'decisionCounters' | 'reloads' | 'reload' | 'fitness' | 'startedAt'
-  | 'setLoad' | 'signals'>;
+  | 'setLoad' | 'dnstap' | 'signals'>;
 
 export interface AdminServer {
   port: number;
@@ -100,6 +101,8 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
     health: healthMetrics,
     reloads: host.reloads,
     geoDatabase: () => ({ type: host.geo().database.databaseType, buildEpochMs: host.geo().database.buildEpoch.getTime() }),
+    dnstap: () => host.dnstap(),
+    fit: () => host.fitness().fit,
   });
   const traffic = new TrafficHistory(() => totals.read(host.snapshot().steering, host.decisionCounters()).decisions,
     options.trafficIntervalMs ?? 5000, options.trafficSamples ?? 120);
@@ -133,6 +136,9 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
       return reply.code(result.status).send({ error: result.error, message: result.message });
     }
   };
+
+  // Before the routes: @fastify/swagger describes each route as it is added.
+  await registerOpenApi(app, VERSION);
 
   // ---- liveness and readiness
   app.get('/healthz', async () => ({ status: 'ok' }));

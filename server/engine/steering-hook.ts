@@ -108,6 +108,11 @@ export class PolicySteering implements SteeringHook {
   /** When set, the next answers record every step the decider runs into it (explain). */
   tracer: DecisionTrace | null = null;
 
+  /** Whether the last answer() decided on the ECS address (for dnstap; `address` has the detail). */
+  get lastDecidingFromEcs(): boolean {
+    return this.address.fromEcs;
+  }
+
   /** Filled by the last answer(). */
   readonly last: LastDecision = { policy: -1, variant: 0, cidrRule: -1, class: -1, scope: 0, replyScope: 0, ttl: 0, resolution: new Resolution() };
 

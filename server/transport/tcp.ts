@@ -39,7 +39,7 @@ export interface TcpListener {
 export function listenTcp(host: string, port: number, limits: TcpLimits, responder: Responder,
   onError: (err: Error) => void, onRefused: () => void): Promise<TcpListener> {
   const connections = new Set<Connection>();
-  const peer: Peer = { address: '', family: 0 };
+  const peer: Peer = { address: '', family: 0, port: 0 };
 
   const closeConnection = (conn: Connection): void => {
     if (conn.closing) return;
@@ -91,6 +91,7 @@ export function listenTcp(host: string, port: number, limits: TcpLimits, respond
       conn.messageStarted = rest.length > 0 ? now : 0;
       peer.address = conn.socket.remoteAddress ?? '';
       peer.family = conn.socket.remoteFamily === 'IPv6' ? 1 : 0;
+      peer.port = conn.socket.remotePort ?? 0;
       let size = 0;
       try {
         size = responder.answer(message, length, PROTO_TCP, peer);

@@ -91,7 +91,7 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
       adminPort = Number(String(admin.admin).split(':').pop());
     }
   } catch (err) {
-    // A server that never came up must not outlive the test (its pipes would keep the test file running).
+    // A server that did not start in time must not outlive the test (its pipes would keep the test process running).
     child.kill('SIGKILL');
     throw err;
   }
