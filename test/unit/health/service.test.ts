@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { HealthInputError } from '../../../server/health/overrides.ts';
 import type { ProbeEvent, TransitionEvent } from '../../../server/health/service.ts';
@@ -82,7 +82,7 @@ test('overrides win over probes, show in status, persist atomically and survive 
   }
   const stored = JSON.parse(readFileSync(first.stateFile, 'utf8'));
   assert.deepEqual(Object.keys(stored.overrides).sort(), ['ams', 'fra']);
-  assert.ok(!existsSync(`${first.stateFile}.${process.pid}.tmp`), 'no temporary file left behind');
+  assert.deepEqual(readdirSync(dirname(first.stateFile)).filter((name) => name.endsWith('.tmp')), [], 'no temporary file left behind');
 
   const second = makeService(yaml, ['ams', 'fra'], scriptedTransport((t) => up.get(t.id)!), { stateFile: first.stateFile });
   assert.equal(readHealth(second.view, 0), false, 'restored before the first probe');
@@ -122,7 +122,10 @@ test('invalid overrides are refused with a code and change nothing', () => {
 });
 
 test('an unwritable state file is logged and counted; the override still applies in memory', () => {
-  const stateFile = join(tempStateFile(), 'no-such-dir', 'state.json');
+  // The state directory's place is taken by a regular file: nothing can be written there.
+  const blocker = join(dirname(tempStateFile()), 'not-a-directory');
+  writeFileSync(blocker, 'x');
+  const stateFile = join(blocker, 'state.json');
   const { service, view, logs } = makeService('pops: {}\n', ['ams'], scriptedTransport(() => true), { stateFile });
   service.setOverride('ams', 'drain', 'disk is read-only', null);
   assert.equal(readHealth(view, 0), false);
