@@ -20,8 +20,19 @@ const PROBED = ['ams', 'fra', 'lhr', 'mad'];
 const scratch = mkdtempSync(join(tmpdir(), 'popsteer-probe-fds-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-function softNofile(pid: number): string {
-  return execFileSync('prlimit', ['--pid', String(pid), '--nofile', '--output', 'SOFT', '--noheadings'], { encoding: 'utf8' }).trim();
+/**
+ * Runs `during` while process `pid` can open no descriptor: its soft limit is
+ * 3 (0, 1 and 2 are open, so any new one would be numbered at or above it).
+ * The limit is put back whatever happens.
+ */
+async function exhaustDescriptors(pid: number, during: () => Promise<void>): Promise<void> {
+  const original = execFileSync('prlimit', ['--pid', String(pid), '--nofile', '--output', 'SOFT', '--noheadings'], { encoding: 'utf8' }).trim();
+  execFileSync('prlimit', ['--pid', String(pid), '--nofile=3:']);
+  try {
+    await during();
+  } finally {
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${original}:`]);
+  }
 }
 
 test('probes that cannot open a socket (EMFILE) are "not probed": no target down, no cut-off, counted and logged', async () => {
@@ -47,24 +58,19 @@ test('probes that cannot open a socket (EMFILE) are "not probed": no target down
   ].join('\n'));
   const server = await startServer({ args: ['--geo-data', geoData, '--log-level', 'debug'] });
   const pid = server.process.pid!;
-  const original = softNofile(pid);
   try {
     // Every target answered once: probing works.
     while (!PROBED.every((pop) => answered.has(`/${pop}`))) await once(seen, 'request', { signal: AbortSignal.timeout(60_000) });
+    await exhaustDescriptors(pid, async () => {
+      const verdict = await Promise.race([
+        Promise.all(PROBED.map((pop) => server.waitForNextLog((l) => l.msg === 'health: could not probe' && l.target === `${pop}-http` && Number(l.inARow) >= 4, 60_000)))
+          .then(() => 'not probed, four times in a row, for every target'),
+        server.waitForNextLog((l) => /health target down|likely cut off/.test(String(l.msg)), 60_000).then((l) => `${l.msg} ${JSON.stringify(l)}`),
+      ]);
+      assert.equal(verdict, 'not probed, four times in a row, for every target');
+    });
 
-    // No descriptor left: 0, 1 and 2 are open, so any new one is numbered at or above the limit.
-    execFileSync('prlimit', ['--pid', String(pid), '--nofile=3:']);
-    const verdict = await Promise.race([
-      Promise.all(PROBED.map((pop) => server.waitForNextLog((l) => l.msg === 'health: could not probe' && l.target === `${pop}-http` && Number(l.inARow) >= 4, 60_000)))
-        .then(() => 'not probed, four times in a row, for every target'),
-      server.waitForNextLog((l) => /health target down|likely cut off/.test(String(l.msg)), 60_000).then((l) => `${l.msg} ${JSON.stringify(l)}`),
-    ]);
-    assert.equal(verdict, 'not probed, four times in a row, for every target');
-  } finally {
-    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${original}:`]);
-  }
-  try {
-    await Promise.all(PROBED.map((pop) => server.waitForNextLog((l) => l.msg === 'health: probing again' && l.target === `${pop}-http`, 30_000)));
+    await Promise.all(PROBED.map((pop) => server.waitForNextLog((l) => l.msg === 'health: probing again' && l.target === `${pop}-http`, 60_000)));
     const warned = server.logs.filter((l) => l.msg === 'health: could not probe (no socket on this server); the target keeps its state');
     assert.deepEqual(warned.map((l) => l.target).sort(), PROBED.map((pop) => `${pop}-http`), 'one warning per target when it began');
     assert.ok(warned.every((l) => l.cause === 'EMFILE' && l.level === 40));
