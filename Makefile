@@ -47,7 +47,7 @@ native: $(NATIVE_UDP)
 # Serves even where the native module cannot be built: UDP then runs on dgram.
 run: deps
 	@$(MAKE) --no-print-directory native || echo "popsteer: native UDP module not built; UDP will run on Node's dgram"
-	node server/cli/popsteer.ts serve --config policies --geo-data geo-data --listen 127.0.0.1:5353 --admin 127.0.0.1:8053
+	node bin/popsteer.js serve --config policies --geo-data geo-data --listen 127.0.0.1:5353 --admin 127.0.0.1:8053
 
 typecheck: deps
 	tsc --noEmit -p tsconfig.json
