@@ -6,9 +6,9 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 # Debian tools the tests call, installed idempotently.
-TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl
+TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl lintian systemd util-linux iproute2
 # What the native UDP module (server/transport/native/udp_batch.c) is built with.
-BUILD_DEBS := gcc libc6-dev libuv1-dev
+BUILD_DEBS := gcc libc6-dev libuv1-dev binutils
 NATIVE_UDP := build/udp_batch.node
 
 # Installs the Debian packages named in $(1) that are missing.
@@ -21,7 +21,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test deps debs build-debs native typecheck bench soak fuzz-nightly clean
+.PHONY: run test deps debs build-debs native typecheck deb bench soak fuzz-nightly clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -52,9 +52,18 @@ run: deps
 typecheck: deps
 	tsc --noEmit -p tsconfig.json
 
+# Test servers share one GeoIP index cache made for this run and removed
+# after it, so the suite leaves nothing in $$HOME or the tree.
 test: deps debs native typecheck
-	node --test --test-concurrency=2 --test-timeout=180000 \
-	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/bench/**/*.test.ts'
+	@cache=$$(mktemp -d -t popsteer-test-cache.XXXXXX); \
+	POPSTEER_TEST_CACHE_DIR=$$cache node --test --test-concurrency=2 --test-timeout=180000 \
+	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/bench/**/*.test.ts'; \
+	status=$$?; rm -rf "$$cache"; exit $$status
+
+# dist/popsteer_<version>_<arch>.deb: popsteer, its production dependencies,
+# the Node.js 24 runtime and the native UDP module (packaging/build-deb.ts).
+deb: deps native
+	node packaging/build-deb.ts --out dist
 
 # Not part of `make test`: figures, not verdicts. Installs the peers it compares with.
 bench: deps native
@@ -69,4 +78,4 @@ fuzz-nightly: deps
 	FUZZ_RUNS=1000000 node --test test/conformance/fuzz.test.ts
 
 clean:
-	rm -rf node_modules state test-results build
+	rm -rf node_modules state test-results build dist
