@@ -52,10 +52,12 @@ run: deps
 typecheck: deps
 	tsc --noEmit -p tsconfig.json
 
-# Test servers share one GeoIP index cache made for this run and removed
-# after it, so the suite leaves nothing in $$HOME or the tree.
+# Test servers share one GeoIP index cache made for this run (built once
+# here, before the servers start) and removed after it, so the suite leaves
+# nothing in $$HOME or the tree.
 test: deps debs native typecheck
 	@cache=$$(mktemp -d -t popsteer-test-cache.XXXXXX); \
+	POPSTEER_CACHE_DIR=$$cache node bin/popsteer.js validate --state-file $$cache/unused-state.json >/dev/null; \
 	POPSTEER_TEST_CACHE_DIR=$$cache node --test --test-concurrency=2 --test-timeout=180000 \
 	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/bench/**/*.test.ts'; \
 	status=$$?; rm -rf "$$cache"; exit $$status
