@@ -57,7 +57,7 @@ typecheck: deps
 # nothing in $$HOME or the tree.
 test: deps debs native typecheck
 	@cache=$$(mktemp -d -t popsteer-test-cache.XXXXXX); \
-	POPSTEER_CACHE_DIR=$$cache node bin/popsteer.js validate --state-file $$cache/unused-state.json >/dev/null; \
+	POPSTEER_CACHE_DIR=$$cache node bin/popsteer.js validate >/dev/null; \
 	POPSTEER_TEST_CACHE_DIR=$$cache node --test --test-concurrency=2 --test-timeout=180000 \
 	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/bench/**/*.test.ts'; \
 	status=$$?; rm -rf "$$cache"; exit $$status
