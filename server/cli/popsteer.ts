@@ -6,7 +6,6 @@ import { resolveSettings, settingsHelp } from '../config/settings.ts';
 import { createLogger } from '../log/logger.ts';
 import { startServer, type RunningServer } from '../main.ts';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { loadGeo } from '../geo-context.ts';
 import { loadSnapshot } from '../policy/load.ts';
 import { runAnycastCommand } from './anycast.ts';
@@ -153,10 +152,12 @@ function validate(args: string[]): number {
   let positionals: string[];
   try {
     ({ settings, positionals } = resolveSettings(args, process.env, process.cwd()));
+    // `validate DIR` is `validate --config DIR`: DIR's popsteer.yaml (geo_data …) applies too.
+    if (positionals[0]) ({ settings } = resolveSettings([...args, '--config', positionals[0]], process.env, process.cwd()));
   } catch (err) {
     return reportConfigErrors(err) === 2 ? 1 : 1;
   }
-  const configDir = positionals[0] ? resolve(process.cwd(), positionals[0]) : settings.configDir;
+  const configDir = settings.configDir;
   let geo;
   try {
     geo = loadGeo(settings);

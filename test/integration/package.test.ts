@@ -116,7 +116,7 @@ test('the packaged launcher: --version names the bundled Node.js 24, and validat
   const version = await finished(asUnprivileged(['--version']));
   assert.equal(version.code, 0, version.stderr);
   assert.match(version.stdout, new RegExp(`^popsteer ${VERSION.replace(/\./g, '\\.')} \\(Node\\.js v24\\.\\d+\\.\\d+, linux x64\\)\n$`));
-  const validate = await finished(asUnprivileged(['validate', '--config', join(root, 'etc/popsteer'), '--cache-dir', join(root, 'var/cache/popsteer')]));
+  const validate = await finished(asUnprivileged(['validate', join(root, 'etc/popsteer'), '--cache-dir', join(root, 'var/cache/popsteer')]));
   assert.equal(validate.code, 0, validate.stdout + validate.stderr);
   assert.match(validate.stdout, /^valid: \d+ file\(s\); zones: cdn\.example\./);
 });
