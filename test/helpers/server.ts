@@ -56,6 +56,8 @@ export function testEnvironment(extra: NodeJS.ProcessEnv = {}, defaultPaths = fa
   return env;
 }
 
+const START_TIMEOUT_MS = 150_000;
+
 /** Lines with a repeated key, across every server this test process started. */
 const linesWithRepeatedKeys: string[] = [];
 // Servers a test stopped some other way are checked when the file's tests end.
@@ -109,12 +111,20 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
       void exited.then(([code]) => { clearTimeout(timer); reject(new Error(`server exited with ${code}; stderr: ${stderr}`)); });
     });
   };
-  const listening = await waitForLog((l) => l.msg === 'DNS listening (UDP and TCP)');
-  const dnsPort = Number(String((listening.listen as string[])[0]).split(':').pop());
+  let dnsPort: number;
   let adminPort: number | null = null;
-  if (options.admin !== false) {
-    const admin = await waitForLog((l) => l.msg === 'admin HTTP listening');
-    adminPort = Number(String(admin.admin).split(':').pop());
+  try {
+    // A safety net, not a budget: a loaded machine may take a while, a broken start never ends.
+    const listening = await waitForLog((l) => l.msg === 'DNS listening (UDP and TCP)', START_TIMEOUT_MS);
+    dnsPort = Number(String((listening.listen as string[])[0]).split(':').pop());
+    if (options.admin !== false) {
+      const admin = await waitForLog((l) => l.msg === 'admin HTTP listening', START_TIMEOUT_MS);
+      adminPort = Number(String(admin.admin).split(':').pop());
+    }
+  } catch (err) {
+    // No test holds this server: it must not outlive the failure.
+    if (child.exitCode === null) child.kill('SIGKILL');
+    throw err;
   }
   return {
     process: child,
