@@ -28,7 +28,8 @@ test('popsteer --version prints the version and the Node.js runtime', async () =
 test('npm start serves DNS, and stops on SIGTERM', async () => {
   const npm = spawn('npm', ['start', '--', '--listen', '127.0.0.1:0', '--admin', 'off', '--workers', '1', '--drain-ms', '0'], {
     cwd: REPO_ROOT,
-    env: testEnvironment({ POPSTEER_STATE_FILE: join(scratch, 'state', 'state.json'), npm_config_logs_max: '0', npm_config_update_notifier: 'false' }),
+    // npm's own cache and logs go to the scratch directory, not ~/.npm.
+    env: testEnvironment({ POPSTEER_STATE_FILE: join(scratch, 'state', 'state.json'), npm_config_cache: join(scratch, 'npm-cache'), npm_config_logs_max: '0', npm_config_update_notifier: 'false' }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = once(npm, 'exit');
