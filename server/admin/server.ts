@@ -301,7 +301,7 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
     const { id, action } = req.params;
     const expiresAt = overrideExpiry(req.body.expires, Date.now());
     const subject = host.health.setOverride(id, action, req.body.reason, expiresAt);
-    adminLog.info({ pop: id, action, reason: req.body.reason, expires: expiresAt === null ? null : new Date(expiresAt).toISOString(), ip: req.ip }, 'override set through the admin API');
+    adminLog.info({ subject: id, action, reason: req.body.reason, expires: expiresAt === null ? null : new Date(expiresAt).toISOString(), ip: req.ip }, 'override set through the admin API');
     const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
     return {
       id: subject.id, state: subject.state, since: iso(subject.since),

@@ -13,6 +13,7 @@ import { explain, formatExplain, type ExplainRequest } from '../engine/explain.t
 import type { LoadedGeo } from '../geo-context.ts';
 import { emptyProbesConfig, loadProbesConfig } from '../health/config.ts';
 import { HealthService } from '../health/service.ts';
+import { readOverrides } from '../health/overrides.ts';
 import { createHealthTable } from '../health/table.ts';
 import { createLogger } from '../log/logger.ts';
 import { loadSnapshot } from '../policy/load.ts';
@@ -105,6 +106,14 @@ function startingHealth(settings: Settings, geo: LoadedGeo): { table: Int32Array
   const ids = geo.catalog.ids;
   const probesFile = join(settings.geoDataDir, 'probes.yaml');
   const buffer = createHealthTable(ids.length);
+  // The service starts without overrides when the state file is unreadable, as the server does; say so here.
+  if (settings.stateFile && existsSync(settings.stateFile)) {
+    try {
+      readOverrides(settings.stateFile);
+    } catch (err) {
+      process.stderr.write(`popsteer: overrides not applied: ${(err as Error).message}\n`);
+    }
+  }
   const service = new HealthService({
     subjects: ids, config: existsSync(probesFile) ? loadProbesConfig(probesFile, ids) : emptyProbesConfig(),
     stateFile: settings.stateFile!, log: createLogger('silent', settings.pop), table: buffer,

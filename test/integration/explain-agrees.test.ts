@@ -18,7 +18,7 @@ import { Reader, type CityResponse } from 'maxmind';
 import { copyExampleConfig } from '../helpers/config-copy.ts';
 import { records, replyEcs, TestDnsClient, type Decoded } from '../helpers/dns-client.ts';
 import { POPS } from '../helpers/pops.ts';
-import { CLI, REPO_ROOT, startServer, type StartedServer } from '../helpers/server.ts';
+import { CLI, REPO_ROOT, startServer, testEnvironment, type StartedServer } from '../helpers/server.ts';
 import { loadScenario } from '../bench/peers/scenario.ts';
 import { seededRandom } from '../unit/geo/helpers.ts';
 
@@ -172,7 +172,7 @@ for (let set = 0; set < 4; set++) {
     const file = join(mkdtempSync(join(tmpdir(), 'popsteer-prop-clients-')), 'clients.txt');
     writeFileSync(file, `${clients.join('\n')}\n`);
     // Offline: one command for every name and client of the set (name by name).
-    const offline = JSON.parse((await exec(process.execPath, [CLI, 'explain', '--name', names.join(','), '--clients', file, '--json', '--geo-data', join(REPO_ROOT, 'geo-data'), ...args], { maxBuffer: 256 * 1024 * 1024 })).stdout) as Array<{ answer: Told }>;
+    const offline = JSON.parse((await exec(process.execPath, [CLI, 'explain', '--name', names.join(','), '--clients', file, '--json', '--geo-data', join(REPO_ROOT, 'geo-data'), ...args], { maxBuffer: 256 * 1024 * 1024, env: testEnvironment() })).stdout) as Array<{ answer: Told }>;
     assert.equal(offline.length, names.length * clients.length);
     const server = await startServer({ workers: 1, args });
     started.push(server);
@@ -246,7 +246,7 @@ test('offline explain ignores an expired override in the state file, as the serv
   const state = join(mkdtempSync(join(tmpdir(), 'popsteer-state-')), 'state.json');
   const long = Date.now() - 3_600_000;
   writeFileSync(state, JSON.stringify({ version: 1, overrides: { lhr: { kind: 'drain', reason: 'expired an hour ago', since: long, expires: long + 60_000 } } }));
-  const { stdout } = await exec(process.execPath, [CLI, 'explain', '--name', 'www.cdn.example', '--client', '81.2.69.0/24', '--pop', 'ams', '--state-file', state, '--json'], { cwd: REPO_ROOT });
+  const { stdout } = await exec(process.execPath, [CLI, 'explain', '--name', 'www.cdn.example', '--client', '81.2.69.0/24', '--pop', 'ams', '--state-file', state, '--json'], { cwd: REPO_ROOT, env: testEnvironment() });
   const result = JSON.parse(stdout) as { answer: { records: string[] } };
   assert.deepEqual(result.answer.records, ['A 192.0.2.3  (lhr)'], 'London is up again: the drain expired');
 });
