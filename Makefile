@@ -6,7 +6,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 # Debian tools the tests call, installed idempotently.
-TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl fstrm-bin dnstap-ldns lintian systemd util-linux iproute2
+TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl fstrm-bin dnstap-ldns lintian systemd util-linux iproute2 unbound pdns-recursor
 # Debian packages that ship a daemon the tests never use: installed with its
 # service kept from starting (tests run their own processes).
 TEST_DEBS_NO_SERVICE := prometheus

@@ -8,9 +8,7 @@ import { DecisionRecorder } from './admin/decision-counters.ts';
 import { QueryLog } from './admin/query-log.ts';
 import { Counters, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
-import { PolicySteering } from './engine/steering-hook.ts';
-import type { TrustEcs } from './engine/client-address.ts';
-import { networkContains, parseNetwork } from './rrl/network.ts';
+import { createSteering, type PolicySteering } from './engine/steering-hook.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import { PROTO_UDP, type Peer, type Responder } from './transport/handler.ts';
 import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, type RrlConfig } from './rrl/limiter.ts';
@@ -64,7 +62,6 @@ const counters = new Counters(data.counters, data.index);
 const engine = new Engine(data.snapshot, { popId: data.popId, versionBind: data.versionBind, counters });
 const healthView = new Int32Array(data.health);
 const signalsView = new Float64Array(data.signals);
-const trustEcs = ecsTrustCheck(data.ecsTrust);
 /** The steering hook and the decision counters of one policy set, swapped together. */
 interface Steered {
   hook: PolicySteering;
@@ -73,7 +70,7 @@ interface Steered {
 let steered: Steered | null = null;
 const useSnapshot = (snapshot: DnsSnapshot, decisionCounters: SharedArrayBuffer): void => {
   steered = snapshot.steering ? {
-    hook: new PolicySteering(snapshot.steering, healthView, counters, signalsView, trustEcs),
+    hook: createSteering({ tables: snapshot.steering, health: healthView, signals: signalsView, ecsTrust: data.ecsTrust, counters }),
     decisions: new DecisionRecorder(snapshot.steering, decisionCounters, data.index),
   } : null;
   engine.steering = steered?.hook ?? null;
@@ -114,20 +111,6 @@ const responder: Responder = {
   answer,
   reply: engine.writer.buf,
 };
-
-/** Whether a resolver's ECS option may decide; every resolver when no network is configured. */
-function ecsTrustCheck(networks: string[]): TrustEcs | null {
-  if (networks.length === 0) return null;
-  const trusted = networks.map((text) => {
-    const parsed = parseNetwork(text);
-    if (typeof parsed === 'string') throw new Error(`ecs_trust: ${parsed}`);
-    return parsed;
-  });
-  return (family, address) => {
-    for (let i = 0; i < trusted.length; i++) if (networkContains(trusted[i], family, address)) return true;
-    return false;
-  };
-}
 
 const reportError = (err: Error): void => send({ type: 'error', index: data.index, message: err.message, stack: err.stack });
 

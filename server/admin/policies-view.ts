@@ -4,7 +4,7 @@
 
 import { wireToName } from '../dns/name.ts';
 import { formatAddress } from '../geo/address.ts';
-import { ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ENDPOINT_CNAME, WEIGHTED_NONE, WEIGHTED_RANDOM, type CompiledPolicy } from '../steering/types.ts';
+import { ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ENDPOINT_CNAME, WEIGHTED_RANDOM, type CompiledPolicy, type RulePlan } from '../steering/types.ts';
 
 const WHEN_ALL_DOWN: Record<number, string> = { [ALL_DOWN_FAIL_OPEN]: 'fail_open', [ALL_DOWN_POOL]: 'last_resort_pool' };
 
@@ -12,6 +12,11 @@ function addressText(family: 4 | 6, bytes: Uint8Array): string {
   const padded = new Uint8Array(16);
   padded.set(bytes.subarray(0, 16));
   return formatAddress(family, padded);
+}
+
+function weightedMode(rule: RulePlan): 'random' | 'sticky' | null {
+  const step = rule.steps.find((s) => s.kind === 'weighted');
+  return step?.kind !== 'weighted' ? null : step.mode === WEIGHTED_RANDOM ? 'random' : 'sticky';
 }
 
 export function describePolicy(p: CompiledPolicy) {
@@ -32,10 +37,10 @@ export function describePolicy(p: CompiledPolicy) {
     })),
     rules: p.rules.map((r) => ({
       name: r.name,
-      match: r.match,
+      match: r.matchText,
       pools: r.tiers.map((tier) => tier.map(idOf)),
-      steps: r.steps,
-      weighted: r.weighted === WEIGHTED_NONE ? null : r.weighted === WEIGHTED_RANDOM ? 'random' : 'sticky',
+      steps: r.stepTexts,
+      weighted: weightedMode(r),
       first: r.first,
     })),
     when_all_down: WHEN_ALL_DOWN[p.whenAllDown] ?? 'servfail',

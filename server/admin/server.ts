@@ -24,7 +24,7 @@ import { buildWorldMap, type WorldMap } from './world-map.ts';
 /** What the admin needs from the running server. */
 export type AdminHost = Pick<RunningServer,
   'settings' | 'snapshot' | 'policies' | 'geo' | 'health' | 'healthTable' | 'counters' | 'decisionCounters' | 'reloads' | 'reload' | 'fitness' | 'startedAt'
-  | 'setLoad' | 'dnstap'>;
+  | 'setLoad' | 'dnstap' | 'signals'>;
 
 export interface AdminServer {
   port: number;
@@ -371,10 +371,13 @@ function explainContext(host: AdminHost): ExplainContext {
   for (const s of host.health.status().subjects) {
     if (s.override) overrides.set(s.id, `${s.override.kind}: ${s.override.reason}`);
   }
+  // The same inputs the DNS workers decide with: live health, signals and ecs_trust.
   return {
     snapshot: host.snapshot(),
-    geo: host.geo().context.index,
+    geo: host.geo().context,
     health: new Int32Array(host.healthTable),
+    signals: new Float64Array(host.signals),
+    ecsTrust: host.settings.ecsTrust,
     subjects: host.geo().catalog.ids,
     selfPop: host.settings.pop,
     overrides,

@@ -13,7 +13,8 @@ export const DIFF_HELP = `Usage: popsteer diff --from <dir> --to <dir> [--sample
 
 For each steered name and each client network in the sample, compares the
 answer under the policy set in --from with the one in --to (all PoPs up):
-the share of traffic per PoP before and after, and the networks that change.
+the share of traffic per PoP before and after, and the networks that change
+with the rule that decided each, before and after (the decider's own record).
 The sample is a text file with one CIDR per line, optionally followed by a
 query count used as its weight; # starts a comment. Default sample:
 policies/samples/geolite2-networks.txt (drawn from the bundled GeoLite2 data).
@@ -67,24 +68,27 @@ export async function runDiffCommand(args: string[]): Promise<number> {
       return 1;
     }
   }
-  const [before, after] = sets.map((s) => new WhatIf(s.snapshot!, health, settings.pop));
+  // Every PoP up and no load: the difference is the policies', not the moment's.
+  const [before, after] = sets.map((s) => new WhatIf(s.snapshot!, { health, signals: null, ecsTrust: [] }, settings.pop));
   const names = [...new Set([...before.steeredNames(), ...after.steeredNames()])].filter((n) => !extra.name || n === extra.name || n === `${extra.name}.`);
   const limit = Number(extra.limit ?? 20);
   const report = names.map((name) => {
     const shareBefore = new Map<string, number>();
     const shareAfter = new Map<string, number>();
-    const changes: Array<{ network: string; weight: number; from: string; to: string }> = [];
+    const changes: Array<{ network: string; weight: number; from: string; to: string; rule_from: string; rule_to: string }> = [];
     let total = 0;
     let moved = 0;
     for (const { cidr, weight } of sample) {
       const a = before.outcome(name, cidr);
+      const ruleFrom = before.lastRule();
       const b = after.outcome(name, cidr);
+      const ruleTo = after.lastRule();
       total += weight;
       shareBefore.set(a, (shareBefore.get(a) ?? 0) + weight);
       shareAfter.set(b, (shareAfter.get(b) ?? 0) + weight);
       if (a !== b) {
         moved += weight;
-        changes.push({ network: cidr, weight, from: a, to: b });
+        changes.push({ network: cidr, weight, from: a, to: b, rule_from: ruleFrom, rule_to: ruleTo });
       }
     }
     const keys = [...new Set([...shareBefore.keys(), ...shareAfter.keys()])].sort();
@@ -106,7 +110,10 @@ export async function runDiffCommand(args: string[]): Promise<number> {
       const delta = Math.round((s.after_percent - s.before_percent) * 10) / 10;
       process.stdout.write(`  ${s.answer.padEnd(36)} ${String(s.before_percent).padStart(5)}% → ${String(s.after_percent).padStart(5)}%${delta !== 0 ? `  (${delta > 0 ? '+' : ''}${delta})` : ''}\n`);
     }
-    for (const c of r.changes.slice(0, limit)) process.stdout.write(`  ${c.network.padEnd(20)} ${c.from} → ${c.to}\n`);
+    for (const c of r.changes.slice(0, limit)) {
+      const rules = c.rule_from === c.rule_to ? `rule ${c.rule_to}` : `rule ${c.rule_from} → ${c.rule_to}`;
+      process.stdout.write(`  ${c.network.padEnd(20)} ${c.from} → ${c.to}  (${rules})\n`);
+    }
     if (r.changes.length > limit) process.stdout.write(`  … and ${r.changes.length - limit} more (--limit, --json)\n`);
   }
   return 0;

@@ -1,21 +1,28 @@
 // Explain: why would this client get this answer? Runs the real query path
-// (the same Engine and steering code, on the active snapshot, with the given
-// PoPs forced down) and narrates the decision it made: deciding network and
-// its source, location, rule, each step's kept and dropped candidates, the
-// answer, its TTL and ECS scope.
+// (the same Engine and the steering createSteering() builds for the DNS
+// workers, from the same inputs: health, signals, ecs_trust) with the
+// decider's tracer on, and reports what the decider recorded: the deciding
+// network and the ECS scope rule it fell under, the location, the rule, each
+// step with what it kept and dropped, and the answer as it left the engine
+// (records, TTL and ECS scope read back from the reply bytes).
 
-import { CLASS_IN, EDNS_OPTION_ECS, TYPE_A, TYPE_AAAA, TYPE_OPT, rcodeToName } from '../dns/constants.ts';
+import { CLASS_IN, EDNS_OPTION_ECS, TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_OPT, rcodeToName } from '../dns/constants.ts';
 import { nameToWire, wireToName } from '../dns/name.ts';
 import { Engine, TRANSPORT_UDP } from './engine.ts';
-import { PolicySteering } from './steering-hook.ts';
+import { createSteering } from './steering-hook.ts';
 import { Counters } from './counters.ts';
-import { formatAddress, maskAddress, parseAddressInto } from '../geo/address.ts';
+import {
+  EMBEDDED_IPV4_PREFIXES, SCOPE_EMBEDDED_IPV4, SCOPE_LOCATED, SCOPE_NO_ECS, SCOPE_SOURCE_ZERO, SCOPE_SPECIAL_USE, SCOPE_UNTRUSTED,
+  SPECIAL_USE_BLOCKS, parseEcsAddress, type DecidingAddress,
+} from './client-address.ts';
+import { formatAddress, maskAddress, parseAddressInto, prefixMatches } from '../geo/address.ts';
 import { CONTINENT_CODES, countryText, stringAt } from '../geo/codes.ts';
 import { distanceKm } from '../geo/distance.ts';
 import { lookupLocation, newLocationResult } from '../geo/lookup.ts';
-import type { GeoIndex } from '../geo/types.ts';
+import type { GeoIndex, NearestOrders } from '../geo/types.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
-import { ENDPOINT_CNAME } from '../steering/types.ts';
+import { DecisionTrace, planClass, type TracedStep } from '../steering/decide.ts';
+import { WEIGHTED_RANDOM, type CompiledPolicy, type LocationAttributes } from '../steering/types.ts';
 
 export interface ExplainRequest {
   name: string;
@@ -30,14 +37,20 @@ export interface ExplainRequest {
 
 export interface ExplainContext {
   snapshot: DnsSnapshot;
-  geo: GeoIndex;
+  /** The GeoIP index and its nearest-PoP orders (to replay the location steps). */
+  geo: { index: GeoIndex; orders: NearestOrders };
   /** Live health table, copied (never written). */
   health: Int32Array;
+  /** Live signals (health timing, declared load), as the DNS workers read them; null when there are none. */
+  signals: Float64Array | null;
+  /** The ecs_trust setting. */
+  ecsTrust: readonly string[];
   /** Health subject ids (PoPs by catalog ordinal). */
   subjects: string[];
   selfPop: string;
   /** Override notes by subject id, shown beside each candidate. */
   overrides?: Map<string, string>;
+  now?: () => number;
 }
 
 export interface ExplainCandidate {
@@ -58,6 +71,8 @@ export interface ExplainResult {
     source: 'ecs' | 'resolver';
     address: string;
     prefix_length: number;
+    /** The ECS scope rule the query fell under (README, "ECS scopes"). */
+    scope_rule: string;
     ecs_fallback_reason?: string;
   };
   location?: {
@@ -72,8 +87,8 @@ export interface ExplainResult {
     pinned_pop?: string;
   };
   rule?: { index: number; name: string; match: string; matched_by: string };
-  steps: Array<{ step: string; kept: ExplainCandidate[]; dropped: Array<ExplainCandidate & { reason: string }> }>;
-  outcome: { degraded: boolean; all_down: boolean; self_preferred: boolean; failover_tier: number };
+  steps: Array<{ step: string; kept: ExplainCandidate[]; dropped: Array<ExplainCandidate & { reason: string }>; note?: string }>;
+  outcome: { degraded: boolean; all_down: boolean; self_preferred: boolean; capacity_shifted: boolean; failover_tier: number };
   answer: { rcode: string; records: string[]; ttl: number | null; ecs_scope: number | null };
 }
 
@@ -82,8 +97,7 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
   const qtype = request.type === 'AAAA' ? TYPE_AAAA : TYPE_A;
   const query = syntheticQuery(request.name, qtype, request.client);
   const resolver = request.resolver ?? '127.0.0.1';
-  const resolverBytes = new Uint8Array(16);
-  const resolverFamily = parseAddressInto(resolver, resolverBytes);
+  const resolverFamily = parseAddressInto(resolver, new Uint8Array(16));
   if (resolverFamily === 0) throw new Error(`resolver "${resolver}" is not an IP address`);
 
   // Health: the live state, plus the PoPs the caller takes down.
@@ -96,75 +110,60 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
   health[0]++;
 
   const engine = new Engine(ctx.snapshot, { popId: ctx.selfPop, versionBind: null, counters: new Counters(null, 0) });
-  const steering = ctx.snapshot.steering ? new PolicySteering(ctx.snapshot.steering, health, engine.counters) : null;
+  const tables = ctx.snapshot.steering;
+  const steering = tables ? createSteering({ tables, health, signals: ctx.signals, ecsTrust: ctx.ecsTrust, now: ctx.now, memoize: false }) : null;
+  const healthTrace = new DecisionTrace();
+  if (steering) steering.tracer = healthTrace;
   engine.steering = steering;
   const size = engine.handle(query, query.length, TRANSPORT_UDP, { address: resolver, family: resolverFamily === 6 ? 1 : 0 });
   const reply = engine.writer.buf.subarray(0, size);
   const rcode = reply[3] & 0x0f;
-  const ecsScope = request.client ? engine.writer.ecsScope : null;
-  const view = engine.view;
+  const ecsScope = engine.view.ecsPresent ? engine.writer.ecsScope : null;
+  const wire = answerRecords(reply);
 
   const result: ExplainResult = {
     name: wireToName(nameToWire(request.name.endsWith('.') ? request.name : `${request.name}.`)),
     type: qtype === TYPE_AAAA ? 'AAAA' : 'A',
     steered: false,
-    deciding: { source: 'resolver', address: resolver, prefix_length: resolverFamily === 4 ? 32 : 128 },
+    deciding: { source: 'resolver', address: resolver, prefix_length: resolverFamily === 4 ? 32 : 128, scope_rule: '' },
     steps: [],
-    outcome: { degraded: false, all_down: false, self_preferred: false, failover_tier: 0 },
+    outcome: { degraded: false, all_down: false, self_preferred: false, capacity_shifted: false, failover_tier: 0 },
     answer: { rcode: rcodeToName(rcode), records: [], ttl: null, ecs_scope: ecsScope },
   };
   if (!steering || engine.lastSteered < 0) {
-    result.answer.records = decodeAnswerCount(reply) > 0 ? ['(static records from the zone)'] : [];
+    if (reply.length >= 8 && ((reply[6] << 8) | reply[7]) > 0) result.answer.records = ['(static records from the zone)'];
     return result;
   }
-  const trace = steering.last;
-  const policy = ctx.snapshot.steering!.policies[trace.policy];
+  const last = steering.last;
+  const policy = tables!.policies[last.policy];
   result.steered = true;
   result.policy = policy.name;
   result.policy_file = policy.file;
 
-  // The deciding address, as the steering hook chose it.
-  const ecsUsed = view.ecsPresent && request.client !== undefined && steering.lastDecidingFromEcs;
-  const family = ecsUsed ? (view.ecsFamily === 1 ? 4 : 6) : (resolverFamily as 4 | 6);
-  const bytes = ecsUsed ? view.ecsAddress.slice() : resolverBytes;
-  const bits = ecsUsed ? view.ecsSourcePrefix : family === 4 ? 32 : 128;
-  result.deciding = { source: ecsUsed ? 'ecs' : 'resolver', address: formatAddress(family, bytes), prefix_length: bits };
-  if (view.ecsPresent && !ecsUsed) result.deciding.ecs_fallback_reason = 'ECS prefix 0 or a special-use address (private, loopback, link-local, CGNAT, documentation): the resolver address decides';
-
-  const geo = ctx.geo;
-  const location = newLocationResult();
-  lookupLocation(geo, family, bytes, Math.min(bits, family === 4 ? 24 : 56), location);
-  let clientLat = NaN;
-  let clientLon = NaN;
-  if (location.location >= 0) {
-    const l = location.location;
-    clientLat = geo.lat[l];
-    clientLon = geo.lon[l];
-    const network = bytes.slice();
-    maskAddress(network, location.prefixLength + (family === 4 ? 0 : 0));
-    result.location = {
-      network: `${formatAddress(family, network)}/${location.prefixLength}`,
-      from: geo.customNetwork[l] >= 0 ? 'custom network' : 'GeoIP',
-      country: countryText(geo.country[l]),
-      continent: CONTINENT_CODES[geo.continent[l]] ?? '',
-      subdivision: stringAt(geo.strings, geo.subdivision[l]),
-      city: stringAt(geo.strings, geo.label[l]),
-      latitude: Number.isNaN(clientLat) ? null : clientLat,
-      longitude: Number.isNaN(clientLon) ? null : clientLon,
-    };
-    if (geo.fixedPop[l] >= 0) result.location.pinned_pop = ctx.subjects[geo.fixedPop[l]];
-  } else {
-    result.location = { network: 'none', from: 'none', country: '', continent: '', subdivision: '', city: '', latitude: null, longitude: null };
-  }
-
-  const cls = policy.classes[trace.class];
-  const rule = policy.rules[cls.rule];
-  const variantRule = trace.variant > 0 ? policy.cidrRules.filter((c, i, all) => i === 0 || all[i - 1].rule !== c.rule)[trace.variant - 1] : null;
-  result.rule = {
-    index: cls.rule + 1, name: rule.name, match: rule.match,
-    matched_by: variantRule ? `${variantRule.on} address inside ${formatAddress(variantRule.family, variantRule.network)}/${variantRule.prefixLength}`
-      : rule.match === 'default' ? 'default: first rule that matches every client' : 'the client location',
+  const address = steering.address;
+  const family = address.family;
+  const bytes = address.bytes.slice();
+  result.deciding = {
+    source: address.fromEcs ? 'ecs' : 'resolver', address: formatAddress(family, bytes), prefix_length: address.bits, scope_rule: scopeRuleText(address),
   };
+  if (address.ecsFallback) result.deciding.ecs_fallback_reason = `${scopeRuleText(address)}: the resolver address decides`;
+
+  // Where the deciding address is, read exactly as the class lookup read it.
+  const geo = ctx.geo.index;
+  const found = lookupLocation(geo, family, bytes, address.bits, newLocationResult());
+  const l = found.location;
+  const clientLat = l >= 0 ? geo.lat[l] : NaN;
+  const clientLon = l >= 0 ? geo.lon[l] : NaN;
+  result.location = locationOf(geo, family, bytes, found.location, found.prefixLength, ctx.subjects);
+
+  const cls = policy.classes[last.class];
+  const rule = policy.rules[cls.rule];
+  result.rule = { index: cls.rule + 1, name: rule.name, match: rule.matchText, matched_by: matchedBy(policy, cls.rule, last.cidrRule, address, result) };
+
+  // The location steps, replayed for this location by the same planClass() that compiled the class.
+  const locationTrace = new DecisionTrace();
+  const replayed = planClass(rule, cls.rule, policy.endpoints, locationAttributes(ctx.geo, l), policy.unknownOrder, locationTrace);
+  if (classKeyOf(replayed) !== classKeyOf(cls)) throw new Error(`explain: the replayed location steps of rule ${cls.rule + 1} disagree with the compiled decision class`);
 
   const describe = (i: number): ExplainCandidate => {
     const e = policy.endpoints[i];
@@ -173,61 +172,136 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
     const note = e.healthSubject >= 0 ? ctx.overrides?.get(ctx.subjects[e.healthSubject]) : undefined;
     return { id: e.id, up, distance_km: km, weight: e.weight, ...(note ? { note } : {}) };
   };
-  // Replay the written steps over a running list, so each shows what it kept and dropped.
-  const written = [...new Set(rule.tiers.flat())];
-  const planned = [...new Set(Array.from(cls.tiers, (t) => Array.from(t)).flat())];
-  let current = written.slice();
-  result.steps.push({ step: `candidates (${rule.tiers.length > 1 ? 'pools in priority order' : 'pool'})`, kept: current.map(describe), dropped: [] });
-  for (const step of rule.steps) {
-    if (step === 'nearest' || step.startsWith('{"nearest"')) {
-      const limited = step !== 'nearest';
-      const dropped = limited ? current.filter((i) => !planned.includes(i)) : [];
-      current = planned.filter((i) => current.includes(i)).concat(limited ? [] : current.filter((i) => !planned.includes(i)));
-      result.steps.push({
-        step: `nearest${limited ? ` ${step}` : ''}: ordered by distance from the client`,
-        kept: current.map(describe),
-        dropped: dropped.map((i) => ({ ...describe(i), reason: 'beyond the nearest limit' })),
-      });
-    } else if (step.includes('geofence') || step === 'self') {
-      const dropped = current.filter((i) => !planned.includes(i));
-      current = current.filter((i) => planned.includes(i));
-      result.steps.push({
-        step: step === 'self' ? `self: only this instance's PoP (${ctx.selfPop})` : `geofence ${step}`,
-        kept: current.map(describe),
-        dropped: dropped.map((i) => ({ ...describe(i), reason: step === 'self' ? 'not this PoP' : 'outside the fence' })),
-      });
-    } else if (step === 'healthy') {
-      const dropped = current.filter((i) => !describe(i).up);
-      current = current.filter((i) => describe(i).up);
-      result.steps.push({
-        step: 'healthy: keep endpoints that are up',
-        kept: current.map(describe),
-        dropped: dropped.map((i) => ({ ...describe(i), reason: describe(i).note ?? 'down' })),
-      });
-    } else if (step.includes('failover')) {
-      result.steps.push({ step: `failover ${step}: pools in priority order, the next only when the previous has too few up`, kept: [], dropped: [] });
-    } else if (step.includes('weighted')) {
-      result.steps.push({ step: `weighted ${step}: by weight${step.includes('random') ? ', random per query' : ', sticky per client network (rendezvous hashing)'}`, kept: current.map(describe), dropped: [] });
-    } else if (step.includes('prefer_self')) {
-      result.steps.push({ step: `${step}: this PoP (${ctx.selfPop}) when up and that close to the best candidate`, kept: [], dropped: [] });
-    }
+  for (const step of [...locationTrace.steps, ...healthTrace.steps]) {
+    result.steps.push({
+      step: stepTitle(step, rule.tiers.length, ctx),
+      kept: step.kept.map(describe),
+      dropped: step.dropped.map((d) => ({ ...describe(d.endpoint), reason: d.reason === 'down' ? (describe(d.endpoint).note ?? 'down') : d.reason })),
+      ...(step.note ? { note: step.note } : {}),
+    });
   }
-  const r = trace.resolution;
-  const chosen = Array.from(r.chosen.subarray(0, r.count));
-  result.steps.push({ step: `answer: first ${rule.first}${cls.servfail ? ' (geofence left none: SERVFAIL)' : ''}`, kept: chosen.map(describe), dropped: [] });
-  result.outcome = { degraded: r.degraded, all_down: r.allDown, self_preferred: r.selfPreferred, failover_tier: r.tier + 1 };
-  const records: string[] = [];
-  for (const i of chosen) {
-    const e = policy.endpoints[i];
-    if (e.kind === ENDPOINT_CNAME) {
-      records.push(`CNAME ${wireToName(e.cname!)}`);
-      break;
-    }
-    for (const a of qtype === TYPE_AAAA ? e.ipv6 : e.ipv4) records.push(`${qtype === TYPE_AAAA ? 'AAAA' : 'A'} ${formatAddress(qtype === TYPE_AAAA ? 6 : 4, padded(a))}  (${e.id})`);
-  }
-  result.answer.records = records;
-  result.answer.ttl = rcode === 0 && records.length > 0 ? (r.degraded ? policy.degradedTtl : policy.ttl) : null;
+  const r = last.resolution;
+  result.outcome = { degraded: r.degraded, all_down: r.allDown, self_preferred: r.selfPreferred, capacity_shifted: r.capacityShifted, failover_tier: r.tier + 1 };
+  const ids = endpointOfAddress(policy);
+  result.answer.records = wire.records.map((rec) => (ids.has(rec) ? `${rec}  (${ids.get(rec)})` : rec));
+  result.answer.ttl = wire.records.length > 0 ? wire.ttl : null;
   return result;
+}
+
+function classKeyOf(c: { rule: number; servfail: boolean; tiers: Int16Array[] }): string {
+  return `${c.rule}|${c.servfail}|${c.tiers.map((t) => t.join(',')).join(';')}`;
+}
+
+/** The location's attributes as the policy compiler saw them (policy/load.ts geoFacts). */
+function locationAttributes(geo: { index: GeoIndex; orders: NearestOrders }, l: number): LocationAttributes {
+  if (l < 0) return { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+  const { index, orders } = geo;
+  const order = orders.classOfLocation[l];
+  const known = order !== orders.classOfUnknown;
+  let popRank: Int16Array | null = null;
+  if (known) {
+    popRank = new Int16Array(orders.popCount);
+    orders.orders[order].forEach((ordinal, position) => { popRank![ordinal] = position; });
+  }
+  return {
+    popRank, known, country: countryText(index.country[l]), continent: CONTINENT_CODES[index.continent[l]] ?? '',
+    subdivision: stringAt(index.strings, index.subdivision[l]), fixedPop: index.fixedPop[l],
+  };
+}
+
+function locationOf(geo: GeoIndex, family: 4 | 6, bytes: Uint8Array, l: number, prefixLength: number, subjects: string[]): NonNullable<ExplainResult['location']> {
+  if (l < 0) return { network: 'none', from: 'none', country: '', continent: '', subdivision: '', city: '', latitude: null, longitude: null };
+  const network = bytes.slice();
+  maskAddress(network, prefixLength);
+  const location: NonNullable<ExplainResult['location']> = {
+    network: `${formatAddress(family, network)}/${prefixLength}`,
+    from: geo.customNetwork[l] >= 0 ? 'custom network' : 'GeoIP',
+    country: countryText(geo.country[l]),
+    continent: CONTINENT_CODES[geo.continent[l]] ?? '',
+    subdivision: stringAt(geo.strings, geo.subdivision[l]),
+    city: stringAt(geo.strings, geo.label[l]),
+    latitude: Number.isNaN(geo.lat[l]) ? null : geo.lat[l],
+    longitude: Number.isNaN(geo.lon[l]) ? null : geo.lon[l],
+  };
+  if (geo.fixedPop[l] >= 0) location.pinned_pop = subjects[geo.fixedPop[l]];
+  return location;
+}
+
+/** Why the rule matched: the CIDR that did (slow path: only the matched rule's list is read), the location, or default. */
+function matchedBy(policy: CompiledPolicy, ruleIndex: number, cidrRule: number, address: DecidingAddress, result: ExplainResult): string {
+  const rule = policy.rules[ruleIndex];
+  if (cidrRule === ruleIndex) {
+    const parts: string[] = [];
+    const client = rule.match.clientCidrs.find((c) => cidrContains(c, address.family, address.bytes, address.bits));
+    const resolver = rule.match.resolverCidrs.find((c) => cidrContains(c, address.resolverFamily, address.resolver, address.resolverFamily === 4 ? 32 : 128));
+    if (client) parts.push(`${address.fromEcs ? 'client' : 'client (here the resolver)'} address inside ${client}`);
+    if (resolver) parts.push(`resolver address inside ${resolver}`);
+    return parts.join(' and ');
+  }
+  const m = rule.match;
+  if (m.countries.length + m.continents.length + m.subdivisions.length > 0) {
+    const l = result.location!;
+    return `the client location (${[l.country, l.continent, l.subdivision].filter(Boolean).join(', ') || 'unknown'})`;
+  }
+  const earlier = cidrRule >= 0 ? '' : policy.rules.slice(0, ruleIndex).some((r) => r.match.clientCidrs.length + r.match.resolverCidrs.length > 0) ? ' (no earlier CIDR rule matched)' : '';
+  return `${rule.match.self.length > 0 ? `this PoP is one of ${rule.match.self.join(', ')}; ` : ''}default: first rule that matches every client${earlier}`;
+}
+
+function cidrContains(text: string, family: 4 | 6, bytes: Uint8Array, bits: number): boolean {
+  const [addressText, lengthText] = text.split('/');
+  const network = new Uint8Array(16);
+  const length = Number(lengthText);
+  return parseAddressInto(addressText, network) === family && length <= bits && prefixMatches(bytes, network, length);
+}
+
+/** The scope rule in words (README, "ECS scopes"). */
+function scopeRuleText(a: DecidingAddress): string {
+  switch (a.rule) {
+    case SCOPE_NO_ECS: return 'no ECS option: the resolver address decides';
+    case SCOPE_SOURCE_ZERO: return 'ECS source prefix 0 (RFC 7871 §7.1.2): scope 0';
+    case SCOPE_UNTRUSTED: return 'the resolver is not in ecs_trust, its ECS option is ignored: scope 0';
+    case SCOPE_SPECIAL_USE: {
+      const via = a.embedding >= 0 ? `${EMBEDDED_IPV4_PREFIXES[a.embedding].name} (${EMBEDDED_IPV4_PREFIXES[a.embedding].cidr})` : '';
+      if (a.block < 0) return `ECS source in ${via} too short to reach the IPv4 address: scope /${a.fixedScope}, the prefix`;
+      const block = SPECIAL_USE_BLOCKS[a.block];
+      return `special-use ECS source (${block.name}, ${block.cidr}${via ? `, inside ${via}` : ''}): scope /${a.fixedScope}, the block`;
+    }
+    case SCOPE_EMBEDDED_IPV4: {
+      const prefix = EMBEDDED_IPV4_PREFIXES[a.embedding];
+      return `ECS source is ${prefix.name} (${prefix.cidr}): located by its IPv4 address, scope = ${prefix.at} + the IPv4 scope`;
+    }
+    case SCOPE_LOCATED:
+    default: return 'located: scope = the widest network with the same answer';
+  }
+}
+
+function stepTitle(traced: TracedStep, tierCount: number, ctx: ExplainContext): string {
+  const step = traced.step;
+  switch (step.kind) {
+    case 'candidates': return `candidates (${tierCount > 1 ? 'pools in priority order' : 'pool'})`;
+    case 'nearest': return `nearest${step.limit > 0 ? ` (limit ${step.limit})` : ''}: ordered by distance from the client`;
+    case 'self': return `self: only this instance's PoP (${ctx.selfPop})`;
+    case 'geofence': return `geofence to ${Array.isArray(step.to) ? step.to.join(', ') : step.to}${step.otherwise === 'keep_all' ? '' : `, else ${Array.isArray(step.otherwise) ? 'a pool' : step.otherwise}`}`;
+    case 'pinned': return `pinned: the client's custom network pins PoP ${ctx.subjects[step.pop] ?? step.pop}`;
+    case 'healthy': return 'healthy: keep endpoints that are up';
+    case 'failover': return `failover (min_healthy ${step.minHealthy}): pools in priority order, the next only when the previous has too few up`;
+    case 'prefer_self': return `prefer_self_within_km ${step.withinKm}: this PoP (${ctx.selfPop}) when up and that close to the best candidate`;
+    case 'capacity': return `capacity (mark ${step.mark}): moves a share of networks off a first candidate loaded above the mark`;
+    case 'weighted': return `weighted ${step.mode === WEIGHTED_RANDOM ? 'random: by weight, random per query' : 'sticky: by weight, sticky per client network (rendezvous hashing)'}`;
+    case 'first': return `answer: first ${step.count}`;
+    case 'when_all_down': return `when_all_down: ${step.action}`;
+  }
+}
+
+/** "A 192.0.2.1" → endpoint id, for labelling the records read back from the reply. */
+function endpointOfAddress(policy: CompiledPolicy): Map<string, string> {
+  const ids = new Map<string, string>();
+  for (const e of policy.endpoints) {
+    for (const a of e.ipv4) ids.set(`A ${formatAddress(4, padded(a))}`, e.id);
+    for (const a of e.ipv6) ids.set(`AAAA ${formatAddress(6, padded(a))}`, e.id);
+    if (e.cname) ids.set(`CNAME ${wireToName(e.cname)}`, e.id);
+  }
+  return ids;
 }
 
 function padded(a: Uint8Array): Uint8Array {
@@ -236,8 +310,39 @@ function padded(a: Uint8Array): Uint8Array {
   return out;
 }
 
-function decodeAnswerCount(reply: Uint8Array): number {
-  return reply.length >= 8 ? (reply[6] << 8) | reply[7] : 0;
+/**
+ * The A, AAAA and CNAME records of a reply the engine wrote (question
+ * skipped, owners read as pointers or names), with the first record's TTL.
+ */
+function answerRecords(reply: Uint8Array): { records: string[]; ttl: number } {
+  const records: string[] = [];
+  let ttl = 0;
+  if (reply.length < 12) return { records, ttl };
+  const answers = (reply[6] << 8) | reply[7];
+  let at = skipName(reply, 12) + 4;
+  for (let i = 0; i < answers && at + 10 <= reply.length; i++) {
+    at = skipName(reply, at);
+    const type = (reply[at] << 8) | reply[at + 1];
+    const recordTtl = ((reply[at + 4] << 24) | (reply[at + 5] << 16) | (reply[at + 6] << 8) | reply[at + 7]) >>> 0;
+    const length = (reply[at + 8] << 8) | reply[at + 9];
+    const rdata = reply.subarray(at + 10, at + 10 + length);
+    if (i === 0) ttl = recordTtl;
+    if (type === TYPE_A && length === 4) records.push(`A ${formatAddress(4, padded(rdata))}`);
+    else if (type === TYPE_AAAA && length === 16) records.push(`AAAA ${formatAddress(6, rdata)}`);
+    else if (type === TYPE_CNAME) records.push(`CNAME ${wireToName(rdata)}`);
+    at += 10 + length;
+  }
+  return { records, ttl };
+}
+
+function skipName(wire: Uint8Array, at: number): number {
+  while (at < wire.length) {
+    const length = wire[at];
+    if (length === 0) return at + 1;
+    if ((length & 0xc0) === 0xc0) return at + 2;
+    at += length + 1;
+  }
+  return at;
 }
 
 /**
@@ -257,11 +362,11 @@ export function syntheticQuery(name: string, qtype: number, client: string | und
   if (client !== undefined) {
     const [addressText, lengthText] = client.split('/');
     const address = new Uint8Array(16);
-    const family = parseAddressInto(addressText, address);
+    const family = parseEcsAddress(addressText, address);
     if (family === 0) throw new Error(`client "${client}" is not an address or CIDR`);
     const max = family === 4 ? 32 : 128;
     const source = lengthText === undefined ? (family === 4 ? 24 : 56) : Number(lengthText);
-    if (!Number.isInteger(source) || source < 0 || source > max) throw new Error(`client prefix length in "${client}" must be 0–${max}`);
+    if (!/^\d+$/.test(lengthText ?? '0') || !Number.isInteger(source) || source < 0 || source > max) throw new Error(`client prefix length in "${client}" must be 0–${max}`);
     maskAddress(address, source);
     const n = (source + 7) >> 3;
     options.push(0, EDNS_OPTION_ECS, 0, 4 + n, 0, family === 4 ? 1 : 2, source, 0, ...address.subarray(0, n));
@@ -280,7 +385,7 @@ export function formatExplain(r: ExplainResult): string {
   }
   lines.push(`  policy        ${r.policy}  (${r.policy_file})`);
   lines.push(`  deciding      ${r.deciding.address}/${r.deciding.prefix_length} from ${r.deciding.source === 'ecs' ? 'EDNS Client Subnet' : 'the resolver address'}`);
-  if (r.deciding.ecs_fallback_reason) lines.push(`                ${r.deciding.ecs_fallback_reason}`);
+  lines.push(`                scope rule: ${r.deciding.scope_rule}`);
   const l = r.location;
   if (l && l.from !== 'none') {
     lines.push(`  location      ${[l.city, l.subdivision, l.country, l.continent].filter(Boolean).join(', ')}  (${l.latitude?.toFixed(2)}, ${l.longitude?.toFixed(2)})`);
@@ -294,12 +399,13 @@ export function formatExplain(r: ExplainResult): string {
     lines.push(`  step          ${s.step}`);
     if (s.kept.length > 0) lines.push(`                  kept:    ${s.kept.map(fmt).join(', ')}`);
     if (s.dropped.length > 0) lines.push(`                  dropped: ${s.dropped.map((d) => `${fmt(d)} (${d.reason})`).join(', ')}`);
+    if (s.note) lines.push(`                  ${s.note}`);
   }
   const o = r.outcome;
-  const flags = [o.degraded && 'degraded (a candidate is down)', o.all_down && 'every candidate down: when_all_down applied', o.self_preferred && 'this PoP preferred (self)', o.failover_tier > 1 && `failover to pool #${o.failover_tier}`].filter(Boolean);
+  const flags = [o.degraded && 'degraded (a candidate is down)', o.all_down && 'every candidate down: when_all_down applied', o.self_preferred && 'this PoP preferred (self)',
+    o.capacity_shifted && 'moved off an overloaded PoP (capacity)', o.failover_tier > 1 && `failover to pool #${o.failover_tier}`].filter(Boolean);
   if (flags.length > 0) lines.push(`  outcome       ${flags.join('; ')}`);
   lines.push(`  answer        ${r.answer.rcode}${r.answer.ttl !== null ? `  TTL ${r.answer.ttl}` : ''}${r.answer.ecs_scope !== null ? `  ECS scope /${r.answer.ecs_scope}` : ''}`);
   for (const rec of r.answer.records) lines.push(`                ${rec}`);
   return lines.join('\n');
 }
-

@@ -1,23 +1,31 @@
 // The per-query glue between the engine, the geo index and the compiled
-// policies: deciding address → variant → class (one trie walk, which also
-// yields the ECS scope) → decision cache keyed by class and health epoch →
+// policies: deciding address (and its ECS scope rule, client-address.ts) →
+// variant (the first CIDR rule that matches, one trie walk) → class and
+// scope (a memo, else one class-trie walk, narrowed off other rules' CIDRs
+// and special-use blocks) → decision cache keyed by class and health epoch →
 // pre-encoded answer.
+//
+// createSteering() is the one way to build it: the DNS workers, explain (CLI
+// and admin API) and what-if/diff all get their steering from the same
+// inputs, so an explanation is of the answer the server really gives. With
+// `tracer` set (explain only), the decider records each step it runs.
 
 import { SECTION_ANSWER, TemplateBuilder } from '../dns/builder.ts';
 import { RCODE_NOERROR, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, TYPE_CNAME } from '../dns/constants.ts';
 import type { QueryView } from '../dns/query.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
-import { prefixMatches } from '../geo/address.ts';
 import { lookupClass } from '../geo/scope.ts';
 import type { ClassResult } from '../geo/types.ts';
-import { OUTCOME_SERVFAIL, Resolution, resolve } from '../steering/decide.ts';
+import { firstMatchingRule, markMatchingRules, scopeAvoidingCidrs } from '../steering/cidr-trie.ts';
+import { DecisionTrace, OUTCOME_SERVFAIL, Resolution, resolve } from '../steering/decide.ts';
 import { nextPossibleChange } from '../steering/signals.ts';
-import { ENDPOINT_CNAME, WEIGHTED_NONE, type CompiledPolicy, type CidrMatch, type DecisionClass, type SteeringTables } from '../steering/types.ts';
+import { ENDPOINT_CNAME, type CidrTries, type CompiledPolicy, type DecisionClass, type SteeringTables } from '../steering/types.ts';
 import { ClassMemo } from './class-memo.ts';
-import { chooseDecidingAddress, DecidingAddress, MAX_IPV4_BITS, MAX_IPV6_BITS, type TrustEcs } from './client-address.ts';
+import {
+  chooseDecidingAddress, DecidingAddress, ecsTrustCheck, MAX_IPV4_BITS, MAX_IPV6_BITS, SCOPE_EMBEDDED_IPV4, scopeAvoidingSpecialUse, type TrustEcs,
+} from './client-address.ts';
 import { Counters, OFF_DECISION_CACHE_HITS, OFF_DECISION_CACHE_MISSES, OFF_DECISION_CACHE_SIZE, OFF_ECS } from './counters.ts';
 import type { ClientAddress, SteeringHook, SteeringResult } from './engine.ts';
-
 
 /** A cached outcome for (policy, class) under one health epoch. */
 interface CachedDecision {
@@ -29,17 +37,54 @@ interface CachedDecision {
   degraded: boolean;
 }
 
+/** A pre-encoded answer for one set of endpoints and one type. */
+interface TemplateEntry {
+  qtype: number;
+  endpoints: Int16Array;
+  template: AnswerTemplate | null;
+}
+
 /** Soft cap on cached templates per policy (answers for distinct endpoint sets). */
 const MAX_TEMPLATES_PER_POLICY = 4096;
 
 const SERVFAIL: AnswerTemplate = new TemplateBuilder(null).build(RCODE_SERVFAIL, false);
 
-export interface DecisionTrace {
+/** What the last answer() decided, for the decision counters, the query log and explain. */
+export interface LastDecision {
   policy: number;
   variant: number;
+  /** The first rule whose CIDRs matched, -1 when none did. */
+  cidrRule: number;
   class: number;
+  /** The scope of the decision, in the deciding address's family. */
   scope: number;
+  /** The ECS scope the reply carries, in the query's ECS family. */
+  replyScope: number;
+  /** The TTL the answer is sent with. */
+  ttl: number;
   resolution: Resolution;
+}
+
+/** Everything a steering decision depends on besides the query: the same for serving, explain and what-if. */
+export interface SteeringInputs {
+  tables: SteeringTables;
+  /** The health table (health/table.ts): the live one, or a copy with PoPs taken down for a what-if. */
+  health: Int32Array;
+  /** Next possible health change and declared load per PoP (steering/signals.ts); null when there are none (what-if). */
+  signals: Float64Array | null;
+  /** Resolver networks whose ECS is used (the ecs_trust setting); empty = every resolver. */
+  ecsTrust: readonly string[];
+  counters?: Counters;
+  /** Clock for TTLs derived from health (ms since the epoch). */
+  now?: () => number;
+  /** Keep a memo of recent client networks (default true); a one-query steering (explain) skips its 512 KiB. */
+  memoize?: boolean;
+}
+
+/** The steering for one policy set and one set of inputs. Throws on a malformed ecs_trust network. */
+export function createSteering(inputs: SteeringInputs): PolicySteering {
+  return new PolicySteering(inputs.tables, inputs.health, inputs.counters ?? new Counters(null, 0), inputs.signals, ecsTrustCheck(inputs.ecsTrust),
+    inputs.now ?? Date.now, inputs.memoize === false ? null : new ClassMemo());
 }
 
 export class PolicySteering implements SteeringHook {
@@ -47,31 +92,43 @@ export class PolicySteering implements SteeringHook {
   private readonly health: Int32Array;
   private readonly counters: Counters;
   private readonly trustEcs: TrustEcs | null;
-  private readonly address = new DecidingAddress();
+  private readonly signals: Float64Array | null;
+  private readonly now: () => number;
+  /** The deciding address of the last answer() (explain reads it). */
+  readonly address = new DecidingAddress();
   private readonly classResult: ClassResult = { class: -1, scopeLength: 0 };
-  private readonly memo = new ClassMemo();
+  private readonly memo: ClassMemo | null;
   private readonly resolution = new Resolution();
   private readonly decisions: Array<Array<CachedDecision | undefined>>;
-  private readonly templates: Array<Map<number, AnswerTemplate>>;
-  /** Whether the last answer() decided on the ECS address (explain). */
+  private readonly templates: Array<Map<number, TemplateEntry[]>>;
+  private templateCount: Int32Array;
+  /** Per policy and rule: the stamp of the last query whose resolver matched the rule's resolver CIDRs. */
+  private readonly resolverMatched: Int32Array[];
+  private stamp = 0;
+  /** When set, the next answers record every step the decider runs into it (explain). */
+  tracer: DecisionTrace | null = null;
+
+  /** Whether the last answer() decided on the ECS address (for dnstap; `address` has the detail). */
   get lastDecidingFromEcs(): boolean {
     return this.address.fromEcs;
   }
 
-  /** Filled by the last answer() for explain and the query log. */
-  readonly last: DecisionTrace = { policy: -1, variant: 0, class: -1, scope: 0, resolution: new Resolution() };
+  /** Filled by the last answer(). */
+  readonly last: LastDecision = { policy: -1, variant: 0, cidrRule: -1, class: -1, scope: 0, replyScope: 0, ttl: 0, resolution: new Resolution() };
 
-  private readonly signals: Float64Array | null;
-
-  constructor(tables: SteeringTables, health: Int32Array, counters: Counters, signals: Float64Array | null = null,
-    trustEcs: TrustEcs | null = null) {
+  constructor(tables: SteeringTables, health: Int32Array, counters: Counters, signals: Float64Array | null, trustEcs: TrustEcs | null, now: () => number,
+    memo: ClassMemo | null) {
     this.tables = tables;
+    this.memo = memo;
     this.health = health;
     this.signals = signals;
     this.counters = counters;
     this.trustEcs = trustEcs;
+    this.now = now;
     this.decisions = tables.policies.map((p) => new Array<CachedDecision | undefined>(p.classes.length));
     this.templates = tables.policies.map(() => new Map());
+    this.templateCount = new Int32Array(tables.policies.length);
+    this.resolverMatched = tables.policies.map((p) => new Int32Array(p.cidr === null ? 0 : p.rules.length));
   }
 
   answer(index: number, qtype: number, view: QueryView, client: ClientAddress, result: SteeringResult): AnswerTemplate | null {
@@ -83,53 +140,53 @@ export class PolicySteering implements SteeringHook {
       counters[OFF_ECS]++;
       counters[address.fromEcs ? OFF_ECS + 1 : OFF_ECS + 2]++;
     }
-    const variant = this.variantFor(policy);
-    const geo = this.tables.geo;
+    const last = this.last;
+    last.cidrRule = policy.cidr === null ? -1 : this.firstCidrRule(index, policy.cidr);
+    const variant = last.cidrRule < 0 ? 0 : policy.cidr!.variantOfRule[last.cidrRule];
     const cls = this.classResult;
     const tries = this.tables.classTries[index];
-    if (tries.length === 0) {
+    const uniform = tries.length === 0;
+    if (uniform) {
       cls.class = 0;
       cls.scopeLength = 0;
-    } else if (!this.memo.find(index, variant, address.family, address.bits, address.words, cls)) {
-      lookupClass(geo, tries[variant], address.family, address.bytes, address.bits, cls);
-      this.memo.store(cls);
+    } else if (this.memo === null || !this.memo.find(index, variant, address.family, address.bits, address.words, cls)) {
+      lookupClass(this.tables.geo, tries[variant], address.family, address.bytes, address.bits, cls);
+      if (address.fromEcs) cls.scopeLength = this.narrowScope(policy, cls.scopeLength);
+      this.memo?.store(cls);
     }
-    let scope = cls.scopeLength;
-    if (policy.cidrRules.length > 0) scope = this.narrowScopeForCidrs(policy, variant, scope);
-    const trace = this.last;
-    trace.policy = index;
-    trace.variant = variant;
-    trace.class = cls.class;
-    trace.scope = scope;
-    result.scope = address.fromEcs ? scope : 0;
-
     const decisionClass = policy.classes[cls.class];
     const rule = policy.rules[decisionClass.rule];
-    const epoch = this.health[0];
-    const cacheable = rule.weighted === WEIGHTED_NONE && rule.capacityMark === 0;
-    if (!cacheable) {
+    let scope = cls.scopeLength;
+    if (rule.perNetwork) {
       // Weighted and capacity-shifted answers differ between client networks inside one class: the
       // client's own network (capped at /24, /56) is both the sticky key and the scope.
       const own = address.fromEcs ? address.bits : address.family === 4 ? MAX_IPV4_BITS : MAX_IPV6_BITS;
       if (own > scope) scope = own;
-      trace.scope = scope;
-      result.scope = address.fromEcs ? scope : 0;
     }
-    if (cacheable) {
+    last.policy = index;
+    last.variant = variant;
+    last.class = cls.class;
+    last.scope = scope;
+    last.replyScope = !address.fromEcs ? address.fixedScope
+      : address.rule === SCOPE_EMBEDDED_IPV4 && !(uniform && !rule.perNetwork) ? address.scopeOffset + scope : scope;
+    result.scope = last.replyScope;
+
+    const epoch = this.health[0];
+    const tracing = this.tracer !== null;
+    if (!rule.perNetwork && !tracing) {
       const cached = this.decisions[index][cls.class];
       if (cached !== undefined && cached.epoch === epoch) {
         counters[OFF_DECISION_CACHE_HITS]++;
-        trace.resolution = cached.resolution;
-        result.ttl = this.ttlFor(policy, decisionClass, cached.degraded);
+        last.resolution = cached.resolution;
+        result.ttl = last.ttl = this.ttlFor(policy, decisionClass, cached.degraded);
         return qtype === TYPE_AAAA ? cached.aaaa : cached.a;
       }
       counters[OFF_DECISION_CACHE_MISSES]++;
     }
-    const stickyKey = stickyKeyOf(address.bytes, scope, address.family);
     const r = this.resolution;
-    resolve(policy, decisionClass, this.health, stickyKey, Math.random(), r, this.signals);
-    trace.resolution = r;
-    result.ttl = this.ttlFor(policy, decisionClass, r.degraded);
+    resolve(policy, decisionClass, this.health, stickyKeyOf(address.bytes, scope, address.family), Math.random(), r, this.signals, this.tracer);
+    last.resolution = r;
+    result.ttl = last.ttl = this.ttlFor(policy, decisionClass, r.degraded);
     let a: AnswerTemplate | null;
     let aaaa: AnswerTemplate | null;
     if (r.outcome === OUTCOME_SERVFAIL) {
@@ -139,10 +196,10 @@ export class PolicySteering implements SteeringHook {
       a = this.templateFor(index, TYPE_A);
       aaaa = this.templateFor(index, TYPE_AAAA);
     }
-    if (cacheable) {
+    if (!rule.perNetwork && !tracing) {
       if (this.decisions[index][cls.class] === undefined) counters[OFF_DECISION_CACHE_SIZE]++;
       const frozen = new Resolution().copyFrom(r);
-      trace.resolution = frozen;
+      last.resolution = frozen;
       this.decisions[index][cls.class] = { epoch, a, aaaa, degraded: r.degraded, resolution: frozen };
     }
     return qtype === TYPE_AAAA ? aaaa : a;
@@ -171,65 +228,84 @@ export class PolicySteering implements SteeringHook {
         }
       }
     }
-    const seconds = Math.floor((earliest - Date.now()) / 1000);
+    const seconds = Math.floor((earliest - this.now()) / 1000);
     return seconds < bounds.min ? bounds.min : seconds > bounds.max ? bounds.max : seconds;
   }
 
-  /** Variant 0 unless a CIDR rule matches; then the variant of the first one that does. */
-  private variantFor(policy: CompiledPolicy): number {
-    const rules = policy.cidrRules;
-    if (rules.length === 0) return 0;
+  /**
+   * The first rule (lowest index) whose CIDR conditions hold, -1 when none:
+   * client CIDRs match the deciding address, resolver CIDRs the resolver's;
+   * a rule with both needs both.
+   */
+  private firstCidrRule(index: number, cidr: CidrTries): number {
     const address = this.address;
-    let variant = 0;
-    let lastRule = -1;
-    for (let i = 0; i < rules.length; i++) {
-      const rule = rules[i];
-      if (rule.rule !== lastRule) {
-        lastRule = rule.rule;
-        variant++;
-      }
-      const onResolver = rule.on === 'resolver';
-      const family = onResolver ? address.resolverFamily : address.family;
-      const bytes = onResolver ? address.resolver : address.bytes;
-      const bits = onResolver ? (family === 4 ? 32 : 128) : address.bits;
-      if (family === rule.family && bits >= rule.prefixLength && prefixMatches(bytes, rule.network, rule.prefixLength)) return variant;
+    const matched = this.resolverMatched[index];
+    if (++this.stamp === 0x7fffffff) {
+      this.stamp = 1;
+      for (const m of this.resolverMatched) m.fill(0);
     }
-    return 0;
+    const stamp = this.stamp;
+    let best = -1;
+    if (cidr.resolver.ruleList.length > 0) {
+      const family = address.resolverFamily;
+      markMatchingRules(cidr.resolver, family, address.resolver, family === 4 ? 32 : 128, matched, stamp);
+      const only = cidr.resolverOnly;
+      for (let i = 0; i < only.length; i++) {
+        if (matched[only[i]] === stamp) {
+          best = only[i];
+          break;
+        }
+      }
+    }
+    if (cidr.client.ruleList.length > 0) {
+      const rule = firstMatchingRule(cidr.client, address.family, address.bytes, address.bits, cidr.cidrKinds, matched, stamp);
+      if (rule >= 0 && (best < 0 || rule < best)) best = rule;
+    }
+    return best;
   }
 
   /**
-   * A scope must not cross the edge of a client CIDR that a rule matches on:
-   * inside a matched CIDR it is at least that CIDR's length; outside, it is
-   * long enough to exclude every CIDR it would otherwise contain.
+   * A located scope must not reach into a network decided another way: a
+   * special-use block or IPv4-embedding prefix, or the edge of a client CIDR
+   * some rule matches on (inside a matched CIDR the scope is at least that
+   * CIDR; outside, long enough to leave out every CIDR it would contain).
    */
-  private narrowScopeForCidrs(policy: CompiledPolicy, variant: number, scope: number): number {
+  private narrowScope(policy: CompiledPolicy, scope: number): number {
     const address = this.address;
-    for (const rule of policy.cidrRules) {
-      if (rule.on !== 'client' || rule.family !== address.family) continue;
-      if (prefixMatches(address.bytes, rule.network, rule.prefixLength)) {
-        if (scope < rule.prefixLength) scope = rule.prefixLength;
-      } else if (rule.prefixLength > scope && prefixMatches(address.bytes, rule.network, scope)) {
-        const split = commonPrefixLength(address.bytes, rule.network) + 1;
-        if (split > scope) scope = split;
-      }
-    }
-    void variant;
-    return scope;
+    let narrowed = scopeAvoidingSpecialUse(address.family, address.bytes, scope);
+    if (policy.cidr !== null && policy.cidr.client.ruleList.length > 0) narrowed = scopeAvoidingCidrs(policy.cidr.client, address.family, address.bytes, narrowed);
+    return narrowed;
   }
 
   /** The pre-encoded answer for the chosen endpoints (cached by endpoint set and type). */
   private templateFor(index: number, qtype: number): AnswerTemplate | null {
-    const policy = this.tables.policies[index];
     const r = this.resolution;
-    let key = qtype === TYPE_AAAA ? 1 : 0;
-    let scale = 2;
-    for (let i = 0; i < r.count; i++) {
-      key += scale * (r.chosen[i] + 1);
-      scale *= policy.endpoints.length + 1;
-    }
     const cache = this.templates[index];
-    const cached = cache.get(key);
-    if (cached !== undefined) return cached;
+    // A hash picks the bucket; the endpoints are compared exactly, so colliding sets never share an answer.
+    let h = qtype;
+    for (let i = 0; i < r.count; i++) h = Math.imul(h ^ r.chosen[i], 0x01000193);
+    const bucket = cache.get(h);
+    if (bucket !== undefined) {
+      for (let b = 0; b < bucket.length; b++) {
+        const entry = bucket[b];
+        if (entry.qtype === qtype && sameEndpoints(entry.endpoints, r)) return entry.template;
+      }
+    }
+    const template = this.buildTemplate(this.tables.policies[index], qtype);
+    if (this.templateCount[index] >= MAX_TEMPLATES_PER_POLICY) {
+      cache.clear();
+      this.templateCount[index] = 0;
+    }
+    const entry: TemplateEntry = { qtype, endpoints: r.chosen.slice(0, r.count), template };
+    const existing = cache.get(h);
+    if (existing === undefined) cache.set(h, [entry]);
+    else existing.push(entry);
+    this.templateCount[index]++;
+    return template;
+  }
+
+  private buildTemplate(policy: CompiledPolicy, qtype: number): AnswerTemplate | null {
+    const r = this.resolution;
     const builder = new TemplateBuilder(null);
     const first = policy.endpoints[r.chosen[0]];
     if (first !== undefined && first.kind === ENDPOINT_CNAME) {
@@ -245,21 +321,14 @@ export class PolicySteering implements SteeringHook {
     }
     // No address of the asked family: NODATA from the zone (null).
     if (builder.answerCount === 0) return null;
-    const template = builder.build(RCODE_NOERROR, true);
-    {
-      if (cache.size >= MAX_TEMPLATES_PER_POLICY) cache.clear();
-      cache.set(key, template);
-    }
-    return template;
+    return builder.build(RCODE_NOERROR, true);
   }
 }
 
-function commonPrefixLength(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < 16; i++) {
-    const x = a[i] ^ b[i];
-    if (x !== 0) return i * 8 + Math.clz32(x) - 24;
-  }
-  return 128;
+function sameEndpoints(endpoints: Int16Array, r: Resolution): boolean {
+  if (endpoints.length !== r.count) return false;
+  for (let i = 0; i < r.count; i++) if (endpoints[i] !== r.chosen[i]) return false;
+  return true;
 }
 
 /** Hash of the deciding network (address masked to the scope): the sticky-weighting key. */
@@ -271,5 +340,3 @@ function stickyKeyOf(bytes: Uint8Array, scope: number, family: 4 | 6): number {
   if (rest > 0) h = Math.imul(h ^ (bytes[whole] & ((0xff00 >> rest) & 0xff)), 0x01000193);
   return Math.imul(h ^ scope, 0x01000193) >>> 0;
 }
-
-export type { CidrMatch };

@@ -1,6 +1,7 @@
 // Offline decisions for tools (diff, the status page's map): which endpoint a
 // client network gets for a steered name under a snapshot and a health table,
-// computed by the same Engine and steering hook the server runs.
+// computed by the same Engine and the steering createSteering() builds for
+// the DNS workers; the answer is read from the decider's own record.
 
 import { TYPE_A } from '../dns/constants.ts';
 import { wireToName } from '../dns/name.ts';
@@ -9,17 +10,18 @@ import { ENDPOINT_CNAME } from '../steering/types.ts';
 import { Counters } from './counters.ts';
 import { Engine, TRANSPORT_UDP } from './engine.ts';
 import { syntheticQuery } from './explain.ts';
-import { PolicySteering } from './steering-hook.ts';
+import { createSteering, type PolicySteering, type SteeringInputs } from './steering-hook.ts';
 
 export class WhatIf {
   private readonly engine: Engine;
   private readonly steering: PolicySteering | null;
   private readonly snapshot: DnsSnapshot;
 
-  constructor(snapshot: DnsSnapshot, health: Int32Array, selfPop: string) {
+  /** `inputs` as for serving (health, signals, ecs_trust); the snapshot brings the tables. */
+  constructor(snapshot: DnsSnapshot, inputs: Omit<SteeringInputs, 'tables' | 'counters'>, selfPop: string) {
     this.snapshot = snapshot;
     this.engine = new Engine(snapshot, { popId: selfPop, versionBind: null, counters: new Counters(null, 0) });
-    this.steering = snapshot.steering ? new PolicySteering(snapshot.steering, health, this.engine.counters) : null;
+    this.steering = snapshot.steering ? createSteering({ ...inputs, tables: snapshot.steering, counters: this.engine.counters }) : null;
     this.engine.steering = this.steering;
   }
 
@@ -43,5 +45,13 @@ export class WhatIf {
     if (r.count === 0) return 'NODATA';
     const e = this.snapshot.steering!.policies[steering.last.policy].endpoints[r.chosen[0]];
     return e.kind === ENDPOINT_CNAME ? `cname:${wireToName(e.cname!)}` : e.id;
+  }
+
+  /** The rule that decided the last outcome(), by name ('' when the name is not steered). */
+  lastRule(): string {
+    const last = this.steering?.last;
+    if (!last || this.engine.lastSteered < 0) return '';
+    const policy = this.snapshot.steering!.policies[last.policy];
+    return policy.rules[policy.classes[last.class].rule].name;
   }
 }

@@ -9,13 +9,16 @@ import { ConfigError, type SourcePosition } from '../config/errors.ts';
 import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { nameToWire } from '../dns/name.ts';
 import { encodeIPv4, encodeIPv6 } from '../dns/rdata.ts';
-import { classKey, mix32, planClass, type RuleSource } from '../steering/decide.ts';
+import { buildCidrTrie, type CidrEntry } from '../steering/cidr-trie.ts';
+import { classKey, locationMatches, mix32, planClass } from '../steering/decide.ts';
 import { distanceKm } from '../geo/distance.ts';
+import { formatAddress, maskAddress, parseAddressInto } from '../geo/address.ts';
 import { parseCidr } from '../geo/networks.ts';
 import {
-  ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, ENDPOINT_ADDRESSES, ENDPOINT_CNAME, WEIGHTED_NONE,
-  WEIGHTED_RANDOM, WEIGHTED_STICKY,
-  type CidrMatch, type CompiledPolicy, type DecisionClass, type Endpoint, type LocationAttributes, type RulePlan,
+  ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, ENDPOINT_ADDRESSES, ENDPOINT_CNAME, WEIGHTED_RANDOM, WEIGHTED_STICKY,
+  healthOpsOf,
+  type CidrTries, type CompiledPolicy, type DecisionClass, type Endpoint, type HealthStep, type LocationAttributes, type LocationStep,
+  type RuleMatch, type RulePlan, type StepPlan,
 } from '../steering/types.ts';
 import { validateAgainstSchema } from './schema.ts';
 import type { SteeredName } from './zones.ts';
@@ -180,7 +183,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       ids.forEach((id, k) => {
         const ordinal = popIndex.get(id);
         if (ordinal === undefined) fail('POPSTEER_ERR_POLICY_UNKNOWN_POP', `${p}/pops/${k}`, `unknown PoP "${id}"; known: ${geo.pops.map((x) => x.id).join(', ')}`);
-        else members.push(addEndpoint(popEndpoint(ordinal, 1)));
+        else addMember(members, addEndpoint(popEndpoint(ordinal, 1)));
       });
     }
     (pool.endpoints ?? []).forEach((e, k) => {
@@ -194,7 +197,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
         }
         const idx = addEndpoint(popEndpoint(ordinal, e.weight));
         endpoints[idx].weight = e.weight;
-        members.push(idx);
+        addMember(members, idx);
         return;
       }
       if (e.id === undefined) {
@@ -224,7 +227,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
         }
         healthSubject = ordinal;
       }
-      members.push(addEndpoint({
+      addMember(members, addEndpoint({
         id: e.id, kind: cname ? ENDPOINT_CNAME : ENDPOINT_ADDRESSES, healthSubject, pop: -1, idHash: mix32(hashString(e.id)),
         weight: e.weight, ipv4: (e.ipv4 ?? []).map(encodeIPv4), ipv6: (e.ipv6 ?? []).map(encodeIPv6), cname,
         lat: NaN, lon: NaN, continent: '', country: '',
@@ -248,8 +251,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
 
   // Rules.
   const rules: RulePlan[] = [];
-  const ruleSources: RuleSource[] = [];
-  const cidrRules: CidrMatch[] = [];
+  const cidrEntries: { client: CidrEntry[]; resolver: CidrEntry[] } = { client: [], resolver: [] };
   const ruleAppliesHere: boolean[] = [];
   const ruleHasCidr: boolean[] = [];
   let sawDefault = -1;
@@ -259,29 +261,34 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     if (sawDefault >= 0) {
       fail('POPSTEER_ERR_POLICY_UNREACHABLE_RULE', p, `this rule can never match: rule ${sawDefault + 1} above it matches every client; move it above or delete it`);
     }
-    const match = rule.match === 'default' ? {} : rule.match;
-    const matchKey = JSON.stringify(match);
+    const written = rule.match === 'default' ? {} : rule.match;
+    const matchKey = JSON.stringify(written);
     const earlier = seenMatches.get(matchKey);
     if (earlier !== undefined && sawDefault < 0) {
       fail('POPSTEER_ERR_POLICY_UNREACHABLE_RULE', p, `this rule has the same match as rule ${earlier + 1}, which always wins; merge them or change the match`);
     }
     seenMatches.set(matchKey, r);
-    const hasCidr = (match.client_cidr?.length ?? 0) + (match.resolver_cidr?.length ?? 0) > 0;
-    const hasLocation = (match.country?.length ?? 0) + (match.continent?.length ?? 0) + (match.subdivision?.length ?? 0) > 0;
+    const match: RuleMatch = {
+      countries: written.country ?? [], continents: written.continent ?? [], subdivisions: written.subdivision ?? [],
+      clientCidrs: written.client_cidr ?? [], resolverCidrs: written.resolver_cidr ?? [], self: written.self ?? [],
+    };
+    const hasCidr = match.clientCidrs.length + match.resolverCidrs.length > 0;
+    const hasLocation = match.countries.length + match.continents.length + match.subdivisions.length > 0;
     if (hasCidr && hasLocation) {
       fail('POPSTEER_ERR_POLICY_MATCH', `${p}/match`, 'a rule matches on CIDRs or on location, not both: split it into two rules');
     }
-    for (const on of ['client', 'resolver'] as const) {
-      (match[`${on}_cidr`] ?? []).forEach((text, k) => {
-        const parsed = parseCidr(text);
-        if (typeof parsed === 'string') fail('POPSTEER_ERR_POLICY_BAD_CIDR', `${p}/match/${on}_cidr/${k}`, `"${text}" is not a network address/prefix with zero host bits (e.g. 203.0.113.0/24)`);
-        else cidrRules.push({ rule: r, on, family: parsed.family, network: parsed.address, prefixLength: parsed.prefixLength });
-      });
-    }
-    (match.self ?? []).forEach((id, k) => {
+    match.self.forEach((id, k) => {
       if (!popIndex.has(id)) fail('POPSTEER_ERR_POLICY_UNKNOWN_POP', `${p}/match/self/${k}`, `unknown PoP "${id}"`);
     });
-    const selfOk = match.self === undefined || match.self.includes(selfPop);
+    // A rule restricted to other PoPs does not exist on this instance: its CIDRs must not shadow the next rule's.
+    const selfOk = match.self.length === 0 || match.self.includes(selfPop);
+    for (const on of ['client', 'resolver'] as const) {
+      (on === 'client' ? match.clientCidrs : match.resolverCidrs).forEach((text, k) => {
+        const parsed = parseCidr(text);
+        if (typeof parsed === 'string') fail('POPSTEER_ERR_POLICY_BAD_CIDR', `${p}/match/${on}_cidr/${k}`, cidrProblem(text, parsed));
+        else if (selfOk) cidrEntries[on].push({ rule: r, family: parsed.family, network: parsed.address, prefixLength: parsed.prefixLength });
+      });
+    }
     ruleAppliesHere.push(selfOk);
     ruleHasCidr.push(hasCidr);
     if (!hasCidr && !hasLocation && selfOk && sawDefault < 0) sawDefault = r;
@@ -293,41 +300,23 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     else if (pools.size === 1) tiers = [[...pools.values()][0]];
     else fail('POPSTEER_ERR_POLICY_RULE', p, `name the candidates with \`pool:\` or \`pools:\` (the policy has several: ${[...pools.keys()].join(', ')})`);
 
-    const plan: RulePlan = {
-      name: rule.name ?? `rule ${r + 1}`, match: rule.match === 'default' ? 'default' : JSON.stringify(rule.match), tiers,
-      steps: rule.steps.map((st) => (typeof st === 'string' ? st : JSON.stringify(st))), healthy: false, capacityMark: 0, failoverMinHealthy: 0, weighted: WEIGHTED_NONE, preferSelfKm: 0, first: 1 };
-    const source: RuleSource = { countries: match.country ?? [], continents: match.continent ?? [], subdivisions: match.subdivision ?? [], tiers, steps: [] };
-    rule.steps.forEach((step, k) => {
-      const sp = `${p}/steps/${k}`;
-      if (k < rule.steps.length - 1 && typeof step === 'object' && 'first' in step) {
-        fail('POPSTEER_ERR_POLICY_STEP', sp, '`first` must be the last step (it cuts the list the other steps produce)');
-      }
-      if (step === 'healthy') plan.healthy = true;
-      else if (step === 'nearest') source.steps.push({ kind: 'nearest', limit: 0 });
-      else if (typeof step === 'object' && 'nearest' in step) source.steps.push({ kind: 'nearest', limit: (step.nearest as { limit: number }).limit });
-      else if (step === 'self') {
-        const ordinal = popIndex.get(selfPop);
-        const endpoint = ordinal === undefined ? -1 : tiers.flat().find((i) => endpoints[i].pop === ordinal) ?? -1;
-        // An instance whose PoP is not a candidate has nothing local to give: when_all_down decides.
-        source.steps.push({ kind: 'self', endpoint });
-      }
-      else if (typeof step === 'object' && 'first' in step) plan.first = step.first as number;
-      else if (typeof step === 'object' && 'prefer_self_within_km' in step) plan.preferSelfKm = step.prefer_self_within_km as number;
-      else if (typeof step === 'object' && 'capacity' in step) plan.capacityMark = (step.capacity as { mark: number }).mark;
-      else if (typeof step === 'object' && 'failover' in step) {
-        plan.failoverMinHealthy = ((step.failover as { min_healthy?: number }).min_healthy) ?? 1;
-        if (tiers.length < 2) fail('POPSTEER_ERR_POLICY_STEP', sp, 'failover needs `pools:` with at least two pools in priority order');
-      } else if (typeof step === 'object' && 'weighted' in step) {
-        plan.weighted = (step.weighted as { mode?: string }).mode === 'random' ? WEIGHTED_RANDOM : WEIGHTED_STICKY;
-      } else if (typeof step === 'object' && 'geofence' in step) {
-        const g = step.geofence as { to: 'client_continent' | 'client_country' | string[]; else?: 'keep_all' | 'servfail' | { pool: string } };
-        const otherwise = g.else === undefined || g.else === 'keep_all' ? 'keep_all' as const
-          : g.else === 'servfail' ? 'servfail' as const : poolRef(g.else.pool, `${sp}/geofence/else/pool`);
-        source.steps.push({ kind: 'geofence', to: g.to, otherwise });
-      }
+    const steps = rule.steps.map((step, k) => compileStep(step, `${p}/steps/${k}`, tiers, endpoints, popIndex.get(selfPop), poolRef, fail));
+    checkStepOrder(steps, rule.steps.length, p, fail);
+    if (steps.some((st) => st?.kind === 'failover') && tiers.length < 2) {
+      fail('POPSTEER_ERR_POLICY_STEP', `${p}/steps/${steps.findIndex((st) => st?.kind === 'failover')}`, 'failover needs `pools:` with at least two pools in priority order');
+    }
+    const typed = steps.filter((st): st is StepPlan => st !== null);
+    const healthSteps = typed.filter(isHealthStep);
+    const { ops, args } = healthOpsOf(healthSteps);
+    const first = typed.find((st) => st.kind === 'first');
+    rules.push({
+      name: rule.name ?? `rule ${r + 1}`, match, tiers, steps: typed,
+      locationSteps: typed.filter((st): st is LocationStep => !isHealthStep(st)), healthSteps, healthOps: ops, healthArgs: args,
+      perNetwork: typed.some((st) => st.kind === 'weighted' || st.kind === 'capacity'),
+      first: first?.kind === 'first' ? first.count : 1,
+      matchText: rule.match === 'default' ? 'default' : JSON.stringify(rule.match),
+      stepTexts: rule.steps.map((st) => (typeof st === 'string' ? st : JSON.stringify(st))),
     });
-    rules.push(plan);
-    ruleSources.push(source);
   });
   if (doc.ttl_from_health && doc.ttl_from_health.min > doc.ttl_from_health.max) {
     fail('POPSTEER_ERR_POLICY_TTL', `${pointer}/ttl_from_health`, `ttl_from_health.min (${doc.ttl_from_health.min}) is above max (${doc.ttl_from_health.max}); swap them`);
@@ -355,7 +344,8 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       if (e >= 0) unknownOrder!.push(e);
     });
   }
-  if (errors.some((e) => e.file === file && e.pointer.startsWith(pointer))) return null;
+  // This policy's errors only: /policies/1 must not catch /policies/10.
+  if (errors.some((e) => e.file === file && (e.pointer === pointer || e.pointer.startsWith(`${pointer}/`)))) return null;
 
   // Classes: per variant (no CIDR rule matched, or CIDR rule k matched first), per location.
   const classes: DecisionClass[] = [];
@@ -370,31 +360,28 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     }
     return i;
   };
-  const usesCountry = ruleSources.some((r) => r.countries.length > 0 || r.steps.some((s) => s.kind === 'geofence'));
-  const usesContinent = ruleSources.some((r) => r.continents.length > 0 || r.steps.some((s) => s.kind === 'geofence'));
-  const usesSubdivision = ruleSources.some((r) => r.subdivisions.length > 0);
+  const usesCountry = rules.some((r) => r.match.countries.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
+  const usesContinent = rules.some((r) => r.match.continents.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
+  const usesSubdivision = rules.some((r) => r.match.subdivisions.length > 0);
   const ranks = geo.orders.map((order) => {
     const rank = new Int16Array(geo.pops.length);
     order.forEach((ordinal, position) => { rank[ordinal] = position; });
     return rank;
   });
-  const variants = [-1, ...new Set(cidrRules.map((c) => c.rule))];
+  const cidr = cidrEntries.client.length + cidrEntries.resolver.length > 0 ? compileCidrTries(cidrEntries, rules) : null;
+  const variants = [-1, ...new Set([...cidrEntries.client, ...cidrEntries.resolver].map((c) => c.rule))].sort((a, b) => a - b);
   const variantClassOfLocation: Int32Array[] = [];
   const variantUnknownClass: number[] = [];
   const loc: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
   for (const variantRule of variants) {
     const firstRule = (l: LocationAttributes): number => {
-      for (let r = 0; r < ruleSources.length; r++) {
+      for (let r = 0; r < rules.length; r++) {
         if (!ruleAppliesHere[r]) continue;
         if (ruleHasCidr[r]) {
           if (r === variantRule) return r;
           continue;
         }
-        const s = ruleSources[r];
-        if (s.countries.length > 0 && !s.countries.includes(l.country)) continue;
-        if (s.continents.length > 0 && !s.continents.includes(l.continent)) continue;
-        if (s.subdivisions.length > 0 && !s.subdivisions.includes(l.subdivision)) continue;
-        return r;
+        if (locationMatches(rules[r], l)) return r;
       }
       return sawDefault;
     };
@@ -411,7 +398,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       let c = memo.get(key);
       if (c === undefined) {
         const r = firstRule(loc);
-        c = intern(planClass(ruleSources[r], r, endpoints, loc, unknownOrder));
+        c = intern(planClass(rules[r], r, endpoints, loc, unknownOrder));
         memo.set(key, c);
       }
       classOfGroup[i] = c;
@@ -422,7 +409,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     variantClassOfLocation.push(classOfLocation);
     const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
     const r = firstRule(unknown);
-    variantUnknownClass.push(intern(planClass(ruleSources[r], r, endpoints, unknown, unknownOrder)));
+    variantUnknownClass.push(intern(planClass(rules[r], r, endpoints, unknown, unknownOrder)));
   }
   const selfPopEntry = selfOrdinal >= 0 ? geo.pops[selfOrdinal] : null;
   const selfDistanceKm = Float64Array.from(endpoints, (e) => (selfPopEntry && !Number.isNaN(e.lat) ? distanceKm(selfPopEntry.lat, selfPopEntry.lon, e.lat, e.lon) : NaN));
@@ -430,8 +417,101 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   return {
     name: doc.name, index, file, ttl: doc.ttl, degradedTtl: doc.degraded_ttl ?? Math.max(1, Math.floor(doc.ttl / 3)),
     ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, classes, variantClassOfLocation, variantUnknownClass,
-    cidrRules: cidrRules.sort((a, b) => a.rule - b.rule), whenAllDown, lastResort, selfEndpoint, selfDistanceKm,
+    cidr, whenAllDown, lastResort, selfEndpoint, unknownOrder, selfDistanceKm,
   };
+}
+
+type Fail = (code: string, pointer: string, message: string) => void;
+
+/** A pool lists each endpoint once, however often it is written. */
+function addMember(members: number[], endpoint: number): void {
+  if (!members.includes(endpoint)) members.push(endpoint);
+}
+
+/** One written step as its typed plan (null when it is wrong: the error is reported). */
+function compileStep(step: Step, p: string, tiers: number[][], endpoints: Endpoint[], selfOrdinal: number | undefined,
+  poolRef: (name: string, pointer: string) => number[], fail: Fail): StepPlan | null {
+  if (step === 'healthy') return { kind: 'healthy' };
+  if (step === 'nearest') return { kind: 'nearest', limit: 0 };
+  if (step === 'self') {
+    // An instance whose PoP is not a candidate has nothing local to give: when_all_down decides.
+    const endpoint = selfOrdinal === undefined ? -1 : tiers.flat().find((i) => endpoints[i].pop === selfOrdinal) ?? -1;
+    return { kind: 'self', endpoint };
+  }
+  if (typeof step !== 'object') {
+    fail('POPSTEER_ERR_POLICY_STEP', p, `unknown step "${String(step)}"`);
+    return null;
+  }
+  if ('nearest' in step) return { kind: 'nearest', limit: (step.nearest as { limit: number }).limit };
+  if ('first' in step) return { kind: 'first', count: step.first as number };
+  if ('prefer_self_within_km' in step) return { kind: 'prefer_self', withinKm: step.prefer_self_within_km as number };
+  if ('capacity' in step) return { kind: 'capacity', mark: (step.capacity as { mark: number }).mark };
+  if ('failover' in step) return { kind: 'failover', minHealthy: (step.failover as { min_healthy?: number }).min_healthy ?? 1 };
+  if ('weighted' in step) return { kind: 'weighted', mode: (step.weighted as { mode?: string }).mode === 'random' ? WEIGHTED_RANDOM : WEIGHTED_STICKY };
+  const g = step.geofence as { to: 'client_continent' | 'client_country' | string[]; else?: 'keep_all' | 'servfail' | { pool: string } };
+  const otherwise = g.else === undefined || g.else === 'keep_all' ? 'keep_all' as const
+    : g.else === 'servfail' ? 'servfail' as const : poolRef(g.else.pool, `${p}/geofence/else/pool`);
+  return { kind: 'geofence', to: g.to, otherwise };
+}
+
+export function isHealthStep(step: StepPlan): step is HealthStep {
+  return step.kind !== 'nearest' && step.kind !== 'self' && step.kind !== 'geofence';
+}
+
+/**
+ * Steps run in the order written, location steps when the policy compiles
+ * and health steps per query; an order that this cannot honour is refused
+ * rather than quietly run another way.
+ */
+function checkStepOrder(steps: Array<StepPlan | null>, count: number, p: string, fail: Fail): void {
+  const seen = new Set<string>();
+  steps.forEach((step, k) => {
+    if (step === null) return;
+    const at = `${p}/steps/${k}`;
+    if (step.kind === 'first' && k < count - 1) fail('POPSTEER_ERR_POLICY_STEP', at, '`first` must be the last step (it cuts the list the other steps produce)');
+    if ((step.kind === 'geofence' || step.kind === 'self') && [...seen].some((kind) => kind !== 'nearest' && kind !== 'geofence' && kind !== 'self')) {
+      fail('POPSTEER_ERR_POLICY_STEP', at, `\`${step.kind}\` decides on the client's location, before health is known: move it before ${[...seen].filter((kind) => !['nearest', 'geofence', 'self'].includes(kind)).map((kind) => `\`${kind}\``).join(', ')}`);
+    }
+    const reorders = ['weighted', 'capacity', 'prefer_self'].filter((kind) => seen.has(kind));
+    if (step.kind === 'nearest' && reorders.length > 0) {
+      fail('POPSTEER_ERR_POLICY_STEP', at, `\`nearest\` after \`${reorders[0]}\` would re-sort by distance and undo it: move \`nearest\` before it`);
+    }
+    if (step.kind === 'weighted' && seen.has('capacity')) {
+      fail('POPSTEER_ERR_POLICY_STEP', at, '`capacity` moves clients off the candidate the weights picked: put `capacity` after `weighted` (before it, the weights would re-sort the list and undo the shift)');
+    }
+    seen.add(step.kind);
+  });
+}
+
+/** The message for a CIDR that parseCidr refused, saying what exactly is wrong. */
+function cidrProblem(text: string, problem: string): string {
+  if (problem === 'host-bits') {
+    const slash = text.indexOf('/');
+    const parsed = parseCidrLoosely(text.slice(0, slash), Number(text.slice(slash + 1)));
+    return `"${text}" has host bits set beyond /${text.slice(slash + 1)}${parsed ? `; did you mean ${parsed}?` : ''}`;
+  }
+  if (problem === 'ipv4-space') return `"${text}" lies in the IPv4 space of IPv6 (::/96, ::ffff:0:0/96): write it as an IPv4 network (e.g. 192.0.2.0/24)`;
+  return `"${text}" is not a network address/prefix (e.g. 203.0.113.0/24 or 2001:db8:100::/48)`;
+}
+
+function parseCidrLoosely(addressText: string, prefixLength: number): string | null {
+  const address = new Uint8Array(16);
+  const family = parseAddressInto(addressText, address);
+  if (family === 0) return null;
+  maskAddress(address, prefixLength);
+  return `${formatAddress(family, address)}/${prefixLength}`;
+}
+
+/** The CIDR tries of a policy, with each CIDR rule's variant (its position among the CIDR rules, from 1). */
+function compileCidrTries(entries: { client: CidrEntry[]; resolver: CidrEntry[] }, rules: RulePlan[]): CidrTries {
+  const variantOfRule = new Int32Array(rules.length);
+  const cidrKinds = new Uint8Array(rules.length);
+  for (const e of entries.client) cidrKinds[e.rule] |= 1;
+  for (const e of entries.resolver) cidrKinds[e.rule] |= 2;
+  let variant = 0;
+  for (let r = 0; r < rules.length; r++) if (cidrKinds[r] !== 0) variantOfRule[r] = ++variant;
+  const resolverOnly = Int32Array.from(rules.keys()).filter((r) => cidrKinds[r] === 2);
+  return { client: buildCidrTrie(entries.client), resolver: buildCidrTrie(entries.resolver), variantOfRule, cidrKinds, resolverOnly };
 }
 
 /**

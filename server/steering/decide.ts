@@ -1,74 +1,110 @@
-// Decisions as pure functions over compiled tables. The health-independent
-// part (which rule, which candidates in which order) is computed once per
-// distinct client location at load time and becomes a DecisionClass; the
-// health-dependent part (healthy, failover, weights, prefer-self, first N)
-// runs per query over a class — or, with the decision cache, once per class
-// and health epoch.
+// Decisions as pure functions over compiled tables. A rule's steps run in
+// the order written, in two phases: the location steps (nearest, geofence,
+// self) once per distinct client location when the policy compiles, giving a
+// DecisionClass; the health steps (healthy, failover, prefer_self, capacity,
+// weighted, first) per query over a class — or, with the decision cache,
+// once per class and health epoch.
+//
+// Both phases record what each step kept and dropped when given a
+// DecisionTrace: explain, what-if and diff print the decider's own account
+// instead of reconstructing it. The query path passes no trace and
+// allocates nothing.
 
 import { declaredLoad } from './signals.ts';
 import {
-  ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, WEIGHTED_NONE, WEIGHTED_RANDOM,
-  type CompiledPolicy, type DecisionClass, type Endpoint, type LocationAttributes,
+  ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, OP_CAPACITY, OP_FAILOVER, OP_FIRST, OP_HEALTHY, OP_PREFER_SELF, OP_WEIGHTED,
+  WEIGHTED_RANDOM, type CompiledPolicy, type DecisionClass, type Endpoint, type LocationAttributes, type LocationStep,
+  type RulePlan, type StepPlan,
 } from './types.ts';
+
+// ---------------------------------------------------------------- traces
+
+/** What one step did: the candidates after it, in order, and those it removed with why. */
+export interface TracedStep {
+  step: StepPlan | { kind: 'candidates' } | { kind: 'pinned'; pop: number } | { kind: 'when_all_down'; action: string };
+  kept: number[];
+  dropped: Array<{ endpoint: number; reason: string }>;
+  /** A sentence when the step did something other than filter or order (fell back, was skipped). */
+  note: string;
+}
+
+/** The decider's own record of one decision, filled when passed to planClass() or resolve(). */
+export class DecisionTrace {
+  readonly steps: TracedStep[] = [];
+
+  /** `reason` names why the endpoints missing from `after` were dropped; '' lists none (an order, or `first` cutting the list). */
+  record(step: TracedStep['step'], before: readonly number[], after: readonly number[], reason: string, note = ''): void {
+    const dropped = reason === '' ? [] : before.filter((e, i) => !after.includes(e) && before.indexOf(e) === i).map((endpoint) => ({ endpoint, reason }));
+    this.steps.push({ step, kept: after.slice(), dropped, note });
+  }
+}
+
+function flat(tiers: readonly (readonly number[] | Int16Array)[]): number[] {
+  const out: number[] = [];
+  for (const tier of tiers) for (const e of tier) if (!out.includes(e)) out.push(e);
+  return out;
+}
 
 // ---------------------------------------------------------------- load time
 
-/** A rule as the class builder needs it (the slow-path view of a policy rule). */
-export interface RuleSource {
-  /** Location conditions; an empty list means "any". CIDR and self conditions are resolved elsewhere. */
-  countries: string[];
-  continents: string[];
-  subdivisions: string[];
-  /** Tiers of endpoint indexes as written (pool, or pools in priority order). */
-  tiers: number[][];
-  /** Health-independent steps, in order. */
-  steps: Array<
-    | { kind: 'nearest'; limit: number }
-    | { kind: 'self'; endpoint: number }
-    | { kind: 'geofence'; to: 'client_continent' | 'client_country' | string[]; otherwise: 'keep_all' | 'servfail' | number[] }
-  >;
-}
-
-export function locationMatches(rule: RuleSource, loc: LocationAttributes): boolean {
-  if (rule.countries.length > 0 && !rule.countries.includes(loc.country)) return false;
-  if (rule.continents.length > 0 && !rule.continents.includes(loc.continent)) return false;
-  if (rule.subdivisions.length > 0 && !rule.subdivisions.includes(loc.subdivision)) return false;
+export function locationMatches(rule: RulePlan, loc: LocationAttributes): boolean {
+  const m = rule.match;
+  if (m.countries.length > 0 && !m.countries.includes(loc.country)) return false;
+  if (m.continents.length > 0 && !m.continents.includes(loc.continent)) return false;
+  if (m.subdivisions.length > 0 && !m.subdivisions.includes(loc.subdivision)) return false;
   return true;
 }
 
-/** Applies a rule's health-independent steps for one location. */
-export function planClass(rule: RuleSource, ruleIndex: number, endpoints: Endpoint[], loc: LocationAttributes, unknownOrder: number[] | null): DecisionClass {
+/** Applies a rule's location steps, in order, for one location. */
+export function planClass(rule: RulePlan, ruleIndex: number, endpoints: Endpoint[], loc: LocationAttributes, unknownOrder: number[] | null, trace: DecisionTrace | null = null): DecisionClass {
   let tiers = rule.tiers.map((t) => t.slice());
   let servfail = false;
-  for (const step of rule.steps) {
+  trace?.record({ kind: 'candidates' }, [], flat(tiers), '');
+  for (const step of rule.locationSteps) {
+    const before = trace ? flat(tiers) : [];
+    let note = '';
     if (step.kind === 'nearest') {
       // A limit keeps the N nearest (gdnsd's auto_dc_limit): fewer distinct
       // candidate lists, so wider ECS scopes, at the price of failover depth.
       tiers = tiers.map((tier) => orderNearestFirst(tier, endpoints, loc, unknownOrder).slice(0, step.limit > 0 ? step.limit : undefined));
+      if (!loc.known) note = unknownOrder ? 'the client has no location: unknown_location goes first, the rest as written' : 'the client has no location: the order as written';
     } else if (step.kind === 'self') {
       tiers = tiers.map((tier) => tier.filter((i) => i === step.endpoint));
+      if (step.endpoint < 0) note = 'this PoP is not a candidate: nothing is left, when_all_down decides';
     } else {
-      const keep = (i: number): boolean => {
-        const e = endpoints[i];
-        if (step.to === 'client_continent') return loc.continent !== '' && e.continent === loc.continent;
-        if (step.to === 'client_country') return loc.country !== '' && e.country === loc.country;
-        return step.to.includes(e.continent) || step.to.includes(e.country);
-      };
-      const fenced = tiers.map((tier) => tier.filter(keep));
+      const fenced = tiers.map((tier) => tier.filter((i) => insideFence(step, endpoints[i], loc)));
       if (fenced.some((tier) => tier.length > 0)) tiers = fenced;
-      else if (step.otherwise === 'servfail') servfail = true;
-      else if (Array.isArray(step.otherwise)) tiers = [step.otherwise.slice()];
+      else if (step.otherwise === 'servfail') {
+        servfail = true;
+        note = 'no candidate inside the fence: else servfail';
+      } else if (Array.isArray(step.otherwise)) {
+        tiers = [step.otherwise.slice()];
+        note = 'no candidate inside the fence: else the pool';
+      } else note = 'no candidate inside the fence: else keep_all';
     }
+    trace?.record(step, before, servfail ? [] : flat(tiers), reasonOf(step), note);
   }
   // A PoP pinned by a custom network goes first.
   if (loc.fixedPop >= 0) {
+    const before = trace ? flat(tiers) : [];
     tiers = tiers.map((tier) => {
       const at = tier.findIndex((i) => endpoints[i].pop === loc.fixedPop);
       if (at <= 0) return tier;
       return [tier[at], ...tier.slice(0, at), ...tier.slice(at + 1)];
     });
+    trace?.record({ kind: 'pinned', pop: loc.fixedPop }, before, flat(tiers), '');
   }
   return { rule: ruleIndex, tiers: tiers.map((t) => Int16Array.from(t)), servfail };
+}
+
+function insideFence(step: Extract<LocationStep, { kind: 'geofence' }>, e: Endpoint, loc: LocationAttributes): boolean {
+  if (step.to === 'client_continent') return loc.continent !== '' && e.continent === loc.continent;
+  if (step.to === 'client_country') return loc.country !== '' && e.country === loc.country;
+  return step.to.includes(e.continent) || step.to.includes(e.country);
+}
+
+function reasonOf(step: LocationStep): string {
+  return step.kind === 'nearest' ? 'beyond the nearest limit' : step.kind === 'self' ? 'not this PoP' : 'outside the fence';
 }
 
 /**
@@ -127,19 +163,31 @@ export class Resolution {
   }
 }
 
+/**
+ * Whether health subject `subject` is up. Subjects without health (-1) and
+ * subjects beyond the table (a table made for fewer PoPs) are up, as the
+ * health table itself reads them (health/table.ts readHealth): fail open.
+ */
 export function isUp(health: Int32Array, subject: number): boolean {
-  return subject < 0 || health[3 + subject] === 1;
+  return subject < 0 || subject >= health[2] || health[3 + subject] === 1;
 }
 
-const scratch = new Int16Array(256);
+// The candidate list while the steps run: endpoint, and the tier it came from;
+// its length and whether tiers are merged live in `cur` (a const object: module
+// `let`s would cost a hole check on every access).
+const list = new Int16Array(256);
+const listTier = new Int16Array(256);
 const scores = new Float64Array(256);
+const cur = { n: 0, collapsed: false };
 
 /**
- * Resolves a class under the current health. `stickyKey` identifies the
- * client network that decided (so everyone inside the ECS scope gets the same
- * answer); `random` is a number in [0, 1) for random weighting.
+ * Resolves a class under the current health by running the rule's health
+ * steps in the order written. `stickyKey` identifies the client network that
+ * decided (so everyone inside the ECS scope gets the same answer); `random`
+ * is a number in [0, 1) for random weighting.
  */
-export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int32Array, stickyKey: number, random: number, out: Resolution, signals: Float64Array | null = null): void {
+export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int32Array, stickyKey: number, random: number, out: Resolution,
+  signals: Float64Array | null = null, trace: DecisionTrace | null = null): void {
   out.count = 0;
   out.outcome = OUTCOME_ANSWER;
   out.degraded = false;
@@ -153,63 +201,161 @@ export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int3
   }
   const rule = policy.rules[cls.rule];
   const endpoints = policy.endpoints;
-  let n = 0;
   const tiers = cls.tiers;
+  loadCandidates(tiers, endpoints, health, out);
+  if (cur.n === 0 && !applyWhenAllDown(policy, cls, health, out, trace)) return;
+  const ops = rule.healthOps;
+  const args = rule.healthArgs;
+  let count = rule.first;
+  for (let s = 0; s < ops.length; s++) {
+    const op = ops[s];
+    const before = trace !== null ? Array.from(list.subarray(0, cur.n)) : null;
+    let note = '';
+    if (op === OP_HEALTHY || op === OP_FAILOVER) {
+      if (out.allDown) {
+        note = 'skipped: when_all_down already chose the candidates';
+      } else {
+        if (op === OP_HEALTHY) keepHealthy(endpoints, health);
+        else note = chooseTier(tiers.length, args[s], endpoints, health, out);
+        if (cur.n === 0) {
+          trace?.record(rule.healthSteps[s], before!, [], op === OP_HEALTHY ? 'down' : 'not in the chosen pool', note);
+          if (!applyWhenAllDown(policy, cls, health, out, trace)) return;
+          continue;
+        }
+      }
+    } else {
+      collapse();
+      if (op === OP_PREFER_SELF) preferSelf(policy, args[s], health, out);
+      else if (op === OP_CAPACITY) note = shiftForCapacity(endpoints, signals, args[s], stickyKey, out);
+      else if (op === OP_WEIGHTED) note = orderByWeight(args[s], endpoints, stickyKey, random, out);
+      else if (op === OP_FIRST) count = args[s];
+    }
+    if (trace !== null) trace.record(rule.healthSteps[s], before!, Array.from(list.subarray(0, op === OP_FIRST ? Math.min(cur.n, count) : cur.n)), reasonFor(op), note);
+  }
+  collapse();
+  if (count > cur.n) count = cur.n;
+  for (let i = 0; i < count; i++) out.chosen[i] = list[i];
+  out.count = count;
+}
+
+/** The class's candidates, tier after tier (an endpoint may sit in several tiers), weight-0 endpoints left out. */
+function loadCandidates(tiers: Int16Array[], endpoints: Endpoint[], health: Int32Array, out: Resolution): void {
+  let n = 0;
+  let degraded = false;
   for (let t = 0; t < tiers.length; t++) {
     const tier = tiers[t];
-    for (let i = 0; i < tier.length; i++) if (!isUp(health, endpoints[tier[i]].healthSubject)) out.degraded = true;
-  }
-  if (rule.failoverMinHealthy > 0) {
-    // The first tier with enough endpoints up answers.
-    for (let t = 0; t < tiers.length; t++) {
-      let up = 0;
-      const tier = tiers[t];
-      for (let i = 0; i < tier.length; i++) if (isUp(health, endpoints[tier[i]].healthSubject)) up++;
-      if (up >= rule.failoverMinHealthy || t === tiers.length - 1) {
-        n = collect(tier, endpoints, health, rule.healthy, 0);
-        out.tier = t;
-        if (up >= rule.failoverMinHealthy) break;
-      }
+    for (let i = 0; i < tier.length; i++) {
+      const e = tier[i];
+      const endpoint = endpoints[e];
+      if (!isUp(health, endpoint.healthSubject)) degraded = true;
+      if (endpoint.weight === 0 || n >= list.length) continue;
+      list[n] = e;
+      listTier[n] = t;
+      n++;
     }
+  }
+  out.degraded = degraded;
+  cur.n = n;
+  cur.collapsed = tiers.length < 2;
+}
+
+/** Tiers become one list in priority order, each endpoint once (pools without failover are one list). */
+function collapse(): void {
+  if (cur.collapsed) return;
+  cur.collapsed = true;
+  let kept = 0;
+  const n = cur.n;
+  for (let i = 0; i < n; i++) {
+    let seen = false;
+    for (let j = 0; j < kept; j++) if (list[j] === list[i]) seen = true;
+    if (!seen) list[kept++] = list[i];
+  }
+  cur.n = kept;
+}
+
+function keepHealthy(endpoints: Endpoint[], health: Int32Array): void {
+  let kept = 0;
+  const n = cur.n;
+  for (let i = 0; i < n; i++) {
+    if (!isUp(health, endpoints[list[i]].healthSubject)) continue;
+    list[kept] = list[i];
+    listTier[kept] = listTier[i];
+    kept++;
+  }
+  cur.n = kept;
+}
+
+/** Failover: the first tier with at least `minHealthy` endpoints up answers (the last one when none has). */
+function chooseTier(tierCount: number, minHealthy: number, endpoints: Endpoint[], health: Int32Array, out: Resolution): string {
+  let chosen = tierCount - 1;
+  for (let t = 0; t < tierCount; t++) {
+    let up = 0;
+    for (let i = 0; i < cur.n; i++) if (listTier[i] === t && isUp(health, endpoints[list[i]].healthSubject)) up++;
+    if (up >= minHealthy) {
+      chosen = t;
+      break;
+    }
+  }
+  let kept = 0;
+  for (let i = 0; i < cur.n; i++) {
+    if (listTier[i] !== chosen) continue;
+    list[kept] = list[i];
+    listTier[kept] = chosen;
+    kept++;
+  }
+  cur.n = kept;
+  cur.collapsed = true;
+  out.tier = chosen;
+  return chosen > 0 ? `pool #${chosen + 1} answers: the pools before it have fewer than ${minHealthy} up` : '';
+}
+
+/** No candidate left: fail open, a last-resort pool, or SERVFAIL. Returns false when the answer is SERVFAIL. */
+function applyWhenAllDown(policy: CompiledPolicy, cls: DecisionClass, health: Int32Array, out: Resolution, trace: DecisionTrace | null): boolean {
+  out.allDown = true;
+  const endpoints = policy.endpoints;
+  if (policy.whenAllDown === ALL_DOWN_SERVFAIL) {
+    out.outcome = OUTCOME_SERVFAIL;
+    trace?.record({ kind: 'when_all_down', action: 'servfail' }, [], [], '', 'no candidate left: when_all_down servfail');
+    return false;
+  }
+  cur.n = 0;
+  cur.collapsed = true;
+  if (policy.whenAllDown === ALL_DOWN_POOL) {
+    // The last-resort pool's healthy endpoints, or all of them when none is up.
+    appendAll(policy.lastResort, endpoints, health, true);
+    if (cur.n === 0) appendAll(policy.lastResort, endpoints, health, false);
   } else {
-    for (let t = 0; t < tiers.length; t++) n = collect(tiers[t], endpoints, health, rule.healthy, n);
+    // Fail open: every endpoint of the class, as configured.
+    for (let t = 0; t < cls.tiers.length; t++) appendAll(cls.tiers[t], endpoints, health, false);
   }
-  if (n === 0) {
-    out.allDown = true;
-    if (policy.whenAllDown === ALL_DOWN_SERVFAIL) {
-      out.outcome = OUTCOME_SERVFAIL;
-      return;
-    }
-    const source = policy.whenAllDown === ALL_DOWN_POOL ? policy.lastResort : null;
-    if (source) {
-      n = collect(source, endpoints, health, true, 0);
-      if (n === 0) n = collect(source, endpoints, health, false, 0);
-    } else {
-      // Fail open: every endpoint of the class, as configured.
-      for (let t = 0; t < tiers.length; t++) n = collect(tiers[t], endpoints, health, false, n);
-    }
+  trace?.record({ kind: 'when_all_down', action: policy.whenAllDown === ALL_DOWN_POOL ? 'last_resort' : 'fail_open' }, [], Array.from(list.subarray(0, cur.n)), '',
+    policy.whenAllDown === ALL_DOWN_POOL ? 'no candidate left: the last-resort pool answers' : 'no candidate left: fail open, every candidate as if up');
+  return true;
+}
+
+function appendAll(tier: ArrayLike<number>, endpoints: Endpoint[], health: Int32Array, healthyOnly: boolean): void {
+  for (let i = 0; i < tier.length && cur.n < list.length; i++) {
+    const e = tier[i];
+    if (healthyOnly && !isUp(health, endpoints[e].healthSubject)) continue;
+    if (endpoints[e].weight === 0) continue;
+    let dup = false;
+    for (let j = 0; j < cur.n; j++) if (list[j] === e) dup = true;
+    if (!dup) list[cur.n++] = e;
   }
-  if (rule.preferSelfKm > 0 && policy.selfEndpoint >= 0 && n > 0) {
-    const self = policy.selfEndpoint;
-    const best = scratch[0];
-    if (best !== self && isUp(health, endpoints[self].healthSubject)) {
-      let at = -1;
-      for (let i = 0; i < n; i++) if (scratch[i] === self) at = i;
-      if (at >= 0 && policy.selfDistanceKm[best] <= rule.preferSelfKm) {
-        for (let i = at; i > 0; i--) scratch[i] = scratch[i - 1];
-        scratch[0] = self;
-        out.selfPreferred = true;
-      }
-    }
-  }
-  if (rule.capacityMark > 0 && n > 1 && signals !== null && !out.selfPreferred) shiftForCapacity(endpoints, signals, rule.capacityMark, stickyKey, out);
-  if (rule.weighted !== WEIGHTED_NONE && n > 1 && !out.selfPreferred) {
-    if (rule.weighted === WEIGHTED_RANDOM) weightedRandomFirst(n, endpoints, random);
-    else rendezvousOrder(n, endpoints, stickyKey);
-  }
-  const count = n < rule.first ? n : rule.first;
-  for (let i = 0; i < count; i++) out.chosen[i] = scratch[i];
-  out.count = count;
+}
+
+/** This instance's PoP goes first when it is up and within `km` of the best candidate; later steps keep it there. */
+function preferSelf(policy: CompiledPolicy, km: number, health: Int32Array, out: Resolution): void {
+  const self = policy.selfEndpoint;
+  if (self < 0 || cur.n === 0) return;
+  const best = list[0];
+  if (best === self || !isUp(health, policy.endpoints[self].healthSubject)) return;
+  let at = -1;
+  for (let i = 0; i < cur.n; i++) if (list[i] === self) at = i;
+  if (at < 0 || !(policy.selfDistanceKm[best] <= km)) return;
+  for (let i = at; i > 0; i--) list[i] = list[i - 1];
+  list[0] = self;
+  out.selfPreferred = true;
 }
 
 /**
@@ -217,45 +363,44 @@ export function resolve(policy: CompiledPolicy, cls: DecisionClass, health: Int3
  * the share (L − M) / L of client networks (picked by the sticky key, so a
  * network stays put while the share holds) goes to the next candidate
  * instead, which brings the first one's traffic back to about its mark.
+ * After a weighted step, "first" is the weights' pick for this network.
  */
-function shiftForCapacity(endpoints: Endpoint[], signals: Float64Array, mark: number, stickyKey: number, out: Resolution): void {
-  const first = endpoints[scratch[0]].healthSubject;
-  if (first < 0) return;
+function shiftForCapacity(endpoints: Endpoint[], signals: Float64Array | null, mark: number, stickyKey: number, out: Resolution): string {
+  if (cur.n < 2 || out.selfPreferred || signals === null) return '';
+  const first = endpoints[list[0]].healthSubject;
+  if (first < 0) return '';
   const load = declaredLoad(signals, first);
-  if (!(load > mark)) return;
+  if (!(load > mark)) return '';
   const share = (load - mark) / load;
-  if ((mix32(stickyKey ^ 0x27d4eb2f) + 0.5) / 4294967296 >= share) return;
-  const moved = scratch[0];
-  scratch[0] = scratch[1];
-  scratch[1] = moved;
+  if ((mix32(stickyKey ^ 0x27d4eb2f) + 0.5) / 4294967296 >= share) return '';
+  const moved = list[0];
+  list[0] = list[1];
+  list[1] = moved;
   out.capacityShifted = true;
+  return `load ${load} above the mark ${mark}: this network is in the ${Math.round(share * 100)}% moved to the next candidate`;
 }
 
-function collect(tier: ArrayLike<number>, endpoints: Endpoint[], health: Int32Array, healthyOnly: boolean, n: number): number {
-  for (let i = 0; i < tier.length && n < scratch.length; i++) {
-    const e = tier[i];
-    if (healthyOnly && !isUp(health, endpoints[e].healthSubject)) continue;
-    if (endpoints[e].weight === 0) continue;
-    let dup = false;
-    for (let j = 0; j < n; j++) if (scratch[j] === e) dup = true;
-    if (!dup) scratch[n++] = e;
-  }
-  return n;
+function orderByWeight(mode: number, endpoints: Endpoint[], stickyKey: number, random: number, out: Resolution): string {
+  if (cur.n < 2) return '';
+  if (out.selfPreferred) return 'skipped: this PoP was preferred';
+  if (mode === WEIGHTED_RANDOM) weightedRandomFirst(endpoints, random);
+  else rendezvousOrder(endpoints, stickyKey);
+  return '';
 }
 
 /** Moves one weighted-random pick to the front; the rest keep their order. */
-function weightedRandomFirst(n: number, endpoints: Endpoint[], random: number): void {
+function weightedRandomFirst(endpoints: Endpoint[], random: number): void {
   let total = 0;
-  for (let i = 0; i < n; i++) total += endpoints[scratch[i]].weight;
+  for (let i = 0; i < cur.n; i++) total += endpoints[list[i]].weight;
   let target = random * total;
-  let pick = n - 1;
-  for (let i = 0; i < n; i++) {
-    target -= endpoints[scratch[i]].weight;
+  let pick = cur.n - 1;
+  for (let i = 0; i < cur.n; i++) {
+    target -= endpoints[list[i]].weight;
     if (target < 0) { pick = i; break; }
   }
-  const chosen = scratch[pick];
-  for (let i = pick; i > 0; i--) scratch[i] = scratch[i - 1];
-  scratch[0] = chosen;
+  const chosen = list[pick];
+  for (let i = pick; i > 0; i--) list[i] = list[i - 1];
+  list[0] = chosen;
 }
 
 /**
@@ -264,25 +409,30 @@ function weightedRandomFirst(n: number, endpoints: Endpoint[], random: number): 
  * endpoint goes away or the weights move past its score — small weight
  * changes move few networks.
  */
-function rendezvousOrder(n: number, endpoints: Endpoint[], key: number): void {
+function rendezvousOrder(endpoints: Endpoint[], key: number): void {
+  const n = cur.n;
   for (let i = 0; i < n; i++) {
-    const e = endpoints[scratch[i]];
+    const e = endpoints[list[i]];
     const u = (mix32(key ^ e.idHash) + 0.5) / 4294967296;
     scores[i] = -Math.log(u) / e.weight;
   }
-  // Insertion sort by score: n is small.
-  for (let i = 1; i < n; i++) {
+  // Insertion sort by score: cur.n is small.
+  for (let i = 1; i < cur.n; i++) {
     const s = scores[i];
-    const v = scratch[i];
+    const v = list[i];
     let j = i - 1;
     while (j >= 0 && scores[j] > s) {
       scores[j + 1] = scores[j];
-      scratch[j + 1] = scratch[j];
+      list[j + 1] = list[j];
       j--;
     }
     scores[j + 1] = s;
-    scratch[j + 1] = v;
+    list[j + 1] = v;
   }
+}
+
+function reasonFor(op: number): string {
+  return op === OP_HEALTHY ? 'down' : op === OP_FAILOVER ? 'not in the chosen pool' : '';
 }
 
 /** A 32-bit integer finaliser (murmur3 fmix32). */
@@ -294,4 +444,3 @@ export function mix32(h: number): number {
   h ^= h >>> 16;
   return h >>> 0;
 }
-

@@ -47,25 +47,83 @@ export const WEIGHTED_NONE = 0;
 export const WEIGHTED_RANDOM = 1;
 export const WEIGHTED_STICKY = 2;
 
-/** The health-dependent part of a rule, applied per query over a class's tiers. */
+/**
+ * One step of a rule, typed, in the order written. The compiler makes these
+ * once; the decider runs them (location steps when the policy compiles,
+ * health steps per query) and explain prints what each one did.
+ */
+export type StepPlan =
+  // Location steps: decided per client location when the policy compiles.
+  | { kind: 'nearest'; limit: number }
+  | { kind: 'self'; endpoint: number }
+  | { kind: 'geofence'; to: 'client_continent' | 'client_country' | string[]; otherwise: 'keep_all' | 'servfail' | number[] }
+  // Health steps: decided per query (or per class and health epoch).
+  | { kind: 'healthy' }
+  | { kind: 'failover'; minHealthy: number }
+  | { kind: 'prefer_self'; withinKm: number }
+  | { kind: 'capacity'; mark: number }
+  | { kind: 'weighted'; mode: number }
+  | { kind: 'first'; count: number };
+
+export type LocationStep = Extract<StepPlan, { kind: 'nearest' | 'self' | 'geofence' }>;
+export type HealthStep = Exclude<StepPlan, LocationStep>;
+
+/** Health step codes of RulePlan.healthOps (argument in healthArgs). */
+export const OP_HEALTHY = 1;
+export const OP_FAILOVER = 2; // min_healthy
+export const OP_PREFER_SELF = 3; // km
+export const OP_CAPACITY = 4; // mark
+export const OP_WEIGHTED = 5; // WEIGHTED_RANDOM or WEIGHTED_STICKY
+export const OP_FIRST = 6; // count
+
+/** The query-path form of a rule's health steps. */
+export function healthOpsOf(steps: readonly HealthStep[]): { ops: Int32Array; args: Float64Array } {
+  const ops = new Int32Array(steps.length);
+  const args = new Float64Array(steps.length);
+  steps.forEach((s, i) => {
+    if (s.kind === 'healthy') ops[i] = OP_HEALTHY;
+    else if (s.kind === 'failover') { ops[i] = OP_FAILOVER; args[i] = s.minHealthy; }
+    else if (s.kind === 'prefer_self') { ops[i] = OP_PREFER_SELF; args[i] = s.withinKm; }
+    else if (s.kind === 'capacity') { ops[i] = OP_CAPACITY; args[i] = s.mark; }
+    else if (s.kind === 'weighted') { ops[i] = OP_WEIGHTED; args[i] = s.mode; }
+    else { ops[i] = OP_FIRST; args[i] = s.count; }
+  });
+  return { ops, args };
+}
+
+/** What a rule matches, as written (`default` is every list empty). */
+export interface RuleMatch {
+  countries: string[];
+  continents: string[];
+  subdivisions: string[];
+  clientCidrs: string[];
+  resolverCidrs: string[];
+  /** PoP ids; the rule applies only on those instances. */
+  self: string[];
+}
+
+/** One rule of a policy: its match, its candidates and its steps. */
 export interface RulePlan {
   name: string;
-  /** The rule's match as written (for explain). */
-  match: string;
-  /** Candidates as written: endpoint indexes per pool (for explain). */
+  match: RuleMatch;
+  /** Candidates as written: endpoint indexes per pool. */
   tiers: number[][];
-  /** The steps as written (for explain). */
-  steps: string[];
-  /** Keep only healthy endpoints. */
-  healthy: boolean;
-  /** Pick the first tier with at least minHealthy endpoints up (0: tiers are one list). */
-  failoverMinHealthy: number;
-  weighted: number;
-  /** Answer with this instance's PoP when healthy and within this distance of the best candidate (0: off). */
-  preferSelfKm: number;
-  /** Shift clients off the first candidate while its declared load is above this mark (0: off). */
-  capacityMark: number;
+  /** Every step in the order written. */
+  steps: StepPlan[];
+  /** The location steps, in order (run when the policy compiles). */
+  locationSteps: LocationStep[];
+  /** The health steps, in order (run per query by resolve()). */
+  healthSteps: HealthStep[];
+  /** The health steps again as numbers for the query path: an OP_* code and its argument per step. */
+  healthOps: Int32Array;
+  healthArgs: Float64Array;
+  /** Weighted or capacity steps make answers differ inside a class: not cached per class. */
+  perNetwork: boolean;
+  /** How many endpoints the answer carries (the `first` step; 1 when absent). */
   first: number;
+  /** The match and steps as written, for display only (never read back). */
+  matchText: string;
+  stepTexts: string[];
 }
 
 export const ALL_DOWN_FAIL_OPEN = 0;
@@ -81,14 +139,30 @@ export interface DecisionClass {
   servfail: boolean;
 }
 
-export interface CidrMatch {
-  rule: number;
-  family: 4 | 6;
-  /** Network bytes (16, IPv4 in the first 4). */
-  network: Uint8Array;
-  prefixLength: number;
-  /** Matches the client (ECS or resolver) address, or the resolver's. */
-  on: 'client' | 'resolver';
+/**
+ * The `client_cidr` and `resolver_cidr` matches of a policy as two binary
+ * prefix tries (steering/cidr-trie.ts): a query walks at most 32 or 128
+ * nodes whatever the number of CIDRs.
+ */
+export interface CidrTries {
+  client: CidrTrie;
+  resolver: CidrTrie;
+  /** Variant of each rule (index into variantClassOfLocation), 0 for rules without CIDRs. */
+  variantOfRule: Int32Array;
+  /** Per rule: 1 when it lists client CIDRs, 2 resolver CIDRs, 3 both (both must hold). */
+  cidrKinds: Uint8Array;
+  /** Rules with resolver CIDRs and no client CIDRs, ascending. */
+  resolverOnly: Int32Array;
+}
+
+/** Nodes exist only on the paths to CIDRs, so a node's every subtree holds at least one CIDR. */
+export interface CidrTrie {
+  /** children[2 * node + bit]: next node, or -1. Node 0 is the IPv4 root, node 1 the IPv6 root. */
+  children: Int32Array;
+  /** Rules whose CIDR ends at a node: ruleList[ruleStart[node] .. ruleStart[node + 1]), ascending. */
+  ruleStart: Int32Array;
+  ruleList: Int32Array;
+  nodeCount: number;
 }
 
 export interface CompiledPolicy {
@@ -104,16 +178,19 @@ export interface CompiledPolicy {
   classes: DecisionClass[];
   /**
    * Class per location for each variant. Variant 0 is used when no CIDR rule
-   * matched the query; variant k+1 when cidrRules[k] is the first that did.
+   * matched the query; variant k when the k-th rule with CIDRs (cidr.variantOfRule) is the first that did.
    */
   variantClassOfLocation: Int32Array[];
   /** Class for clients without a location, per variant. */
   variantUnknownClass: number[];
-  cidrRules: CidrMatch[];
+  /** The CIDR matches; null when no rule that applies on this instance lists CIDRs. */
+  cidr: CidrTries | null;
   whenAllDown: number;
   /** Endpoint indexes of the last-resort pool (ALL_DOWN_POOL). */
   lastResort: Int16Array;
   selfEndpoint: number;
+  /** Endpoints that go first for clients without a location (unknown_location), or null for the written order. */
+  unknownOrder: number[] | null;
   /** Distance (km) from this instance's PoP to each endpoint (NaN where unknown), for prefer_self_within_km. */
   selfDistanceKm: Float64Array;
 }

@@ -102,11 +102,12 @@ describe('falling back to the resolver address', () => {
     assert.doesNotMatch(out, /CLIENT-SUBNET/, 'no ECS in the reply to a query without one');
   });
 
-  test('ECS with a private, CGNAT or documentation address, or prefix 0, falls back with scope 0', async () => {
-    for (const subnet of ['10.1.2.0/24', '100.64.1.0/24', '192.0.2.0/24', '0.0.0.0/0', 'fd00::/56']) {
+  test('ECS with a special-use address falls back with the special-use block as scope, never 0; prefix 0 gets scope 0', async () => {
+    const cases: Array<[string, number]> = [['10.1.2.0/24', 8], ['100.64.1.0/24', 10], ['192.0.2.0/24', 24], ['172.16.5.0/24', 12], ['fd00::/56', 7], ['0.0.0.0/0', 0]];
+    for (const [subnet, scope] of cases) {
       const reply = await client.query('www.cdn.example', 'A', { subnet });
       assert.equal(popOf(firstAnswer(reply)), 'ams', `${subnet} → resolver address → this PoP`);
-      assert.equal(replyEcs(reply)?.scopePrefixLength, 0, `${subnet}: scope 0`);
+      assert.equal(replyEcs(reply)?.scopePrefixLength, scope, `${subnet}: scope /${scope}`);
     }
   });
 });
