@@ -14,6 +14,7 @@ import { networkContains, parseNetwork } from './rrl/network.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import { PROTO_UDP, type Peer, type Responder } from './transport/handler.ts';
 import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, type RrlConfig } from './rrl/limiter.ts';
+import { ConnectionSlots } from './transport/slots.ts';
 import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
 import { listenUdp, type UdpIo, type UdpListener } from './transport/udp.ts';
 import { createLogger } from './log/logger.ts';
@@ -25,6 +26,9 @@ export interface DnsWorkerData {
   /** How UDP is read and written (transport/udp.ts). */
   udpIo: UdpIo;
   tcp: TcpLimits;
+  /** Open TCP connections of the whole server (transport/slots.ts), and how many may be open. */
+  tcpSlots: SharedArrayBuffer;
+  tcpMaxConnections: number;
   popId: string;
   versionBind: string | null;
   counters: SharedArrayBuffer;
@@ -127,12 +131,13 @@ const reportError = (err: Error): void => send({ type: 'error', index: data.inde
 
 const udp: UdpListener[] = [];
 const tcp: TcpListener[] = [];
+const tcpSlots = new ConnectionSlots(data.tcpSlots, data.tcpMaxConnections);
+const tcpEvents = { onError: reportError, onRefused: () => { counters.values[OFF_TCP_CONNECTIONS_REFUSED]++; } };
 
 async function start(): Promise<void> {
   for (const address of data.listen) {
     udp.push(await listenUdp(address.host, address.port, responder, reportError, data.udpIo));
-    tcp.push(await listenTcp(address.host, address.port, data.tcp, responder, reportError,
-      () => { counters.values[OFF_TCP_CONNECTIONS_REFUSED]++; }));
+    tcp.push(await listenTcp(address.host, address.port, data.tcp, tcpSlots, responder, tcpEvents));
   }
   send({ type: 'listening', index: data.index, udp: udp.map((u) => u.port), tcp: tcp.map((t) => t.port) });
 }

@@ -58,7 +58,10 @@ Options:
   --birdc PATH            birdc binary (default birdc)
   --bird-socket PATH      BIRD control socket (default: birdc's own default)
   --pop ID                PoP id carried in the logs (default: host name)
-  --log-level LEVEL       trace, debug, info, warn, error (default info)`;
+  --log-level LEVEL       trace, debug, info, warn, error (default info)
+
+Exit status: 0 stopped (routes withdrawn first), 1 stopped by a second
+signal before the withdraw finished, 2 bad usage.`;
 
 export class AnycastUsageError extends Error {}
 

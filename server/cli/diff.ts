@@ -15,7 +15,10 @@ answer under the policy set in --from with the one in --to (all PoPs up):
 the share of traffic per PoP before and after, and the networks that change.
 The sample is a text file with one CIDR per line, optionally followed by a
 query count used as its weight; # starts a comment. Default sample:
-policies/samples/geolite2-networks.txt (drawn from the bundled GeoLite2 data).`;
+policies/samples/geolite2-networks.txt (drawn from the bundled GeoLite2 data).
+
+Exit status: 0 compared, 1 an invalid policy set or geo data, 2 bad usage (a
+missing --from/--to, an unknown option, an unreadable sample).`;
 
 interface SampleEntry { cidr: string; weight: number }
 

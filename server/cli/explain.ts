@@ -15,7 +15,10 @@ from, the location, the rule matched, each step with the candidates it kept
 and dropped, the answer, its TTL and ECS scope. Runs the same query path as
 the server, on the configuration in --config, with the overrides in the state
 file and the PoPs in --down taken as down. --pop sets the PoP that received
-the query (self).`;
+the query (self).
+
+Exit status: 0 explained, 1 an invalid configuration or geo data, 2 bad usage
+(a missing --name, an unknown option, a client that is not an address).`;
 
 export async function runExplainCommand(args: string[]): Promise<number> {
   const resolved = resolveCommand(args, {
