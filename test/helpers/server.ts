@@ -32,6 +32,8 @@ export interface StartOptions {
   workers?: number;
   admin?: boolean;
   cwd?: string;
+  /** Runs the server under this open-file limit (RLIMIT_NOFILE, soft and hard), through prlimit(1). */
+  openFileLimit?: number;
 }
 
 export async function startServer(options: StartOptions = {}): Promise<StartedServer> {
@@ -47,7 +49,10 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
     args.push('--state-file', join(mkdtempSync(join(tmpdir(), 'popsteer-state-')), 'state.json'));
   }
   args.push(...(options.args ?? []));
-  const child = spawn(process.execPath, args, {
+  const [command, commandArgs] = options.openFileLimit === undefined
+    ? [process.execPath, args]
+    : ['prlimit', [`--nofile=${options.openFileLimit}:${options.openFileLimit}`, '--', process.execPath, ...args]];
+  const child = spawn(command, commandArgs, {
     cwd: options.cwd ?? REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
