@@ -92,7 +92,7 @@ const answer = (message: Uint8Array, length: number, protocol: number, peer: Pee
   let size = engine.handle(message, length, protocol, peer);
   // RRL: UDP only (a TCP handshake proves the address); after the reply exists, before it is sent.
   if (size > 0 && rrl !== null && protocol === PROTO_UDP) {
-    const action = rrl.check(peer.address, engine.view, engine.writer.buf, size, started);
+    const action = rrl.check(peer.address, engine.responseKey, engine.writer.buf[3] & 0x0f, started);
     if (action !== RRL_SEND) {
       counters.values[OFF_RRL_LIMITED + (action === RRL_DROP ? 0 : 1)]++;
       size = action === RRL_DROP ? 0 : slipReply(engine.writer.buf, engine.view);

@@ -102,15 +102,25 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'adminTokenFile', flag: 'admin-token-file', env: 'POPSTEER_ADMIN_TOKEN_FILE', file: 'admin_token_file', kind: 'path', help: 'file holding the bearer token for mutating admin calls (or set POPSTEER_ADMIN_TOKEN)' },
   { key: 'drainMs', flag: 'drain-ms', env: 'POPSTEER_DRAIN_MS', file: 'drain_ms', kind: 'int0', help: 'on SIGTERM: report unfit (anycast withdraws), keep answering this long, then close (default 5000)' },
   { key: 'stateFile', flag: 'state-file', env: 'POPSTEER_STATE_FILE', file: 'state_file', kind: 'path', help: 'where overrides are persisted (default <config dir>/../state/popsteer-state.json)' },
-  { key: 'rrlResponsesPerSecond', flag: 'rrl-responses-per-second', env: 'POPSTEER_RRL_RESPONSES_PER_SECOND', file: 'rrl_responses_per_second', kind: 'int0', help: 'response rate limiting: identical UDP replies per second to one client network (/24, /56); 0 = off (default 0)' },
+  { key: 'rrlResponsesPerSecond', flag: 'rrl-responses-per-second', env: 'POPSTEER_RRL_RESPONSES_PER_SECOND', file: 'rrl_responses_per_second', kind: 'int0', help: 'response rate limiting: identical UDP replies per second to one client network (/24, /56), per DNS worker; 0 = off (default 1000, far above what a real resolver sends: see server/rrl/README.md)' },
   { key: 'rrlErrorsPerSecond', flag: 'rrl-errors-per-second', env: 'POPSTEER_RRL_ERRORS_PER_SECOND', file: 'rrl_errors_per_second', kind: 'int0', help: 'RRL: error replies (REFUSED, FORMERR, SERVFAIL …) per second to one client network; 0 = as responses (default 0)' },
   { key: 'rrlWindowSeconds', flag: 'rrl-window', env: 'POPSTEER_RRL_WINDOW', file: 'rrl_window', kind: 'int', help: 'RRL: seconds a limited flood must slow down before it is answered again; also the log period (default 15)' },
   { key: 'rrlSlip', flag: 'rrl-slip', env: 'POPSTEER_RRL_SLIP', file: 'rrl_slip', kind: 'int0', help: 'RRL: every Nth limited reply is sent truncated (TC=1) so real resolvers retry over TCP; 0 = drop all (default 2)' },
-  { key: 'rrlExempt', flag: 'rrl-exempt', env: 'POPSTEER_RRL_EXEMPT', file: 'rrl_exempt', kind: 'cidr-list', help: 'RRL: comma-separated networks never limited, e.g. 192.0.2.0/24,2001:db8::/56 (default none)' },
+  { key: 'rrlExempt', flag: 'rrl-exempt', env: 'POPSTEER_RRL_EXEMPT', file: 'rrl_exempt', kind: 'cidr-list', help: 'RRL: comma-separated networks never limited, e.g. 192.0.2.0/24,2001:db8::/56; replaces the default; an empty value exempts none (default 127.0.0.1/32,::1/128: replies to this machine never leave it)' },
   { key: 'ecsTrust', flag: 'ecs-trust', env: 'POPSTEER_ECS_TRUST', file: 'ecs_trust', kind: 'cidr-list', help: 'resolvers whose EDNS Client Subnet is used, as comma-separated networks; others are located by their own address (default: every resolver)' },
   { key: 'hashRecord', flag: 'hash-record', env: 'POPSTEER_HASH_RECORD', file: 'hash_record', kind: 'string', help: 'publish the active set\'s content hash as TXT at this name, directly below a zone apex, e.g. _config.cdn.example (default: off)' },
   { key: 'queryLogSample', flag: 'query-log-sample', env: 'POPSTEER_QUERY_LOG_SAMPLE', file: 'query_log_sample', kind: 'share', help: 'share of queries logged as JSON lines (client network, name, type, answer, rule, latency), e.g. 0.01; 0 = off (default 0)' },
 ];
+
+/**
+ * RRL is on by default, at a rate no real resolver reaches for one answer
+ * from one /24: resolvers cache, and even a large one asking on behalf of
+ * many client subnets (ECS) for the busiest steered name stays far below it;
+ * a reflection flood is a thousand times faster. server/rrl/README.md says why.
+ */
+export const DEFAULT_RRL_RESPONSES_PER_SECOND = 1000;
+/** Replies to this machine never leave it: nothing to reflect. Local monitors and a co-located resolver are never limited. */
+export const DEFAULT_RRL_EXEMPT = ['127.0.0.1/32', '::1/128'];
 
 export function defaultSettings(cwd: string): Settings {
   return {
@@ -141,11 +151,11 @@ export function defaultSettings(cwd: string): Settings {
     cacheDir: join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'popsteer'),
     asnDatabase: null,
     queryLogSample: 0,
-    rrlResponsesPerSecond: 0,
+    rrlResponsesPerSecond: DEFAULT_RRL_RESPONSES_PER_SECOND,
     rrlErrorsPerSecond: 0,
     rrlWindowSeconds: 15,
     rrlSlip: 2,
-    rrlExempt: [],
+    rrlExempt: [...DEFAULT_RRL_EXEMPT],
     ecsTrust: [],
     hashRecord: null,
   };
