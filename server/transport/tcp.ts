@@ -64,15 +64,13 @@ export interface TcpEvents {
   onError(err: Error): void;
   /** A connection refused at the cap. */
   onRefused(): void;
-  /** Monotonic milliseconds; performance.now() unless a test drives the clock. */
-  now?: () => number;
 }
 
 export function listenTcp(host: string, port: number, limits: TcpLimits, slots: ConnectionSlots, responder: Responder,
   events: TcpEvents): Promise<TcpListener> {
   const connections = new Set<Connection>();
   const peer: Peer = { address: '', family: 0 };
-  const now = events.now ?? (() => performance.now());
+  const now = (): number => performance.now();
 
   const destroy = (conn: Connection): void => {
     if (conn.closingSince === 0) conn.closingSince = now();

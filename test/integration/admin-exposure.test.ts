@@ -2,7 +2,8 @@
 // server: the Host check that defeats DNS rebinding (IP literals, localhost
 // and listed names are served; any other name gets 421 and no data), the
 // header deadline for a half-sent request, the connection cap with its
-// counts, HTTPS with a certificate and key from files, and the token checked
+// counts, HTTPS with a certificate and key from files (and `popsteer anycast`
+// asking its fitness question over it, verified), and the token checked
 // before the body is even read.
 
 import assert from 'node:assert/strict';
@@ -16,6 +17,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startServer, type StartedServer } from '../helpers/server.ts';
 import { selfSignedCertificate } from '../fixtures/health/targets.ts';
+import { askAdminFitness } from '../../server/anycast/fitness-probe.ts';
+import { parseAnycastOptions } from '../../server/anycast/options.ts';
 
 const TIMEOUT_MS = 600;
 /** Only catches "never". */
@@ -148,6 +151,11 @@ test('HTTPS with --admin-tls-cert/--admin-tls-key: served over TLS, plain HTTP g
     assert.equal(JSON.parse(body).fit, true);
     const plain = await fetch(`http://127.0.0.1:${tls.adminPort}/v1/fitness`).then((r) => r.status, (err: Error) => err.message);
     assert.notEqual(plain, 200, 'no plain HTTP on the TLS port');
+    // `popsteer anycast --admin-ca cert.pem` asks its fitness question over HTTPS, verified.
+    const options = parseAnycastOptions(['--admin', `127.0.0.1:${tls.adminPort}`, '--dns', `127.0.0.1:${tls.dnsPort}`, '--prefix', '192.0.2.53/32', '--admin-ca', join(dir, 'cert.pem')]);
+    assert.deepEqual(await askAdminFitness({ ...options.admin, tls: options.adminTls }, 10_000), { reasons: [], pop: 'ams' });
+    const unverified = await askAdminFitness({ ...options.admin, tls: { ca: selfSignedCertificate('localhost').cert, servername: 'localhost' } }, 10_000);
+    assert.match(unverified.reasons.join(), /admin API unreachable/, 'a certificate it cannot verify is unfit, not trusted');
   } finally {
     await tls.stop();
   }
