@@ -74,6 +74,25 @@ class RequestError extends Error {
 
 const errorBody = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } } as const;
 
+/** Refusals are logged at most once per this interval, with the count of those not logged: a flood must not flood the log. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/** A warn() that writes at most one line per `intervalMs`; the next line carries how many were left out. */
+function throttledWarn(log: Logger, intervalMs: number): (fields: Record<string, unknown>, message: string) => void {
+  let last = -Infinity;
+  let unlogged = 0;
+  return (fields, message) => {
+    const now = performance.now();
+    if (now - last < intervalMs) {
+      unlogged++;
+      return;
+    }
+    log.warn({ ...fields, refusedUnlogged: unlogged }, message);
+    last = now;
+    unlogged = 0;
+  };
+}
+
 /** Reuses one computed value for `ms` (one scrape reads health and decision counts many times). */
 function memoized<T>(compute: () => T, ms: number): () => T {
   let value: T | undefined;
@@ -162,11 +181,12 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
+  const refusalLog = throttledWarn(adminLog, REFUSAL_LOG_INTERVAL_MS);
   // DNS rebinding guard, before anything else is looked at.
   const listedHosts = new Set(host.settings.adminHosts);
   app.addHook('onRequest', async (req, reply) => {
     if (hostAllowed(req.headers.host, listedHosts)) return;
-    adminLog.warn({ host: req.headers.host, ip: req.ip, url: req.url.split('?')[0] }, 'admin request for a foreign host name refused');
+    refusalLog({ host: req.headers.host, ip: req.ip, url: req.url.split('?')[0] }, 'admin request for a foreign host name refused');
     return reply.code(421).send({
       error: 'misdirected_request',
       message: `this admin API answers to IP addresses, localhost and the names in --admin-hosts, not "${req.headers.host}"; add the name to --admin-hosts (admin_hosts) if it is yours`,
@@ -185,7 +205,7 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
   const requireToken = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const result = checkBearer(token, req.headers.authorization);
     if (!result.ok) {
-      adminLog.warn({ route: req.routeOptions.url, ip: req.ip, error: result.error }, 'mutating admin call refused');
+      refusalLog({ route: req.routeOptions.url, ip: req.ip, error: result.error }, 'mutating admin call refused');
       return reply.code(result.status).send({ error: result.error, message: result.message });
     }
   };
