@@ -13,6 +13,9 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../server/cli/popsteer.ts', import.meta.url));
 
+/** How long a start-up may take before it is taken to have failed (below the suite's 180 s test timeout). */
+const START_NEVER_MS = 150_000;
+
 export interface StartedServer {
   process: ChildProcess;
   dnsPort: number;
@@ -86,12 +89,20 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
       void exited.then(([code]) => { clearTimeout(timer); reject(new Error(`server exited with ${code}; stderr: ${stderr}`)); });
     });
   };
-  const listening = await waitForLog((l) => l.msg === 'DNS listening (UDP and TCP)');
-  const dnsPort = Number(String((listening.listen as string[])[0]).split(':').pop());
+  let dnsPort: number;
   let adminPort: number | null = null;
-  if (options.admin !== false) {
-    const admin = await waitForLog((l) => l.msg === 'admin HTTP listening');
-    adminPort = Number(String(admin.admin).split(':').pop());
+  try {
+    // Only catches a server that never comes up: loading takes seconds alone, far longer when every core is busy.
+    const listening = await waitForLog((l) => l.msg === 'DNS listening (UDP and TCP)', START_NEVER_MS);
+    dnsPort = Number(String((listening.listen as string[])[0]).split(':').pop());
+    if (options.admin !== false) {
+      const admin = await waitForLog((l) => l.msg === 'admin HTTP listening', START_NEVER_MS);
+      adminPort = Number(String(admin.admin).split(':').pop());
+    }
+  } catch (err) {
+    // A server that did not come up must not outlive the test and hold its process open.
+    if (child.exitCode === null) child.kill('SIGKILL');
+    throw err;
   }
   return {
     process: child,

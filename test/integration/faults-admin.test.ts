@@ -117,8 +117,13 @@ test('with the state file unwritable, a drain still applies in memory and DNS ke
     assert.equal(undrained.status, 200, JSON.stringify(undrained));
   });
   assert.ok((stats.labels['www:lhr'] ?? 0) > 0 && (stats.labels['www:ams'] ?? 0) > 0, `www for the UK from London, then elsewhere while drained: ${JSON.stringify(stats.labels)}`);
-  const metrics = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
-  const failures = Number(/^popsteer_health_state_file_write_failures_total\{[^}]*\} (\S+)/m.exec(metrics)?.[1]);
+  // A scrape reuses the health figures for 200 ms: wait (bounded) for one that counts both failed writes.
+  let failures = 0;
+  for (const started = performance.now(); failures < 2 && performance.now() - started < 10_000;) {
+    const metrics = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+    failures = Number(/^popsteer_health_state_file_write_failures_total\{[^}]*\} (\S+)/m.exec(metrics)?.[1]);
+    if (failures < 2) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   assert.ok(failures >= 2, `state file write failures counted: ${failures}`);
 });
 

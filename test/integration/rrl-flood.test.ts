@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { startServer, type StartedServer } from '../helpers/server.ts';
 import { readReply } from '../conformance/reply.ts';
 import { TYPE, query } from '../conformance/wire.ts';
+import { countReplies } from '../helpers/udp-replies.ts';
 
 const RATE = 20;
 const WINDOW_SECONDS = 2;
@@ -117,25 +118,14 @@ test('with RRL off (--rrl-responses-per-second 0) the same flood is answered in 
   const plain = await startServer({ args: ['--rrl-responses-per-second', '0'] });
   const flooder = await boundSocket(FLOODER);
   flooder.setRecvBufferSize(4 * 1024 * 1024);
-  const MARKER_ID = 0xbeef;
-  const replies = { full: 0, truncated: 0 };
-  const markerSeen = new Promise<void>((resolve) => {
-    flooder.on('message', (msg) => {
-      const reply = readReply(msg);
-      if (reply.id === MARKER_ID) return resolve();
-      if (reply.tc) replies.truncated++;
-      else replies.full++;
-    });
-  });
+  const replies = countReplies(flooder);
   try {
     const count = 500;
     for (let sent = 0; sent < count; sent += FLOOD_BATCH) {
       for (let i = 0; i < FLOOD_BATCH; i++) flooder.send(query('www.cdn.example', TYPE.A, { id: sent + i }), plain.dnsPort, '127.0.0.1');
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    // The server answers one socket in order: once the marker's reply is in, every reply is.
-    flooder.send(query('status.cdn.example', TYPE.A, { id: MARKER_ID }), plain.dnsPort, '127.0.0.1');
-    await markerSeen;
+    await replies.settle(plain.dnsPort);
     const text = await (await fetch(`http://127.0.0.1:${plain.adminPort}/metrics`)).text();
     const limited = [...text.matchAll(/^popsteer_dns_rrl_limited_total\{[^}]*\} (\S+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
     assert.equal(limited, 0, 'nothing limited');
