@@ -6,7 +6,10 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 # Debian tools the tests call, installed idempotently.
-TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl
+TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl fstrm-bin dnstap-ldns
+# Debian packages that ship a daemon the tests never use: installed with its
+# service kept from starting (tests run their own processes).
+TEST_DEBS_NO_SERVICE := prometheus
 # What the native UDP module (server/transport/native/udp_batch.c) is built with.
 BUILD_DEBS := gcc libc6-dev libuv1-dev
 NATIVE_UDP := build/udp_batch.node
@@ -21,7 +24,28 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test deps debs build-debs native typecheck bench soak fuzz-nightly clean
+# Installs the packages named in $(1) that are missing without starting their
+# services: a policy-rc.d that denies starts while apt runs (unless the machine
+# has its own), then the units are disabled and stopped in case an init system
+# started them anyway. Only packages installed here are touched.
+define apt_install_no_service
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing (services not started):$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; \
+	    printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$policy >/dev/null && $$SUDO chmod 755 $$policy; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; status=$$?; \
+	  [ -z "$$policy" ] || $$SUDO rm -f $$policy; \
+	  for p in $$missing; do \
+	    if [ -d /run/systemd/system ]; then $$SUDO systemctl disable --now $$p >/dev/null 2>&1 || true; \
+	    elif [ -x /etc/init.d/$$p ]; then $$SUDO /etc/init.d/$$p stop >/dev/null 2>&1 || true; fi; \
+	  done; \
+	  exit $$status; \
+	fi
+endef
+
+.PHONY: run test deps debs build-debs native typecheck bench soak fuzz-nightly clean openapi
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -31,6 +55,7 @@ deps: node_modules/.installed
 
 debs:
 	$(call apt_install,$(TEST_DEBS))
+	$(call apt_install_no_service,$(TEST_DEBS_NO_SERVICE))
 
 build-debs:
 	$(call apt_install,$(BUILD_DEBS))
@@ -67,6 +92,10 @@ soak: deps debs
 # The fuzz suite at nightly size.
 fuzz-nightly: deps
 	FUZZ_RUNS=1000000 node --test test/conformance/fuzz.test.ts
+
+# The admin API's OpenAPI description, generated from its route schemas.
+openapi: deps
+	mkdir -p contrib && node server/cli/openapi-export.ts > contrib/openapi.json.tmp && mv contrib/openapi.json.tmp contrib/openapi.json
 
 clean:
 	rm -rf node_modules state test-results build

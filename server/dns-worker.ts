@@ -18,6 +18,8 @@ import { ConnectionSlots } from './transport/slots.ts';
 import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
 import { listenUdp, type UdpIo, type UdpListener } from './transport/udp.ts';
 import { createLogger } from './log/logger.ts';
+import { DnstapHook } from './dnstap-hook.ts';
+import type { DnstapWorkerConfig } from './dnstap/producer.ts';
 
 export interface DnsWorkerData {
   index: number;
@@ -45,6 +47,8 @@ export interface DnsWorkerData {
   logLevel: string;
   /** Response rate limiting for UDP replies (rrl/config.ts rrlConfigOf); null or absent = off. */
   rrl?: RrlConfig | null;
+  /** dnstap output (server/dnstap); null or absent = off. */
+  dnstap?: DnstapWorkerConfig | null;
 }
 
 export type ToWorker =
@@ -79,6 +83,7 @@ const useSnapshot = (snapshot: DnsSnapshot, decisionCounters: SharedArrayBuffer)
   engine.steering = steered?.hook ?? null;
 };
 useSnapshot(data.snapshot, data.decisionCounters);
+const dnstap = data.dnstap ? new DnstapHook(data.dnstap, data.snapshot, engine.view) : null;
 const queryLog = data.queryLogSample > 0
   ? new QueryLog(createLogger(data.logLevel, data.popId).child({ module: 'query-log', worker: data.index }), data.queryLogSample)
   : null;
@@ -106,6 +111,7 @@ const answer = (message: Uint8Array, length: number, protocol: number, peer: Pee
   if (queryLog !== null && queryLog.sample()) {
     queryLog.write(engine.view, peer.address, size > 0 ? engine.writer.buf[3] & 0x0f : -1, seconds, engine.snapshot.steering, policy, current?.decisions ?? null);
   }
+  dnstap?.afterAnswer(message, length, protocol, peer, started, engine.writer.buf, size, policy, current?.hook ?? null, current?.decisions ?? null);
   return size;
 };
 const responder: Responder = {
@@ -135,9 +141,10 @@ const tcpSlots = new ConnectionSlots(data.tcpSlots, data.tcpMaxConnections);
 const tcpEvents = { onError: reportError, onRefused: () => { counters.values[OFF_TCP_CONNECTIONS_REFUSED]++; } };
 
 async function start(): Promise<void> {
-  for (const address of data.listen) {
-    udp.push(await listenUdp(address.host, address.port, responder, reportError, data.udpIo));
-    tcp.push(await listenTcp(address.host, address.port, data.tcp, tcpSlots, responder, tcpEvents));
+  for (const [i, address] of data.listen.entries()) {
+    const listenerResponder = dnstap?.responderFor(i, responder) ?? responder;
+    udp.push(await listenUdp(address.host, address.port, listenerResponder, reportError, data.udpIo));
+    tcp.push(await listenTcp(address.host, address.port, data.tcp, tcpSlots, listenerResponder, tcpEvents));
   }
   send({ type: 'listening', index: data.index, udp: udp.map((u) => u.port), tcp: tcp.map((t) => t.port) });
 }
@@ -148,6 +155,7 @@ port.on('message', (message: ToWorker) => {
     // each query sees the old set or the new one, never a mix.
     useSnapshot(message.snapshot, message.decisionCounters);
     engine.snapshot = message.snapshot;
+    dnstap?.useSnapshot(message.snapshot);
     send({ type: 'snapshot-applied', index: data.index, hash: message.snapshot.hash });
   } else if (message.type === 'stop-accepting') {
     for (const t of tcp) void t.stopAccepting();

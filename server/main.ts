@@ -31,6 +31,7 @@ import { nativeUdp } from './transport/udp-batch.ts';
 import { addressInUse } from './transport/address-check.ts';
 import { fitConnectionCaps, openFileLimit, type ConnectionCaps } from './transport/descriptors.ts';
 import { ConnectionSlots, createSlotBuffer } from './transport/slots.ts';
+import { DNSTAP_OFF, startDnstap, type DnstapStats } from './dnstap/index.ts';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -62,6 +63,8 @@ export interface RunningServer {
   decisionCounters(): SharedArrayBuffer;
   /** Reload counts by outcome, for metrics. */
   reloads: { success: number; failure: number; lastError: string[] };
+  /** dnstap frames queued and dropped, and whether the output is connected (all zero when dnstap is off). */
+  dnstap(): DnstapStats;
   /** GeoIP database replacements by outcome, for metrics. */
   geoReloads: { success: number; rejected: number; lastError: string };
   reload(reason: string): ReloadOutcome;
@@ -162,6 +165,9 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   let current: DnsSnapshot = loaded.snapshot;
   log.info({ hash: current.hash, zones: current.zones.map((z) => z.apexText), policies: loaded.policies.map((p) => p.name), files: loaded.files.length }, 'configuration loaded');
 
+  // dnstap's output is opened before anything starts, so a bad one stops start-up (exit 2).
+  const dnstap = settings.dnstap ? startDnstap(settings, log) : null;
+
   // The load leaves hundreds of MB of garbage (the mmdb bytes, build-time
   // tables); collect it now, before the workers start, rather than whenever
   // V8 next decides to, so the steady-state footprint is what is really used.
@@ -231,6 +237,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     const workerData: DnsWorkerData = {
       index, snapshot: current, listen, udpIo: udpIo.io, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
       decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
+      dnstap: dnstap?.workerConfig(index, listen) ?? null,
       tcp: { idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection },
       tcpSlots: tcpSlotBuffer, tcpMaxConnections: connectionCaps.tcp,
     };
@@ -248,6 +255,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     health.stop();
     clearInterval(signalsTimer);
     await Promise.all(workers.map((w) => w.terminate()));
+    await dnstap?.close();
   };
   try {
     await Promise.all(listening);
@@ -355,6 +363,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     counters,
     decisionCounters: () => decisionCounters,
     reloads,
+    dnstap: () => dnstap?.stats() ?? DNSTAP_OFF,
     geoReloads,
     reload,
     fitness: () => {
@@ -412,6 +421,8 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
       w.once('exit', () => { clearTimeout(timer); resolveP(); });
       w.postMessage({ type: 'close' } satisfies ToWorker);
     })));
+    // After the DNS workers: their last frames are written before the stream's STOP.
+    await dnstap?.close();
     if (admin) await admin.close();
     log.info('stopped');
   }

@@ -29,6 +29,9 @@ export interface MetricsSource {
   health(): HealthMetrics;
   reloads: { success: number; failure: number };
   geoDatabase(): { type: string; buildEpochMs: number };
+  dnstap(): { frames: number; dropped: number; connected: boolean; connections: number };
+  /** Whether this instance is fit for anycast traffic (GET /v1/fitness). */
+  fit(): boolean;
   connections(): ConnectionMetrics;
 }
 
@@ -171,6 +174,19 @@ export function createMetrics(source: MetricsSource): Registry {
     () => [{ labels: {}, value: source.health().probesSkipped }]);
   metric('popsteer_health_state_file_write_failures_total', 'counter', 'Failed writes of the override state file (overrides still apply in memory).',
     () => [{ labels: {}, value: source.health().stateFileWriteFailures }]);
+
+  metric('popsteer_instance_fit', 'gauge', 'Whether this instance is fit for anycast traffic, as GET /v1/fitness says (and `popsteer anycast` announces): 1 fit, 0 unfit.',
+    () => [{ labels: {}, value: source.fit() ? 1 : 0 }]);
+
+  // ---- dnstap (server/dnstap)
+  metric('popsteer_dnstap_frames_total', 'counter', 'dnstap frames (AUTH_QUERY, AUTH_RESPONSE) queued by the DNS workers for the output.',
+    () => [{ labels: {}, value: source.dnstap().frames }]);
+  metric('popsteer_dnstap_dropped_total', 'counter', 'dnstap frames dropped because a worker\'s queue was full: the collector is slow, stopped or gone. Queries are answered regardless.',
+    () => [{ labels: {}, value: source.dnstap().dropped }]);
+  metric('popsteer_dnstap_connected', 'gauge', '1 while the dnstap output is open (a collector accepted the stream, or the file is open); 0 otherwise or when dnstap is off.',
+    () => [{ labels: {}, value: source.dnstap().connected ? 1 : 0 }]);
+  metric('popsteer_dnstap_connections_total', 'counter', 'Times the dnstap output was opened: 1 for a file, one more for every collector (re)connection.',
+    () => [{ labels: {}, value: source.dnstap().connections }]);
 
   // ---- Configuration
   metric('popsteer_config_reloads_total', 'counter', 'Configuration reloads by result (failure: rejected, the previous set kept serving).',

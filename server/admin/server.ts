@@ -25,14 +25,22 @@ import { limitConnections } from './connections.ts';
 import { hostAllowed } from './host-check.ts';
 import { DecisionTotals } from './decision-counters.ts';
 import { createMetrics } from './metrics.ts';
+import { registerOpenApi } from './openapi.ts';
 import { describePolicy } from './policies-view.ts';
 import { TrafficHistory } from './traffic.ts';
 import { buildWorldMap, type WorldMap } from './world-map.ts';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** For a POST route: the body to send, shown in its 400 and 415 errors. */
+    bodyExample?: string;
+  }
+}
+
 /** What the admin needs from the running server. */
 export type AdminHost = Pick<RunningServer,
   'settings' | 'snapshot' | 'policies' | 'geo' | 'health' | 'healthTable' | 'counters' | 'decisionCounters' | 'reloads' | 'reload' | 'fitness' | 'startedAt'
-  | 'setLoad' | 'connectionCaps' | 'tcpConnections'>;
+  | 'setLoad' | 'dnstap' | 'connectionCaps' | 'tcpConnections'>;
 
 export interface AdminServer {
   port: number;
@@ -152,6 +160,8 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
     health: healthMetrics,
     reloads: host.reloads,
     geoDatabase: () => ({ type: host.geo().database.databaseType, buildEpochMs: host.geo().database.buildEpoch.getTime() }),
+    dnstap: () => host.dnstap(),
+    fit: () => host.fitness().fit,
     connections: () => ({ caps: host.connectionCaps, tcpOpen: host.tcpConnections(), admin: connectionStats() }),
   });
   const traffic = new TrafficHistory(() => totals.read(host.snapshot().steering, host.decisionCounters()).decisions,
@@ -171,7 +181,7 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
       return reply.code(notFound ? 404 : 400).send({ error: notFound ? 'not_found' : 'bad_request', message: err.message });
     }
     // A malformed body: say what to send instead.
-    const example = (req.routeOptions.config as { bodyExample?: string } | undefined)?.bodyExample;
+    const example = req.routeOptions.config?.bodyExample;
     const send = example ? `; send a JSON object such as ${example} with content-type application/json` : '';
     if (err.validation) return reply.code(400).send({ error: 'bad_request', message: `${err.message}${send}` });
     const status = err.statusCode ?? 500;
@@ -209,6 +219,9 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
       return reply.code(result.status).send({ error: result.error, message: result.message });
     }
   };
+
+  // Before the routes: @fastify/swagger describes each route as it is added.
+  await registerOpenApi(app, VERSION);
 
   // ---- liveness and readiness
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -6,9 +6,10 @@ import { resolve } from 'node:path';
 import { WhatIf } from '../engine/what-if.ts';
 import { loadGeoForCommand, resolveCommand } from './common.ts';
 import { createHealthTable } from '../health/table.ts';
+import { readDnstapClients } from '../dnstap/read.ts';
 import { loadSnapshot } from '../policy/load.ts';
 
-export const DIFF_HELP = `Usage: popsteer diff --from <dir> --to <dir> [--sample <file>] [--name <name>] [--json] [--limit n]
+export const DIFF_HELP = `Usage: popsteer diff --from <dir> --to <dir> [--sample <file> | --clients-dnstap <file>] [--name <name>] [--json] [--limit n]
 
 For each steered name and each client network in the sample, compares the
 answer under the policy set in --from with the one in --to (all PoPs up):
@@ -16,6 +17,9 @@ the share of traffic per PoP before and after, and the networks that change.
 The sample is a text file with one CIDR per line, optionally followed by a
 query count used as its weight; # starts a comment. Default sample:
 policies/samples/geolite2-networks.txt (drawn from the bundled GeoLite2 data).
+--clients-dnstap takes the client networks from a dnstap log instead (a
+Frame Streams file, e.g. popsteer serve --dnstap file:…), each weighted by
+its queries: replays real traffic against both sets.
 
 Exit status: 0 compared, 1 an invalid policy set or geo data, 2 bad usage (a
 missing --from/--to, an unknown option, an unreadable sample).`;
@@ -37,7 +41,7 @@ export function readSample(file: string): SampleEntry[] {
 
 export async function runDiffCommand(args: string[]): Promise<number> {
   const resolved = resolveCommand(args, {
-      from: { type: 'string' }, to: { type: 'string' }, sample: { type: 'string' }, name: { type: 'string' },
+      from: { type: 'string' }, to: { type: 'string' }, sample: { type: 'string' }, 'clients-dnstap': { type: 'string' }, name: { type: 'string' },
       json: { type: 'boolean' }, limit: { type: 'string' },
     });
   if (typeof resolved === 'number') return resolved;
@@ -49,7 +53,8 @@ export async function runDiffCommand(args: string[]): Promise<number> {
   const sampleFile = resolve(process.cwd(), (extra.sample as string | undefined) ?? 'policies/samples/geolite2-networks.txt');
   let sample: SampleEntry[];
   try {
-    sample = readSample(sampleFile);
+    const dnstapFile = extra['clients-dnstap'] as string | undefined;
+    sample = dnstapFile ? readDnstapClients(resolve(process.cwd(), dnstapFile)) : readSample(sampleFile);
   } catch (err) {
     process.stderr.write(`popsteer diff: ${(err as Error).message}\n`);
     return 2;

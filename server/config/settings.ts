@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, ConfigErrors, type SourcePosition } from './errors.ts';
 import { readYamlFile } from './yaml-source.ts';
 import { parseNetwork } from '../rrl/network.ts';
+import { parseDnstapTarget } from '../dnstap/target.ts';
 
 export interface ListenAddress {
   host: string;
@@ -59,9 +60,17 @@ export interface Settings {
   rrlExempt: string[];
   ecsTrust: string[];
   hashRecord: string | null;
+  /** dnstap output: unix:/path (a collector's socket) or file:/path; null = off (server/dnstap). */
+  dnstap: string | null;
+  /** dnstap message types written: auth_query, auth_response. */
+  dnstapMessages: string[];
+  /** Share of queries written to dnstap, (0, 1]. */
+  dnstapSample: number;
+  /** Per DNS worker: the dnstap queue in KiB; frames that do not fit are dropped and counted. */
+  dnstapQueueKb: number;
 }
 
-type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'cidr-list' | 'name-list' | 'bool';
+type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'cidr-list' | 'name-list' | 'bool' | 'choice-list' | 'dnstap';
 
 interface SettingSpec {
   key: keyof Settings;
@@ -109,6 +118,10 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'rrlExempt', flag: 'rrl-exempt', env: 'POPSTEER_RRL_EXEMPT', file: 'rrl_exempt', kind: 'cidr-list', help: 'RRL: comma-separated networks never limited, e.g. 192.0.2.0/24,2001:db8::/56; replaces the default; an empty value exempts none (default 127.0.0.1/32,::1/128: replies to this machine never leave it)' },
   { key: 'ecsTrust', flag: 'ecs-trust', env: 'POPSTEER_ECS_TRUST', file: 'ecs_trust', kind: 'cidr-list', help: 'resolvers whose EDNS Client Subnet is used, as comma-separated networks; others are located by their own address (default: every resolver)' },
   { key: 'hashRecord', flag: 'hash-record', env: 'POPSTEER_HASH_RECORD', file: 'hash_record', kind: 'string', help: 'publish the active set\'s content hash as TXT at this name, directly below a zone apex, e.g. _config.cdn.example (default: off)' },
+  { key: 'dnstap', flag: 'dnstap', env: 'POPSTEER_DNSTAP', file: 'dnstap', kind: 'dnstap', help: 'dnstap query log: unix:/path/collector.sock (Frame Streams to a collector, reconnected) or file:/path/log.fstrm (replaced at start) (default: off)' },
+  { key: 'dnstapMessages', flag: 'dnstap-messages', env: 'POPSTEER_DNSTAP_MESSAGES', file: 'dnstap_messages', kind: 'choice-list', choices: ['auth_query', 'auth_response'], help: 'dnstap message types, comma-separated: auth_query, auth_response (default both)' },
+  { key: 'dnstapSample', flag: 'dnstap-sample', env: 'POPSTEER_DNSTAP_SAMPLE', file: 'dnstap_sample', kind: 'share', help: 'share of queries written to dnstap, e.g. 0.1 for one in ten (default 1)' },
+  { key: 'dnstapQueueKb', flag: 'dnstap-queue-kb', env: 'POPSTEER_DNSTAP_QUEUE_KB', file: 'dnstap_queue_kb', kind: 'int', help: 'dnstap queue per DNS worker in KiB; frames that do not fit while the collector is slow or gone are dropped and counted (default 1024)' },
   { key: 'queryLogSample', flag: 'query-log-sample', env: 'POPSTEER_QUERY_LOG_SAMPLE', file: 'query_log_sample', kind: 'share', help: 'share of queries logged as JSON lines (client network, name, type, answer, rule, latency), e.g. 0.01; 0 = off (default 0)' },
 ];
 
@@ -158,6 +171,10 @@ export function defaultSettings(cwd: string): Settings {
     rrlExempt: [...DEFAULT_RRL_EXEMPT],
     ecsTrust: [],
     hashRecord: null,
+    dnstap: null,
+    dnstapMessages: ['auth_query', 'auth_response'],
+    dnstapSample: 1,
+    dnstapQueueKb: 1024,
   };
 }
 
@@ -203,6 +220,22 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
       const items = Array.isArray(raw) ? raw : String(raw).split(',');
       if (items.length === 0) fail('needs at least one address');
       return items.map((s) => parseListen(String(s).trim(), where));
+    }
+    case 'choice-list': {
+      const items = (Array.isArray(raw) ? raw : String(raw).split(',')).map((s) => String(s).trim()).filter((s) => s !== '');
+      if (items.length === 0) fail(`needs at least one of ${spec.choices!.join(', ')}`);
+      for (const item of items) if (!spec.choices!.includes(item)) fail(`"${item}" is not one of ${spec.choices!.join(', ')}`);
+      return [...new Set(items)];
+    }
+    case 'dnstap': {
+      if (raw === 'off') return null;
+      const parsed = parseDnstapTarget(String(raw));
+      if (typeof parsed === 'string') fail(parsed);
+      const target = parsed as Exclude<typeof parsed, string>;
+      const resolved = `${target.kind}:${resolve(baseDir, target.path)}`;
+      const checked = parseDnstapTarget(resolved);
+      if (typeof checked === 'string') fail(checked);
+      return resolved;
     }
     case 'cidr-list': {
       const items = (Array.isArray(raw) ? raw : String(raw).split(',')).map((s) => String(s).trim()).filter((s) => s !== '');

@@ -8,6 +8,7 @@ export interface Peer {
   address: string;
   /** 0 = IPv4, 1 = IPv6. */
   family: number;
+  port: number;
 }
 
 /** Answers DNS messages into one reused buffer; the listeners copy the reply out. */

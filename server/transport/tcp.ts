@@ -69,7 +69,7 @@ export interface TcpEvents {
 export function listenTcp(host: string, port: number, limits: TcpLimits, slots: ConnectionSlots, responder: Responder,
   events: TcpEvents): Promise<TcpListener> {
   const connections = new Set<Connection>();
-  const peer: Peer = { address: '', family: 0 };
+  const peer: Peer = { address: '', family: 0, port: 0 };
   const now = (): number => performance.now();
 
   const destroy = (conn: Connection): void => {
@@ -133,6 +133,7 @@ export function listenTcp(host: string, port: number, limits: TcpLimits, slots: 
   const answerOne = (conn: Connection, message: Uint8Array, length: number): void => {
     peer.address = conn.socket.remoteAddress ?? '';
     peer.family = conn.socket.remoteFamily === 'IPv6' ? 1 : 0;
+    peer.port = conn.socket.remotePort ?? 0;
     let size = 0;
     try {
       size = responder.answer(message, length, PROTO_TCP, peer);

@@ -67,7 +67,7 @@ export function listenUdpBatched(native: NativeUdp, host: string, port: number, 
   const outBuf = Buffer.alloc(SLOTS * OUT_SLOT);
   const queries: Uint8Array[] = [];
   for (let i = 0; i < SLOTS; i++) queries.push(inBuf.subarray(i * IN_SLOT, (i + 1) * IN_SLOT));
-  const peer: Peer = { address: '', family: 0 };
+  const peer: Peer = { address: '', family: 0, port: 0 };
   const sources = new SourceAddresses(names, nameSlot, (slot) => native.sourceText(handle, slot));
   let closed = false;
   let handle: unknown = null;
@@ -82,6 +82,7 @@ export function listenUdpBatched(native: NativeUdp, host: string, port: number, 
         if (length < 0) continue;
         peer.family = sources.read(i);
         peer.address = sources.address;
+        peer.port = sources.port(i);
         let size: number;
         try {
           size = responder.answer(queries[i], length, PROTO_UDP, peer);
@@ -147,6 +148,12 @@ class SourceAddresses {
     this.names = names;
     this.slot = slot;
     this.textOf = textOf;
+  }
+
+  /** Slot i's source port (sin_port and sin6_port sit at the same offset, in network order). */
+  port(i: number): number {
+    const base = i * this.slot;
+    return (this.names[base + 2] << 8) | this.names[base + 3];
   }
 
   /** Reads slot i's source; sets `address`, returns the family (0 = IPv4, 1 = IPv6). */

@@ -51,10 +51,11 @@ function literalAddress(address: string, family: unknown, callback: (err: Error 
 
 function listenDgram(host: string, port: number, responder: Responder, onError: (err: Error) => void): Promise<UdpListener> {
   const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reusePort: true, ipv6Only: isIPv6(host), lookup: literalAddress });
-  const peer: Peer = { address: '', family: 0 };
+  const peer: Peer = { address: '', family: 0, port: 0 };
   socket.on('message', (msg, rinfo) => {
     peer.address = rinfo.address;
     peer.family = rinfo.family === 'IPv6' ? 1 : 0;
+    peer.port = rinfo.port;
     let size: number;
     try {
       size = responder.answer(msg, msg.length, PROTO_UDP, peer);

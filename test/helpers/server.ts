@@ -100,8 +100,8 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
       adminPort = Number(String(admin.admin).split(':').pop());
     }
   } catch (err) {
-    // A server that did not come up must not outlive the test and hold its process open.
-    if (child.exitCode === null) child.kill('SIGKILL');
+    // A server that did not start in time must not outlive the test (its pipes would keep the test process running).
+    child.kill('SIGKILL');
     throw err;
   }
   return {

@@ -20,6 +20,8 @@ const FORBIDDEN: Record<string, string[]> = {
   policy: ['engine', 'transport', 'admin', 'health', 'cli', 'anycast'],
   health: ['engine', 'transport', 'steering', 'admin', 'cli', 'anycast'],
   anycast: ['engine', 'policy', 'steering', 'geo', 'health', 'admin', 'transport'],
+  // dnstap sees bytes and numbers; the DNS worker's hook (server/dnstap-hook.ts) hands it the decision.
+  dnstap: ['engine', 'policy', 'steering', 'health', 'admin', 'cli', 'transport', 'rrl', 'anycast', 'snapshot'],
 };
 
 function filesUnder(dir: string): string[] {

@@ -11,13 +11,13 @@
 // run-peers.ts. Not part of `make bench`: run it after (it uses the peers
 // `make bench` installs).
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchLoad, envNumber, runDnsperf } from './dnsperf.ts';
 import { writeQuerySets } from './queries.ts';
 import { loadScenario } from './scenario.ts';
-import { ALL_SERVERS, startBenchServer } from './servers.ts';
+import { ALL_SERVERS, cpuSeconds, startBenchServer } from './servers.ts';
 
 const env = process.env;
 const SERVERS = (env.CPU_SERVERS ?? 'popsteer,gdnsd').split(',').map((name) => {
@@ -29,16 +29,6 @@ const ROUNDS = envNumber(env, 'CPU_ROUNDS', 3);
 const SECONDS = envNumber(env, 'CPU_SECONDS', 8);
 const SET = env.CPU_SET ?? 'ecs';
 if (!['ecs', 'no-ecs', 'mixed'].includes(SET)) throw new Error(`CPU_SET must be ecs, no-ecs or mixed, not "${SET}"`);
-/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
-const TICKS_PER_SECOND = 100;
-
-/** User and system CPU seconds of a process, all threads. */
-function cpuSeconds(pid: number): { user: number; system: number } {
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND };
-}
-
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'popsteer-cpu-'));
   try {

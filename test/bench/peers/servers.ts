@@ -223,6 +223,16 @@ export async function startBenchServer(definition: ServerDefinition, scenario: S
   };
 }
 
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** User and system CPU seconds of a process, all threads. */
+export function cpuSeconds(pid: number): { user: number; system: number } {
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND };
+}
+
 /** Resident memory of a process and all its descendants, in KiB (VmRSS from /proc). */
 export function residentKiB(rootPid: number): number {
   const children = new Map<number, number[]>();
