@@ -3,8 +3,9 @@
 // unless --share-listen asks for it; an admin address that is taken, or that
 // cannot be bound after the DNS workers started, ends the process with exit
 // 2 and leaves nothing running; an admin address beyond loopback needs
-// --admin-expose; every command's exit status for bad usage is the one its
-// help promises.
+// --admin-expose; an open-file limit too low for the connection caps lowers
+// them (or, with no room at all, is exit 2); every command's exit status for
+// bad usage is the one its help promises.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -35,10 +36,11 @@ interface Outcome {
 }
 
 /** Runs `popsteer serve` until it exits or reports DNS listening, whichever comes first (both are events). */
-async function serveUntilUpOrExit(args: string[]): Promise<Outcome> {
+async function serveUntilUpOrExit(args: string[], openFileLimit?: number): Promise<Outcome> {
   const state = mkdtempSync(join(tmpdir(), 'popsteer-state-'));
-  const child = spawn(process.execPath, [CLI, 'serve', ...GEO, '--drain-ms', '0', '--workers', '1', '--state-file', join(state, 's.json'), ...args],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = [process.execPath, CLI, 'serve', ...GEO, '--drain-ms', '0', '--workers', '1', '--state-file', join(state, 's.json'), ...args];
+  if (openFileLimit !== undefined) command.unshift('prlimit', `--nofile=${openFileLimit}:${openFileLimit}`, '--');
+  const child = spawn(command[0], command.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => { stderr += String(d); });
   const logs: Array<Record<string, unknown>> = [];
@@ -132,6 +134,28 @@ test('an admin address beyond loopback without --admin-expose is refused, exit 2
   assert.match(r.stderr, /--admin-expose/);
 });
 
+test('under a low open-file limit the connection caps are lowered to fit, with a warning naming the limit; too low a limit is exit 2', async () => {
+  // 1,100 descriptors: 1,000 TCP + 64 admin + 512 kept (256 + the probes' max_in_flight of 256) do not fit.
+  const low = await startServer({ openFileLimit: 1100 });
+  try {
+    const warning = low.logs.find((l) => String(l.msg).startsWith('connection caps lowered'));
+    assert.ok(warning, 'a warning at start-up');
+    assert.match(String(warning.msg), /open-file limit \(RLIMIT_NOFILE\) is 1100/);
+    assert.deepEqual([warning.tcpMaxConnections, warning.adminMaxConnections], [524, 64]);
+    const metrics = await (await fetch(`http://127.0.0.1:${low.adminPort}/metrics`)).text();
+    assert.match(metrics, /^popsteer_connection_limit\{listener="dns_tcp"[^}]*\} 524$/m);
+  } finally {
+    await low.stop();
+  }
+  const none = await serveUntilUpOrExit(['--listen', '127.0.0.1:0', '--admin', 'off'], 400);
+  try {
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(none.stderr, /RLIMIT_NOFILE\) is 400, which leaves no descriptors for connections/);
+  } finally {
+    await stopChild(none.child);
+  }
+});
+
 test('every command exits as its help says for bad usage', async () => {
   const cases: Array<{ args: string[]; code: number; help: RegExp }> = [
     { args: ['serve', '--bogus'], code: 2, help: /exit code 2|Exit status/ },
@@ -144,9 +168,12 @@ test('every command exits as its help says for bad usage', async () => {
     { args: ['anycast', '--bogus'], code: 2, help: /2 bad usage/ },
     { args: ['bogus'], code: 2, help: /2 bad usage/ },
   ];
+  const helpChecked = new Set<string>();
   for (const c of cases) {
     const r = await runCli(c.args);
     assert.equal(r.code, c.code, `popsteer ${c.args.join(' ')}: ${r.stderr.split('\n')[0]}`);
+    if (helpChecked.has(c.args[0])) continue;
+    helpChecked.add(c.args[0]);
     const help = await runCli(c.args[0] === 'bogus' ? ['--help'] : [c.args[0], '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, c.help, `popsteer ${c.args[0]} --help states the exit status`);
