@@ -91,13 +91,18 @@ export function listenTcp(host: string, port: number, limits: TcpLimits, slots: 
     conn.socket.resetAndDestroy();
   };
 
-  /** Ends our side once the replies already written are sent; the deadline covers a client that never takes them. */
+  /**
+   * Ends our side once the replies already written are sent; the deadline
+   * covers a client that never takes them. Reading goes on (discarding, up to
+   * DISCARD_LIMIT) so that the client's FIN is seen and the socket released.
+   */
   const finish = (conn: Connection): void => {
     if (conn.closingSince !== 0) return;
     conn.closingSince = now();
     conn.chunks = [];
     conn.buffered = 0;
     conn.socket.end();
+    conn.socket.resume();
   };
 
   const deadlineOf = (conn: Connection): number => {
