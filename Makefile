@@ -6,12 +6,12 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 # Debian tools the tests call, installed idempotently.
-TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl fstrm-bin dnstap-ldns
+TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl fstrm-bin dnstap-ldns lintian systemd util-linux iproute2
 # Debian packages that ship a daemon the tests never use: installed with its
 # service kept from starting (tests run their own processes).
 TEST_DEBS_NO_SERVICE := prometheus
 # What the native UDP module (server/transport/native/udp_batch.c) is built with.
-BUILD_DEBS := gcc libc6-dev libuv1-dev
+BUILD_DEBS := gcc libc6-dev libuv1-dev binutils
 NATIVE_UDP := build/udp_batch.node
 
 # Installs the Debian packages named in $(1) that are missing.
@@ -45,7 +45,7 @@ define apt_install_no_service
 	fi
 endef
 
-.PHONY: run test deps debs build-debs native typecheck bench soak fuzz-nightly clean openapi
+.PHONY: run test deps debs build-debs native typecheck deb bench soak fuzz-nightly clean openapi
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -72,14 +72,25 @@ native: $(NATIVE_UDP)
 # Serves even where the native module cannot be built: UDP then runs on dgram.
 run: deps
 	@$(MAKE) --no-print-directory native || echo "popsteer: native UDP module not built; UDP will run on Node's dgram"
-	node server/cli/popsteer.ts serve --config policies --geo-data geo-data --listen 127.0.0.1:5353 --admin 127.0.0.1:8053
+	node bin/popsteer.js serve --config policies --geo-data geo-data --listen 127.0.0.1:5353 --admin 127.0.0.1:8053
 
 typecheck: deps
 	tsc --noEmit -p tsconfig.json
 
+# Test servers share one GeoIP index cache made for this run (built once
+# here, before the servers start) and removed after it, so the suite leaves
+# nothing in $$HOME or the tree.
 test: deps debs native typecheck
-	node --test --test-concurrency=2 --test-timeout=180000 \
-	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/bench/**/*.test.ts'
+	@cache=$$(mktemp -d -t popsteer-test-cache.XXXXXX); \
+	POPSTEER_CACHE_DIR=$$cache node bin/popsteer.js validate >/dev/null; \
+	POPSTEER_TEST_CACHE_DIR=$$cache node --test --test-concurrency=2 --test-timeout=180000 \
+	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/bench/**/*.test.ts'; \
+	status=$$?; rm -rf "$$cache"; exit $$status
+
+# dist/popsteer_<version>_<arch>.deb: popsteer, its production dependencies,
+# the Node.js 24 runtime and the native UDP module (packaging/build-deb.ts).
+deb: deps native
+	node packaging/build-deb.ts --out dist
 
 # Not part of `make test`: figures, not verdicts. Installs the peers it compares with.
 bench: deps native
@@ -98,4 +109,4 @@ openapi: deps
 	mkdir -p contrib && node server/cli/openapi-export.ts > contrib/openapi.json.tmp && mv contrib/openapi.json.tmp contrib/openapi.json
 
 clean:
-	rm -rf node_modules state test-results build
+	rm -rf node_modules state test-results build dist

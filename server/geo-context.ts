@@ -46,10 +46,14 @@ export function contextFor(database: GeoDatabase, catalog: PopCatalog): GeoConte
   };
 }
 
-/** Identity of the geo inputs: the database file and the catalog and custom-network texts. */
+/**
+ * Content identity of the geo inputs: the database's build (type and build
+ * time, from its metadata) and the catalog and custom-network texts. Not the
+ * database's path or file times, so two machines with the same inputs agree.
+ */
 function geoVersion(database: GeoDatabase, catalog: PopCatalog): string {
   const hash = createHash('sha256');
-  hash.update(`${database.path}|${database.fileSize}|${database.fileMtimeMs}|${database.buildEpoch.getTime()}`);
+  hash.update(`${database.databaseType}|${database.buildEpoch.getTime()}`);
   for (const file of [catalog.file, database.networks?.file]) {
     if (file && existsSync(file)) hash.update('\0').update(readFileSync(file));
   }

@@ -4,7 +4,7 @@
 import { createSocket } from 'node:dgram';
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { createServer, isIPv6 } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
@@ -14,6 +14,7 @@ import { createCounterBuffer } from './engine/counters.ts';
 import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
 import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
 import { watchGeoDatabase } from './geo/watch.ts';
+import { checkExistingFile, ensurePrivateDirectory, UnsafePathError } from './fsutil/safe-files.ts';
 import { rrlConfigOf } from './rrl/config.ts';
 import { emptyProbesConfig, loadProbesConfig } from './health/config.ts';
 import { HealthService } from './health/service.ts';
@@ -151,10 +152,27 @@ function loadProbes(settings: Settings, subjects: string[]) {
   }
 }
 
+/** State and cache directories: made (mode 0700) when missing; refused at start-up (exit 2, naming the path) when unsafe. */
+function preparePrivatePaths(settings: Settings): void {
+  const problems: ConfigError[] = [];
+  const check = (setting: string, prepare: () => void): void => {
+    try {
+      prepare();
+    } catch (err) {
+      if (!(err instanceof UnsafePathError)) throw err;
+      problems.push(new ConfigError('POPSTEER_ERR_UNSAFE_PATH', err.path, null, '', `${setting}: ${err.problem}`));
+    }
+  };
+  check('state_file', () => { ensurePrivateDirectory(dirname(settings.stateFile!)); checkExistingFile(settings.stateFile!); });
+  check('cache_dir', () => ensurePrivateDirectory(settings.cacheDir));
+  if (problems.length > 0) throw new ConfigErrors(problems);
+}
+
 export async function startServer(settings: Settings, log: Logger): Promise<RunningServer> {
   const startedAt = Date.now();
   // Before the long load: an address mistake is reported in a moment, not after the GeoIP index is built.
   await checkAddressesFree(settings);
+  preparePrivatePaths(settings);
   let geo = loadGeo(settings);
   log.info({
     database: geo.database.path, type: geo.database.databaseType, built: geo.database.buildEpoch.toISOString(),
@@ -263,7 +281,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     await abandonStart();
     throw err;
   }
-  log.info({ listen: listen.map((l) => `${l.host}:${l.port}`), workers: settings.workers, udp_io: udpIo.io, pop: settings.pop }, 'DNS listening (UDP and TCP)');
+  log.info({ listen: listen.map((l) => `${l.host}:${l.port}`), workers: settings.workers, udp_io: udpIo.io }, 'DNS listening (UDP and TCP)');
 
   const post = (message: ToWorker): void => { for (const w of workers) w.postMessage(message); };
   const reloads = { success: 0, failure: 0, lastError: [] as string[] };

@@ -15,7 +15,7 @@ import {
   OFF_TCP_CONNECTIONS_REFUSED, OFF_TRUNCATED, QTYPE_BUCKETS, RCODE_BUCKETS, TRANSPORTS, sumSlot,
 } from '../engine/counters.ts';
 import { OFF_RRL_LIMITED, RRL_ACTIONS } from '../engine/counters.ts';
-import { FAILURE_REASONS } from '../health/transports.ts';
+import { FAILURE_REASONS, LOCAL_CAUSES } from '../health/transports.ts';
 import { PROBE_DURATION_BOUNDS, type HealthMetrics } from '../health/service.ts';
 import type { DecisionCount, OutcomeCount } from './decision-counters.ts';
 
@@ -157,6 +157,8 @@ export function createMetrics(source: MetricsSource): Registry {
       (i) => t.durationBuckets[i], t.durationSumSeconds, t.durationCount)));
   metric('popsteer_health_probe_failures_total', 'counter', `Failed probes per target, by reason (${FAILURE_REASONS.join(', ')}).`,
     () => source.health().targets.flatMap((t) => FAILURE_REASONS.map((reason) => ({ labels: { target: t.id, reason }, value: t.failures[reason] }))));
+  metric('popsteer_health_not_probed_total', 'counter', `Probes that could not run because this server had no socket (${LOCAL_CAUSES.join(', ')}): neither a target failure nor evidence of a cut-off.`,
+    () => source.health().targets.flatMap((t) => LOCAL_CAUSES.map((cause) => ({ labels: { target: t.id, cause }, value: t.notProbed[cause] }))));
   metric('popsteer_health_target_transitions_total', 'counter', 'Up/down changes of each probe target.',
     () => source.health().targets.map((t) => ({ labels: { target: t.id }, value: t.transitions })));
   metric('popsteer_health_subject_up', 'gauge', 'Effective state of each PoP or endpoint as the DNS workers see it (probes, overrides, cut-off freeze): 1 up, 0 down.',

@@ -387,7 +387,7 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
     const expiresAt = overrideExpiry(req.body.expires, Date.now());
     const reason = req.body.reason ?? NO_REASON;
     const subject = host.health.setOverride(id, action, reason, expiresAt);
-    adminLog.info({ pop: id, action, reason, expires: expiresAt === null ? null : new Date(expiresAt).toISOString(), ip: req.ip }, 'override set through the admin API');
+    adminLog.info({ subject: id, action, reason, expires: expiresAt === null ? null : new Date(expiresAt).toISOString(), ip: req.ip }, 'override set through the admin API');
     const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
     return {
       id: subject.id, state: subject.state, since: iso(subject.since),

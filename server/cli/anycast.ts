@@ -22,7 +22,7 @@ export async function runAnycastCommand(args: string[]): Promise<number> {
     return 2;
   }
   // stdout may be the ExaBGP API channel: logs go to stderr in every mode.
-  const log = pino({ level: options.logLevel, base: { pop: options.pop, component: 'anycast', pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+  const log = pino({ level: options.logLevel, base: { instance: options.pop, component: 'anycast', pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.destination({ dest: 2, sync: true }));
 
   const speaker: RouteSpeaker = options.mode === 'exabgp'

@@ -42,7 +42,13 @@ export async function runExplainCommand(args: string[]): Promise<number> {
   const health = new Int32Array(createHealthTable(geo.catalog.count));
   const notes = new Map<string, string>();
   if (settings.stateFile && existsSync(settings.stateFile)) {
-    for (const [id, o] of readOverrides(settings.stateFile)) {
+    let stored: ReturnType<typeof readOverrides> = new Map();
+    try {
+      stored = readOverrides(settings.stateFile);
+    } catch (err) {
+      process.stderr.write(`popsteer: overrides not applied: ${(err as Error).message}\n`);
+    }
+    for (const [id, o] of stored) {
       const i = geo.catalog.ids.indexOf(id);
       if (i < 0) continue;
       health[3 + i] = o.kind === 'force-up' ? 1 : 0;

@@ -1,11 +1,11 @@
-#!/usr/bin/env node
-// popsteer command line: thin wrappers that call the modules.
+// popsteer command line: thin wrappers that call the modules. Started through
+// bin/popsteer.js, which checks the runtime first.
 
 import { ConfigErrors } from '../config/errors.ts';
 import { resolveSettings, settingsHelp } from '../config/settings.ts';
 import { createLogger } from '../log/logger.ts';
 import { startServer, type RunningServer } from '../main.ts';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { loadGeo } from '../geo-context.ts';
 import { loadSnapshot } from '../policy/load.ts';
 import { runAnycastCommand } from './anycast.ts';
@@ -25,6 +25,7 @@ Usage:
   popsteer pop drain|undrain|force-down|force-up <id> --reason "…" [--expires 30m]
                                     override a PoP's health through the admin API
   popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
+  popsteer --version                popsteer's version and the Node.js runtime it runs on
   popsteer --help | <command> --help
 
 Run from the repository root with no --config/--geo-data, popsteer uses
@@ -61,6 +62,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`${versionText()}\n`);
+    return 0;
   }
   const wantsHelp = rest.includes('--help') || rest.includes('-h');
   switch (command) {
@@ -102,6 +107,12 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`popsteer: unknown command "${command}"\n\n${USAGE}\n`);
       return 2;
   }
+}
+
+/** "popsteer 0.1.0 (Node.js v24.21.0, linux x64)": what an operator pastes into a bug report. */
+function versionText(): string {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `popsteer ${version} (Node.js ${process.version}, ${process.platform} ${process.arch})`;
 }
 
 async function serve(args: string[]): Promise<number> {
@@ -152,13 +163,15 @@ function validate(args: string[]): number {
   let positionals: string[];
   try {
     ({ settings, positionals } = resolveSettings(args, process.env, process.cwd()));
+    // `validate DIR` is `validate --config DIR`: DIR's popsteer.yaml (geo_data …) applies too.
+    if (positionals[0]) ({ settings } = resolveSettings([...args, '--config', positionals[0]], process.env, process.cwd()));
   } catch (err) {
     const code = reportConfigErrors(err);
     // The help's promise: 2 for bad usage (the command line), 1 for an invalid configuration (popsteer.yaml, environment).
     const usage = (err as ConfigErrors).errors.some((e) => e.code === 'POPSTEER_ERR_USAGE' || e.file === 'command line' || e.file.startsWith('--'));
     return usage ? code : 1;
   }
-  const configDir = positionals[0] ? resolve(process.cwd(), positionals[0]) : settings.configDir;
+  const configDir = settings.configDir;
   let geo;
   try {
     geo = loadGeo(settings);

@@ -4,8 +4,8 @@
 // Precedence: flag > environment > <config dir>/popsteer.yaml > default.
 
 import { existsSync } from 'node:fs';
-import { availableParallelism, homedir, hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { availableParallelism, hostname } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, ConfigErrors, type SourcePosition } from './errors.ts';
 import { readYamlFile } from './yaml-source.ts';
@@ -88,7 +88,7 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'configDir', flag: 'config', env: 'POPSTEER_CONFIG', file: '', kind: 'path', help: 'directory with zones/, steering policies and popsteer.yaml (default ./policies)' },
   { key: 'geoDataDir', flag: 'geo-data', env: 'POPSTEER_GEO_DATA', file: 'geo_data', kind: 'path', help: 'directory with the PoP catalog and custom networks (default ./geo-data)' },
   { key: 'geoipDatabase', flag: 'geoip-database', env: 'POPSTEER_GEOIP_DATABASE', file: 'geoip_database', kind: 'path', help: 'GeoIP2/GeoLite2 City or Country .mmdb, e.g. as written by geoipupdate (default: the bundled 2019 GeoLite2-City)' },
-  { key: 'cacheDir', flag: 'cache-dir', env: 'POPSTEER_CACHE_DIR', file: 'cache_dir', kind: 'path', help: 'where built GeoIP indexes are cached to start fast (default $XDG_CACHE_HOME/popsteer or ~/.cache/popsteer)' },
+  { key: 'cacheDir', flag: 'cache-dir', env: 'POPSTEER_CACHE_DIR', file: 'cache_dir', kind: 'path', help: 'where built GeoIP indexes are cached to start fast (default $XDG_CACHE_HOME/popsteer, else cache/ beside the state file)' },
   { key: 'asnDatabase', flag: 'asn-database', env: 'POPSTEER_ASN_DATABASE', file: 'asn_database', kind: 'path', help: 'optional GeoLite2-ASN .mmdb (explain output)' },
   { key: 'listen', flag: 'listen', env: 'POPSTEER_LISTEN', file: 'listen', kind: 'listen-list', multiple: true, help: 'DNS address host:port for UDP and TCP; repeatable, [v6]:port for IPv6 (default 127.0.0.1:5353)' },
   { key: 'admin', flag: 'admin', env: 'POPSTEER_ADMIN', file: 'admin', kind: 'listen', help: 'admin HTTP address host:port, or "off" (default 127.0.0.1:8053)' },
@@ -161,7 +161,7 @@ export function defaultSettings(cwd: string): Settings {
     stateFile: null,
     drainMs: 5000,
     geoipDatabase: null,
-    cacheDir: join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'popsteer'),
+    cacheDir: '',
     asnDatabase: null,
     queryLogSample: 0,
     rrlResponsesPerSecond: DEFAULT_RRL_RESPONSES_PER_SECOND,
@@ -324,7 +324,7 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     const value = flags[spec.flag];
     if (value !== undefined) apply(spec, spec.multiple ? (value as string[]).join(',') : value, `--${spec.flag}`, cwd);
   }
-  if (settings.stateFile === null) settings.stateFile = resolve(settings.configDir, '..', 'state', 'popsteer-state.json');
+  applyPathDefaults(settings, env);
   errors.push(...adminSettingErrors(settings));
   if (errors.length > 0) throw new ConfigErrors(errors);
   const extraValues: Record<string, string | boolean | string[] | undefined> = {};
@@ -350,6 +350,23 @@ function adminSettingErrors(settings: Settings): ConfigError[] {
       'HTTPS for the admin API needs both --admin-tls-cert and --admin-tls-key'));
   }
   return errors;
+}
+
+/**
+ * Where state and cache go when not configured. The state file sits in
+ * state/ beside the config directory (./state in a clone: one place a
+ * developer can see and delete). The cache follows $XDG_CACHE_HOME when the
+ * user set it, else cache/ inside that state directory: never $HOME, which a
+ * system user has none of, and a directory popsteer already creates and
+ * checks (mode 0700, owned by the daemon's user). A package sets both
+ * explicitly (/var/lib/popsteer, /var/cache/popsteer).
+ */
+function applyPathDefaults(settings: Settings, env: NodeJS.ProcessEnv): void {
+  if (settings.stateFile === null) settings.stateFile = resolve(settings.configDir, '..', 'state', 'popsteer-state.json');
+  if (settings.cacheDir === '') {
+    const xdg = env.XDG_CACHE_HOME;
+    settings.cacheDir = xdg && isAbsolute(xdg) ? join(xdg, 'popsteer') : join(dirname(settings.stateFile), 'cache');
+  }
 }
 
 export function settingsHelp(): string {

@@ -1,9 +1,11 @@
 // Operator overrides (drain, force-down, force-up) and their state file.
-// The file is replaced atomically (write a temporary file, fsync, rename,
-// fsync the directory) so a crash leaves either the old or the new set.
+// The file is written and read through fsutil/safe-files.ts: replaced
+// atomically through an exclusive temporary file in a directory only the
+// daemon's user can change, and never through a symbolic link, so a crash
+// leaves either the old or the new set and a local user cannot redirect it.
+// The format carries a version; a newer popsteer reads every older version.
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSafely, writeFileSafely } from '../fsutil/safe-files.ts';
 
 export const OVERRIDE_ACTIONS = ['drain', 'undrain', 'force-down', 'force-up'] as const;
 export type OverrideAction = (typeof OVERRIDE_ACTIONS)[number];
@@ -35,27 +37,26 @@ export function overrideUp(kind: OverrideKind): boolean {
   return kind === 'force-up';
 }
 
+/** The state file format this version writes. Bump it with a reader for the old one: upgrades carry drains across. */
+export const STATE_FILE_VERSION = 1;
+
 interface StateFile {
-  version: 1;
+  version: number;
   overrides: Record<string, Override>;
 }
 
-/** Overrides from the state file; a missing file is an empty set. Unreadable or malformed files throw. */
+/** Overrides from the state file; a missing file is an empty set. Unreadable, unsafe or malformed files throw. */
 export function readOverrides(file: string): Map<string, Override> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
-    throw err;
-  }
-  const parsed = JSON.parse(text) as StateFile;
-  if (parsed?.version !== 1 || typeof parsed.overrides !== 'object' || parsed.overrides === null) {
-    throw new Error('not a popsteer health state file (version 1)');
+  const bytes = readFileSafely(file);
+  if (bytes === null) return new Map();
+  const parsed = JSON.parse(bytes.toString('utf8')) as StateFile;
+  if (parsed?.version !== STATE_FILE_VERSION || typeof parsed.overrides !== 'object' || parsed.overrides === null) {
+    throw new Error(`not a popsteer health state file (version ${STATE_FILE_VERSION}), or written by a newer popsteer`);
   }
   const result = new Map<string, Override>();
   for (const [subject, o] of Object.entries(parsed.overrides)) {
-    const valid = (o.kind === 'drain' || o.kind === 'force-down' || o.kind === 'force-up')
+    const valid = o !== null && typeof o === 'object'
+      && (o.kind === 'drain' || o.kind === 'force-down' || o.kind === 'force-up')
       && typeof o.reason === 'string' && typeof o.since === 'number' && (o.expires === null || typeof o.expires === 'number');
     if (valid) result.set(subject, { kind: o.kind, reason: o.reason, since: o.since, expires: o.expires });
   }
@@ -63,26 +64,6 @@ export function readOverrides(file: string): Map<string, Override> {
 }
 
 export function writeOverrides(file: string, overrides: ReadonlyMap<string, Override>): void {
-  const content: StateFile = { version: 1, overrides: Object.fromEntries(overrides) };
-  const temporary = `${file}.${process.pid}.tmp`;
-  const fd = openSync(temporary, 'w', 0o600);
-  try {
-    try {
-      writeSync(fd, `${JSON.stringify(content, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, file);
-  } catch (err) {
-    rmSync(temporary, { force: true });
-    throw err;
-  }
-  // Make the rename itself durable; some file systems refuse fsync on a directory.
-  try {
-    const dirFd = openSync(dirname(file), 'r');
-    try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
-  } catch {
-    // the data is in place; only the rename's durability is best effort here
-  }
+  const content: StateFile = { version: STATE_FILE_VERSION, overrides: Object.fromEntries(overrides) };
+  writeFileSafely(file, [`${JSON.stringify(content, null, 2)}\n`]);
 }

@@ -6,15 +6,17 @@
 // is published into the shared health table the DNS workers read.
 
 import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.ts';
+import { systemClock, type Clock, type TimerHandle } from './clock.ts';
 import type { ProbeKind, ProbesConfig, ProbeTarget } from './config.ts';
 import {
   HealthInputError, MAX_REASON_LENGTH, OVERRIDE_ACTIONS, overrideUp, readOverrides, writeOverrides,
   type Override, type OverrideAction,
 } from './overrides.ts';
 import { SLOT_COUNT, bumpEpoch, writeCutOff, writeHealth } from './table.ts';
-import { FAILURE_REASONS, defaultTransports, type FailureReason, type ProbeOutcome, type ProbeTransports } from './transports.ts';
+import {
+  FAILURE_REASONS, LOCAL_CAUSES, classifyError, defaultTransports, type FailureReason, type LocalCause, type ProbeOutcome, type ProbeTransports,
+} from './transports.ts';
 
 export type TargetState = 'up' | 'down' | 'unknown';
 
@@ -31,7 +33,8 @@ export interface HealthServiceOptions {
   stateFile: string;
   log: Logger;
   table: SharedArrayBuffer;
-  now?: () => number;
+  /** Time and timers (clock.ts); the system clock unless a test drives its own. */
+  clock?: Clock;
   transports?: Partial<ProbeTransports>;
 }
 
@@ -108,6 +111,15 @@ export interface ProbeEvent {
   startedAt: number;
 }
 
+/** A probe that could not run here (no socket): not a result about the target. */
+export interface NotProbedEvent {
+  target: string;
+  cause: LocalCause;
+  detail: string;
+  /** Probes of this target in a row that could not run, this one included. */
+  inARow: number;
+}
+
 export interface TargetMetrics {
   id: string;
   kind: ProbeKind;
@@ -117,6 +129,8 @@ export interface TargetMetrics {
   durationSumSeconds: number;
   durationCount: number;
   failures: Record<FailureReason, number>;
+  /** Probes that could not run here, by cause (EMFILE …): neither failures nor successes. */
+  notProbed: Record<LocalCause, number>;
   transitions: number;
 }
 
@@ -137,6 +151,7 @@ export interface HealthEvents {
   target: [TargetTransitionEvent];
   'cut-off': [CutOffStatus];
   probe: [ProbeEvent];
+  'not-probed': [NotProbedEvent];
   ready: [];
 }
 
@@ -162,6 +177,9 @@ interface TargetRuntime {
   durationCounts: number[];
   durationSumSeconds: number;
   failureCounts: Record<FailureReason, number>;
+  notProbedCounts: Record<LocalCause, number>;
+  /** Probes in a row that could not run; 0 once one runs. */
+  notProbedInARow: number;
   transitions: number;
 }
 
@@ -180,19 +198,22 @@ interface SubjectRuntime {
 
 const noFailures = (): Record<FailureReason, number> =>
   Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
+const noLocalCauses = (): Record<LocalCause, number> =>
+  Object.fromEntries(LOCAL_CAUSES.map((c) => [c, 0])) as Record<LocalCause, number>;
 
 export class HealthService extends EventEmitter<HealthEvents> {
   private readonly config: ProbesConfig;
   private readonly stateFile: string;
   private readonly log: Logger;
   private readonly view: Int32Array;
+  private readonly clock: Clock;
   private readonly now: () => number;
   private readonly transports: ProbeTransports;
   private readonly targets: TargetRuntime[];
   private readonly subjects: SubjectRuntime[];
   private readonly subjectIndex = new Map<string, number>();
   private readonly queue: number[] = [];
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private running = false;
   private inFlightCount = 0;
   private probesQueued = 0;
@@ -208,7 +229,8 @@ export class HealthService extends EventEmitter<HealthEvents> {
     this.stateFile = options.stateFile;
     this.log = options.log.child({ module: 'health' });
     this.view = new Int32Array(options.table);
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
+    this.now = () => this.clock.now();
     this.transports = { ...defaultTransports, ...options.transports };
     if (this.view[SLOT_COUNT] !== options.subjects.length) {
       throw new RangeError(`health table holds ${this.view[SLOT_COUNT]} subjects, expected ${options.subjects.length}`);
@@ -230,6 +252,8 @@ export class HealthService extends EventEmitter<HealthEvents> {
       durationCounts: new Array(PROBE_DURATION_BOUNDS.length + 1).fill(0),
       durationSumSeconds: 0,
       failureCounts: noFailures(),
+      notProbedCounts: noLocalCauses(),
+      notProbedInARow: 0,
       transitions: 0,
     }));
     this.subjects = options.subjects.map((id, index) => {
@@ -267,7 +291,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
 
   stop(): void {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
     this.timer = null;
     for (const runtime of this.targets) {
       if (runtime.inFlight) runtime.inFlight.controller.abort();
@@ -315,6 +339,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
           durationSumSeconds: r.durationSumSeconds,
           durationCount: cumulative,
           failures: { ...r.failureCounts },
+          notProbed: { ...r.notProbedCounts },
           transitions: r.transitions,
         };
       }),
@@ -436,10 +461,9 @@ export class HealthService extends EventEmitter<HealthEvents> {
       if (expires != null && expires < wake) wake = expires;
     }
     if (wake === Infinity) return;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
     const delay = Math.max(TIMER_GRANULARITY_MS, wake - this.now());
-    this.timer = setTimeout(this.tick, delay);
-    this.timer.unref();
+    this.timer = this.clock.setTimer(this.tick, delay);
   }
 
   private launchQueued(): void {
@@ -452,7 +476,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
 
   private startProbe(runtime: TargetRuntime): void {
     const controller = new AbortController();
-    const flight: InFlight = { controller, startedHr: performance.now(), deadline: this.now() + runtime.target.timeoutMs };
+    const flight: InFlight = { controller, startedHr: this.clock.monotonic(), deadline: this.now() + runtime.target.timeoutMs };
     runtime.inFlight = flight;
     this.inFlightCount++;
     const transport = this.transports[runtime.target.kind as Exclude<ProbeKind, 'external'>];
@@ -460,11 +484,11 @@ export class HealthService extends EventEmitter<HealthEvents> {
     try {
       outcome = transport(runtime.target, controller.signal);
     } catch (err) {
-      outcome = Promise.resolve({ ok: false, reason: 'other', detail: (err as Error).message });
+      outcome = Promise.resolve(classifyError(err));
     }
     outcome.then(
       (result) => this.finishProbe(runtime, flight, result),
-      (err: Error) => this.finishProbe(runtime, flight, { ok: false, reason: 'other', detail: err.message }),
+      (err: Error) => this.finishProbe(runtime, flight, classifyError(err)),
     );
   }
 
@@ -473,7 +497,16 @@ export class HealthService extends EventEmitter<HealthEvents> {
     if (runtime.inFlight !== flight) return;
     runtime.inFlight = null;
     this.inFlightCount--;
-    const durationMs = performance.now() - flight.startedHr;
+    if (!outcome.ok && outcome.reason === 'local') {
+      this.notProbed(runtime, outcome.cause, outcome.detail);
+      if (this.running) this.launchQueued();
+      return;
+    }
+    if (runtime.notProbedInARow > 0) {
+      this.log.info({ target: runtime.target.id, notProbed: runtime.notProbedInARow }, 'health: probing again');
+      runtime.notProbedInARow = 0;
+    }
+    const durationMs = this.clock.monotonic() - flight.startedHr;
     const t = this.now();
     const reason = outcome.ok ? null : outcome.reason;
     runtime.last = { ok: outcome.ok, reason, detail: outcome.detail, durationMs, at: t };
@@ -483,6 +516,23 @@ export class HealthService extends EventEmitter<HealthEvents> {
     this.emit('probe', { target: runtime.target.id, ok: outcome.ok, reason, durationMs, startedAt: (t - durationMs) % interval });
     this.applyResult(runtime, outcome);
     if (this.running) this.launchQueued();
+  }
+
+  /**
+   * The probe never reached the target: this server could not open a socket.
+   * The target keeps its state and streaks, and the cut-off guard sees
+   * nothing; the count and the log say what happened.
+   */
+  private notProbed(runtime: TargetRuntime, cause: LocalCause, detail: string): void {
+    runtime.notProbedCounts[cause]++;
+    runtime.notProbedInARow++;
+    const fields = { target: runtime.target.id, cause, detail, inARow: runtime.notProbedInARow };
+    if (runtime.notProbedInARow === 1) {
+      this.log.warn(fields, 'health: could not probe (no socket on this server); the target keeps its state');
+    } else {
+      this.log.debug(fields, 'health: could not probe');
+    }
+    this.emit('not-probed', { target: runtime.target.id, cause, detail, inARow: runtime.notProbedInARow });
   }
 
   private observeDuration(runtime: TargetRuntime, durationMs: number): void {

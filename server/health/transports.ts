@@ -12,7 +12,19 @@ import type { ProbeKind, ProbeTarget } from './config.ts';
 export const FAILURE_REASONS = ['timeout', 'refused', 'status', 'body', 'tls', 'dns', 'other'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
-export type ProbeOutcome = { ok: true; detail: string } | { ok: false; reason: FailureReason; detail: string };
+/**
+ * Errors that say this server could not open or use a socket (descriptors,
+ * buffers or a source address used up here), not that the target failed. A
+ * probe ending with one "could not probe": it counts neither against the
+ * target nor as evidence that this server is cut off.
+ */
+export const LOCAL_CAUSES = ['EMFILE', 'ENFILE', 'ENOBUFS', 'EADDRNOTAVAIL'] as const;
+export type LocalCause = (typeof LOCAL_CAUSES)[number];
+
+export type ProbeOutcome =
+  | { ok: true; detail: string }
+  | { ok: false; reason: FailureReason; detail: string }
+  | { ok: false; reason: 'local'; cause: LocalCause; detail: string };
 
 export type ProbeTransport = (target: ProbeTarget, signal: AbortSignal) => Promise<ProbeOutcome>;
 export type ProbeTransports = Record<Exclude<ProbeKind, 'external'>, ProbeTransport>;
@@ -26,6 +38,7 @@ export function classifyError(err: unknown): ProbeOutcome {
   const e = err as NodeJS.ErrnoException;
   const code = e?.code ?? '';
   const detail = code ? `${code}: ${e.message}` : String(e?.message ?? err);
+  if ((LOCAL_CAUSES as readonly string[]).includes(code)) return { ok: false, reason: 'local', cause: code as LocalCause, detail };
   if (e?.name === 'AbortError' || code === 'ABORT_ERR' || code === 'ETIMEDOUT') return { ok: false, reason: 'timeout', detail };
   if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return { ok: false, reason: 'refused', detail };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') return { ok: false, reason: 'dns', detail };

@@ -4,6 +4,7 @@
 // validates is exactly a set that serves.
 
 import { createHash } from 'node:crypto';
+import { relative } from 'node:path';
 import { ConfigError } from '../config/errors.ts';
 import { countryText, stringAt, CONTINENT_CODES } from '../geo/codes.ts';
 import { buildClassTrie, type ClassTrie } from '../geo/scope.ts';
@@ -76,6 +77,20 @@ export function geoFacts(geo: GeoContext): GeoFacts {
 /** Class tries by the per-location class table they were built from (see compileCached in policies.ts). */
 const trieCache = new WeakMap<Int32Array, ClassTrie>();
 
+/**
+ * The active set's identity, comparable across a fleet: each file's path
+ * relative to the config directory and its text, plus the geo data's content
+ * identity (geo-context.ts). Nothing that differs between two machines with
+ * the same inputs — where the files live, their times, this instance's PoP
+ * id — goes in, so PoPs serving the same set publish the same hash.
+ */
+export function contentHashOf(configDir: string, files: ReadonlyArray<{ file: string; text: string }>, geoVersion: string): string {
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(relative(configDir, f.file)).update('\0').update(f.text).update('\0');
+  hash.update(geoVersion);
+  return hash.digest('hex').slice(0, 16);
+}
+
 export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string, options: { hashRecord?: string | null } = {}): LoadResult {
   const errors: ConfigError[] = [];
   let zoneFiles: string[];
@@ -109,11 +124,7 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   // Workers need neither the per-location tables nor the source text.
   const slim = loaded.policies.map((p) => ({ ...p, variantClassOfLocation: [] }));
 
-  const hash = createHash('sha256');
-  for (const f of result.files) hash.update(f.file.slice(configDir.length)).update('\0').update(f.text).update('\0');
-  for (const s of loaded.sources) hash.update(s.file.slice(configDir.length)).update('\0').update(s.text).update('\0');
-  hash.update(geo.version).update('\0').update(selfPop);
-  const contentHash = hash.digest('hex').slice(0, 16);
+  const contentHash = contentHashOf(configDir, [...result.files, ...loaded.sources], geo.version);
   if (options.hashRecord) {
     const problem = addHashRecord(result.names, result.zones, options.hashRecord, contentHash);
     if (problem) return { snapshot: null, errors: [new ConfigError('POPSTEER_ERR_SETTING', 'hash_record', null, '', problem)], files, policies: [] };

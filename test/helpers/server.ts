@@ -1,20 +1,23 @@
 // Starts the real popsteer server (the CLI, as users run it) on ephemeral
 // loopback ports and waits for its "listening" log lines — an event, not a
-// sleep. Shared by every integration test.
+// sleep. Shared by every integration test. Every server and CLI run gets a
+// temporary state file and a shared temporary GeoIP index cache unless the
+// test asks for the defaults, so the suite writes nothing into the
+// repository or $HOME. Every JSON line a server logs is checked for repeated
+// keys: stop() fails the test that saw one.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { after } from 'node:test';
 import { createInterface } from 'node:readline';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { duplicateKeys } from './log-lines.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../server/cli/popsteer.ts', import.meta.url));
-
-/** How long a start-up may take before it is taken to have failed (below the suite's 180 s test timeout). */
-const START_NEVER_MS = 150_000;
 
 export interface StartedServer {
   process: ChildProcess;
@@ -37,7 +40,30 @@ export interface StartOptions {
   cwd?: string;
   /** Runs the server under this open-file limit (RLIMIT_NOFILE, soft and hard), through prlimit(1). */
   openFileLimit?: number;
+  /** Leave the state file and cache directory to popsteer's defaults (tests of the defaults run in a temporary clone). */
+  defaultPaths?: boolean;
 }
+
+/**
+ * The GeoIP index cache every test server shares: `make test` makes a fresh
+ * temporary directory per run (POPSTEER_TEST_CACHE_DIR) and removes it after;
+ * a single test file run alone uses one under the system's temporary directory.
+ */
+export const TEST_CACHE_DIR = process.env.POPSTEER_TEST_CACHE_DIR || join(tmpdir(), `popsteer-test-cache-${process.geteuid?.() ?? 0}`);
+
+/** The environment a test's popsteer process runs with: the shared cache, no home-directory defaults. */
+export function testEnvironment(extra: NodeJS.ProcessEnv = {}, defaultPaths = false): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  if (!defaultPaths && env.POPSTEER_CACHE_DIR === undefined) env.POPSTEER_CACHE_DIR = TEST_CACHE_DIR;
+  return env;
+}
+
+const START_TIMEOUT_MS = 150_000;
+
+/** Lines with a repeated key, across every server this test process started. */
+const linesWithRepeatedKeys: string[] = [];
+// Servers a test stopped some other way are checked when the file's tests end.
+after(() => assertNoRepeatedKeys());
 
 export async function startServer(options: StartOptions = {}): Promise<StartedServer> {
   const args = [CLI, 'serve', '--listen', '127.0.0.1:0', '--workers', String(options.workers ?? 1), '--log-level', 'info'];
@@ -48,7 +74,7 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
   // The example geo data, wherever the config directory is, unless a test brings its own.
   if (!(options.args ?? []).includes('--geo-data')) args.push('--geo-data', join(REPO_ROOT, 'geo-data'));
   // Each server keeps its overrides in its own state file unless a test shares one on purpose.
-  if (!(options.args ?? []).includes('--state-file')) {
+  if (!options.defaultPaths && !(options.args ?? []).includes('--state-file')) {
     args.push('--state-file', join(mkdtempSync(join(tmpdir(), 'popsteer-state-')), 'state.json'));
   }
   args.push(...(options.args ?? []));
@@ -57,7 +83,7 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
     : ['prlimit', [`--nofile=${options.openFileLimit}:${options.openFileLimit}`, '--', process.execPath, ...args]];
   const child = spawn(command, commandArgs, {
     cwd: options.cwd ?? REPO_ROOT,
-    env: { ...process.env, ...options.env },
+    env: testEnvironment(options.env, options.defaultPaths),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -71,6 +97,7 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
     } catch {
       return;
     }
+    if (duplicateKeys(text).length > 0) linesWithRepeatedKeys.push(text);
     logs.push(line);
     for (let i = waiters.length - 1; i >= 0; i--) {
       if (waiters[i].match(line)) {
@@ -92,16 +119,16 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
   let dnsPort: number;
   let adminPort: number | null = null;
   try {
-    // Only catches a server that never comes up: loading takes seconds alone, far longer when every core is busy.
-    const listening = await waitForLog((l) => l.msg === 'DNS listening (UDP and TCP)', START_NEVER_MS);
+    // A safety net, not a budget: a loaded machine may take a while, a broken start never ends.
+    const listening = await waitForLog((l) => l.msg === 'DNS listening (UDP and TCP)', START_TIMEOUT_MS);
     dnsPort = Number(String((listening.listen as string[])[0]).split(':').pop());
     if (options.admin !== false) {
-      const admin = await waitForLog((l) => l.msg === 'admin HTTP listening', START_NEVER_MS);
+      const admin = await waitForLog((l) => l.msg === 'admin HTTP listening', START_TIMEOUT_MS);
       adminPort = Number(String(admin.admin).split(':').pop());
     }
   } catch (err) {
-    // A server that did not start in time must not outlive the test (its pipes would keep the test process running).
-    child.kill('SIGKILL');
+    // No test holds this server: it must not outlive the failure.
+    if (child.exitCode === null) child.kill('SIGKILL');
     throw err;
   }
   return {
@@ -112,17 +139,27 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
     waitForLog,
     waitForNextLog: (match, timeoutMs) => waitForLog(match, timeoutMs, true),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill(signal);
-      const [code] = await exited;
-      return code as number | null;
+      let code = child.exitCode;
+      if (code === null) {
+        child.kill(signal);
+        [code] = (await exited) as [number | null];
+      }
+      assertNoRepeatedKeys();
+      return code;
     },
   };
 }
 
+/** Throws when any log line seen so far repeats a key (a log pipeline would keep only the last). */
+export function assertNoRepeatedKeys(): void {
+  if (linesWithRepeatedKeys.length === 0) return;
+  const lines = linesWithRepeatedKeys.splice(0);
+  throw new Error(`${lines.length} log line(s) repeat a key, e.g. ${duplicateKeys(lines[0]).join(', ')} in ${lines[0]}`);
+}
+
 /** Runs the CLI to completion (validate, explain …) and returns its output. */
 export async function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? REPO_ROOT, env: testEnvironment(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => { stdout += String(d); });

@@ -6,7 +6,7 @@
 // fails open, api answers SERVFAIL; never silence).
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -22,11 +22,13 @@ let server: StartedServer;
 let stateFile: string;
 
 before(async () => {
-  // The state file's parent is a regular file: every write fails (ENOTDIR), for any user, root included.
+  // Once the server runs, the state file's directory is replaced by a regular file: every write
+  // fails, for any user, root included. (At start-up that would be refused with exit 2.)
   const dir = mkdtempSync(join(tmpdir(), 'popsteer-state-'));
-  writeFileSync(join(dir, 'not-a-directory'), 'x');
   stateFile = join(dir, 'not-a-directory', 'state.json');
   server = await startServer({ args: ['--state-file', stateFile], env: { POPSTEER_ADMIN_TOKEN: TOKEN } });
+  rmSync(join(dir, 'not-a-directory'), { recursive: true });
+  writeFileSync(join(dir, 'not-a-directory'), 'x');
 });
 after(async () => { await server?.stop(); });
 

@@ -1,7 +1,11 @@
 // Real HTTP, HTTPS, TCP and DNS targets on loopback, probed by the real
-// transports: kill → down within interval × fall + timeout + 100 ms;
-// restore → up after exactly `rise` successes; overrides win and persist
-// across a restart of the service; TLS verification and SNI are real.
+// transports: kill → down on exactly the `fall`-th failed probe, one
+// interval apart on the scheduler's clock; restore → up after exactly `rise`
+// successes; overrides win and persist across a restart of the service; TLS
+// verification and SNI are real. The scheduler runs on a manual clock that
+// moves only once every probe in flight has reported, so a loaded machine
+// cannot turn a slow answer into a timeout. Failover in real time is
+// measured by test/bench/failover.bench.ts.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -10,13 +14,13 @@ import { parseProbesConfig } from '../../server/health/config.ts';
 import { HealthService, type ProbeEvent } from '../../server/health/service.ts';
 import { createHealthTable, readHealth } from '../../server/health/table.ts';
 import { selfSignedCertificate, startDnsTarget, startHttpTarget, startHttpsTarget, startTcpTarget, type Target } from '../fixtures/health/targets.ts';
-import { captureLogger, nextEvent, tempStateFile } from '../unit/health/helpers.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
+import { captureLogger, driveReal, nextEvent, tempStateFile } from '../unit/health/helpers.ts';
 
 const INTERVAL_MS = 300;
 const TIMEOUT_MS = 150;
 const FALL = 2;
 const RISE = 2;
-const DOWN_BOUND_MS = INTERVAL_MS * FALL + TIMEOUT_MS + 100;
 const SUBJECTS = ['ams', 'fra', 'lhr', 'iad', 'sin'];
 
 let http: Target;
@@ -56,49 +60,40 @@ after(async () => {
   for (const target of [http, https, tcp, dns]) await target?.kill().catch(() => {});
 });
 
-function newService(stateFile: string): { service: HealthService; view: Int32Array } {
+function newService(stateFile: string): { service: HealthService; view: Int32Array; clock: ManualClock } {
   const table = createHealthTable(SUBJECTS.length);
   const config = parseProbesConfig(parseYamlText('probes.yaml', yaml), SUBJECTS);
-  const service = new HealthService({ subjects: SUBJECTS, config, stateFile, log: captureLogger().log, table });
-  return { service, view: new Int32Array(table) };
-}
-
-/** Resolves when subject `index` reads `up` in the table, with the time it took. */
-async function waitForTable(service: HealthService, view: Int32Array, index: number, up: boolean, limitMs: number): Promise<number> {
-  const started = performance.now();
-  while (readHealth(view, index) !== up) {
-    const left = limitMs - (performance.now() - started);
-    if (left <= 0) break;
-    await nextEvent(service, 'transition', left).catch((err: Error) => { if (err.name !== 'AbortError' && err.name !== 'TimeoutError') throw err; });
-  }
-  assert.equal(readHealth(view, index), up, `subject ${SUBJECTS[index]} should be ${up ? "up" : "down"} within ${limitMs} ms: ${JSON.stringify(service.status())}`);
-  return performance.now() - started;
+  const clock = new ManualClock();
+  const service = new HealthService({ subjects: SUBJECTS, config, stateFile, log: captureLogger().log, table, clock });
+  return { service, view: new Int32Array(table), clock };
 }
 
 for (const [index, kind] of [[0, 'http'], [1, 'https'], [2, 'tcp'], [3, 'dns']] as const) {
-  test(`${kind}: a killed target is down within interval × fall + timeout + 100 ms, and up after exactly rise successes`, async () => {
-    const { service, view } = newService(tempStateFile());
+  test(`${kind}: a killed target is down on exactly the fall-th failed probe, and up after exactly rise successes`, async () => {
+    const { service, view, clock } = newService(tempStateFile());
     const target = { http, https, tcp, dns }[kind];
-    const probes: ProbeEvent[] = [];
+    const probes: Array<ProbeEvent & { at: number }> = [];
     const targetId = service.status().subjects[index].targets[0].id;
-    service.on('probe', (p) => { if (p.target === targetId) probes.push(p); });
+    service.on('probe', (p) => { if (p.target === targetId) probes.push({ ...p, at: clock.now() }); });
     service.start();
     try {
-      while (!probes.some((p) => p.ok)) await nextEvent(service, 'probe');
+      await driveReal(clock, service, () => probes.some((p) => p.ok));
       assert.equal(readHealth(view, index), true);
 
       await target.kill();
-      const downMs = await waitForTable(service, view, index, false, DOWN_BOUND_MS);
+      const killed = probes.length;
+      await driveReal(clock, service, () => !readHealth(view, index));
+      const sinceKill = probes.slice(killed);
+      assert.deepEqual(sinceKill.map((p) => p.ok), new Array(FALL).fill(false), `down on exactly failure ${FALL}`);
+      assert.equal(sinceKill[FALL - 1].at - sinceKill[0].at, (FALL - 1) * INTERVAL_MS, 'the failures came one interval apart');
       const failure = service.status().subjects[index].targets[0].last!;
       assert.equal(failure.ok, false);
       assert.equal(failure.reason, kind === 'dns' ? 'timeout' : 'refused', failure.detail);
 
       await target.restore();
-      const before = probes.length;
-      const upMs = await waitForTable(service, view, index, true, INTERVAL_MS * RISE + TIMEOUT_MS + 100);
-      const sinceRestore = probes.slice(before);
-      assert.equal(sinceRestore.filter((p) => p.ok).length, RISE, 'up on exactly the rise-th success');
-      process.stdout.write(`# ${kind}: down after ${downMs.toFixed(0)} ms (bound ${DOWN_BOUND_MS}), up again ${upMs.toFixed(0)} ms after restore\n`);
+      const restored = probes.length;
+      await driveReal(clock, service, () => readHealth(view, index));
+      assert.deepEqual(probes.slice(restored).map((p) => p.ok), new Array(RISE).fill(true), `up on exactly success ${RISE}`);
     } finally {
       service.stop();
     }
@@ -106,15 +101,15 @@ for (const [index, kind] of [[0, 'http'], [1, 'https'], [2, 'tcp'], [3, 'dns']] 
 }
 
 test('https: the SNI name is sent, and verification on against a self-signed certificate fails with reason tls', async () => {
-  const { service, view } = newService(tempStateFile());
+  const { service, view, clock } = newService(tempStateFile());
   service.start();
   try {
-    await waitForTable(service, view, 4, false, DOWN_BOUND_MS + INTERVAL_MS);
+    await driveReal(clock, service, () => !readHealth(view, 4));
     const last = service.status().subjects[4].targets[0].last!;
     assert.equal(last.reason, 'tls', last.detail);
     assert.ok(https.seen.serverNames.includes('fra.cdn.test'), `SNI seen: ${https.seen.serverNames.join(',')}`);
     assert.equal(readHealth(view, 1), true, 'the same server with verification off is up');
-    assert.ok(service.metricsSnapshot().targets.find((t) => t.id === 'sin-https-verified')!.failures.tls >= FALL);
+    assert.equal(service.metricsSnapshot().targets.find((t) => t.id === 'sin-https-verified')!.failures.tls, FALL);
   } finally {
     service.stop();
   }
@@ -147,25 +142,30 @@ test('http: a wrong status or a missing body text fails with its own reason', as
 
 test('an override wins over live probes and persists across a restart of the service', async () => {
   const stateFile = tempStateFile();
+  const okProbes = (service: HealthService): (() => number) => {
+    let ok = 0;
+    service.on('probe', (p) => { if (p.target === 'ams-http' && p.ok) ok++; });
+    return () => ok;
+  };
   const first = newService(stateFile);
+  const firstOk = okProbes(first.service);
   first.service.start();
   try {
-    await nextEvent(first.service, 'probe');
+    await driveReal(first.clock, first.service, () => firstOk() >= 1);
     first.service.setOverride('ams', 'force-down', 'planned maintenance', null);
     assert.equal(readHealth(first.view, 0), false);
     // Healthy probes keep succeeding and do not undo it.
-    let ok = 0;
-    while (ok < 3) if ((await nextEvent(first.service, 'probe'))[0].target === 'ams-http') ok++;
+    await driveReal(first.clock, first.service, () => firstOk() >= 4);
     assert.equal(readHealth(first.view, 0), false);
   } finally {
     first.service.stop();
   }
   const second = newService(stateFile);
+  const secondOk = okProbes(second.service);
   assert.equal(readHealth(second.view, 0), false, 'restored from the state file before probing');
   second.service.start();
   try {
-    let ok = 0;
-    while (ok < 3) if ((await nextEvent(second.service, 'probe'))[0].target === 'ams-http') ok++;
+    await driveReal(second.clock, second.service, () => secondOk() >= 3);
     const ams = second.service.status().subjects[0];
     assert.deepEqual([ams.state, ams.probeState, ams.override?.kind, ams.override?.reason], ['down', 'up', 'force-down', 'planned maintenance']);
     second.service.setOverride('ams', 'undrain', 'maintenance over', null);

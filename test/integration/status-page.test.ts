@@ -42,6 +42,8 @@ before(async () => {
     viewport: { width: 1440, height: 1000 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync'],
+    // Chromium keeps crash reports and dconf state under $HOME whatever the profile: give it one of its own.
+    env: { ...process.env, HOME: join(scratch, 'home'), XDG_CONFIG_HOME: join(scratch, 'home', '.config'), XDG_CACHE_HOME: join(scratch, 'home', '.cache') },
   });
   page = await browser.newPage();
 });

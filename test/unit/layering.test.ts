@@ -13,6 +13,7 @@ const SERVER = fileURLToPath(new URL('../../server/', import.meta.url));
 const FORBIDDEN: Record<string, string[]> = {
   dns: ['*'],
   transport: ['*'],
+  fsutil: ['*'],
   snapshot: ['config', 'engine', 'geo', 'health', 'policy', 'transport', 'admin', 'cli', 'rrl', 'anycast'],
   steering: ['config', 'engine', 'health', 'policy', 'transport', 'admin', 'cli', 'rrl', 'anycast', 'snapshot'],
   engine: ['policy', 'transport', 'admin', 'health', 'cli', 'config', 'anycast'],

@@ -1,13 +1,13 @@
 // Flap damping: a flapping target must not make answers change more often
 // than rise/fall allow.
 //
-// Scaling: the issue's scenario is interval 2 s, a target alternating every
-// 500 ms, for 30 s. Here every time is divided by 20: interval 100 ms,
-// timeout 50 ms, alternation every 25 ms, for 1.5 s (the same 15 probes per
-// target and the same 4 alternations per interval). fall 2 and rise 3 are
-// unchanged. A second target uses interval 110 ms so the probe times drift
-// through the alternation phase (up, up, up, down, down, …): the worst case
-// for hysteresis, which must still hold.
+// The scenario: interval 2 s, a target alternating every 500 ms, for 30 s
+// (15 probes per target, 4 alternations per interval), fall 2 and rise 3. A
+// second target uses interval 2.2 s so the probe times drift through the
+// alternation phase (up, up, up, down, down, …): the worst case for
+// hysteresis, which must still hold. The scheduler runs on a manual clock and
+// the real HTTP target flaps by that clock, so every probe sees exactly the
+// state of its moment, however loaded the machine.
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -16,7 +16,8 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { readHealth } from '../../../server/health/table.ts';
 import { defaultTransports } from '../../../server/health/transports.ts';
-import { makeService, scriptedTransport } from './helpers.ts';
+import { ManualClock } from '../../helpers/manual-clock.ts';
+import { driveReal, driveScripted, makeService, scriptedTransport } from './helpers.ts';
 
 const RISE = 3;
 const FALL = 2;
@@ -51,61 +52,77 @@ function record(service: ReturnType<typeof makeService>['service']): Entry[] {
   return log;
 }
 
-test('a real HTTP target alternating up/down every 25 ms for 1.5 s (scaled 1:20) never beats rise/fall', async () => {
-  const started = performance.now();
-  const flapPeriodMs = 25;
+test('a real HTTP target alternating up/down every 500 ms for 30 s never beats rise/fall, on a fixed and on a drifting schedule', async () => {
+  const clock = new ManualClock();
+  const origin = clock.now();
+  const flapPeriodMs = 500;
   const server: Server = createServer((_req, res) => {
-    const up = Math.floor((performance.now() - started) / flapPeriodMs) % 2 === 0;
+    const up = Math.floor((clock.now() - origin) / flapPeriodMs) % 2 === 0;
     res.writeHead(up ? 200 : 503).end(up ? 'ok' : 'unavailable');
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   const yaml = [
-    `defaults: { interval: 100ms, timeout: 50ms, fall: ${FALL}, rise: ${RISE} }`,
+    `defaults: { interval: 2s, timeout: 1s, fall: ${FALL}, rise: ${RISE} }`,
     'cut_off: { enabled: false }',
     'targets:',
     `  steady: { kind: http, host: 127.0.0.1, port: ${port}, path: /steady }`,
-    `  drift: { kind: http, host: 127.0.0.1, port: ${port}, path: /drift, interval: 110ms }`,
+    `  drift: { kind: http, host: 127.0.0.1, port: ${port}, path: /drift, interval: 2200ms }`,
     'pops:',
     '  ams: { probes: [steady] }',
     '  fra: { probes: [drift] }',
     '',
   ].join('\n');
-  const { service } = makeService(yaml, ['ams', 'fra'], defaultTransports.http);
+  const { service } = makeService(yaml, ['ams', 'fra'], defaultTransports.http, { clock });
   const log = record(service);
   service.start();
-  await new Promise((r) => setTimeout(r, 1500));
-  service.stop();
-  server.close();
+  try {
+    await driveReal(clock, service, () => clock.now() - origin >= 30_000);
+  } finally {
+    service.stop();
+    server.close();
+  }
   const steady = assertHysteresisHeld(log, 'ams', 'steady');
   const drift = assertHysteresisHeld(log, 'fra', 'drift');
-  assert.ok(steady.probes >= 10 && drift.probes >= 10, `enough probes ran (${steady.probes}, ${drift.probes})`);
-  const flapsSeen = log.filter((e) => e.kind === 'probe' && e.target === 'drift').map((e) => (e as { ok: boolean }).ok);
-  assert.ok(flapsSeen.includes(true) && flapsSeen.includes(false), 'the drifting probe saw both states');
+  assert.equal(steady.probes, 16, 'probes at 0, 2, …, 30 s');
+  assert.equal(drift.probes, 14, 'probes at 0, 2.2, …, 28.6 s');
+  const okOf = (target: string): boolean[] => log.filter((e) => e.kind === 'probe' && e.target === target).map((e) => (e as { ok: boolean }).ok);
+  // The fixed schedule samples the same phase every time; the drifting one walks through both.
+  assert.ok(okOf('steady').every((ok) => ok === okOf('steady')[0]), `steady probes see one phase: ${okOf('steady').join(' ')}`);
+  assert.ok(okOf('drift').includes(true) && okOf('drift').includes(false), `the drifting probe saw both states: ${okOf('drift').join(' ')}`);
 });
 
 test('results alternating on every probe never reach fall failures in a row: the answer never changes', async () => {
+  const clock = new ManualClock();
   let n = 0;
-  const { service, view } = makeService(`defaults: { interval: 20ms, timeout: 10ms, fall: ${FALL}, rise: ${RISE} }\ntargets:\n  a: { kind: tcp, host: 127.0.0.1, port: 1 }\npops:\n  ams: { probes: [a] }\n`, ['ams'], scriptedTransport(() => n++ % 2 === 0));
+  const { service, view } = makeService(`defaults: { interval: 20ms, timeout: 10ms, fall: ${FALL}, rise: ${RISE} }\ntargets:\n  a: { kind: tcp, host: 127.0.0.1, port: 1 }\npops:\n  ams: { probes: [a] }\n`, ['ams'], scriptedTransport(() => n++ % 2 === 0), { clock });
   const log = record(service);
   service.start();
-  while (n < 30) await new Promise((r) => service.once('probe', r));
-  service.stop();
+  try {
+    await driveScripted(clock, () => n >= 30);
+  } finally {
+    service.stop();
+  }
   const { transitions } = assertHysteresisHeld(log, 'ams', 'a');
   assert.equal(transitions, 0);
   assert.equal(readHealth(view, 0), true);
 });
 
 test('the worst pattern (fall failures then rise successes, repeated) changes the answer exactly as often as allowed', async () => {
+  const clock = new ManualClock();
   const pattern = [false, false, true, true, true];
   let n = 0;
-  const { service } = makeService(`defaults: { interval: 20ms, timeout: 10ms, fall: ${FALL}, rise: ${RISE} }\ntargets:\n  a: { kind: tcp, host: 127.0.0.1, port: 1 }\npops:\n  ams: { probes: [a] }\n`, ['ams'], scriptedTransport(() => pattern[n++ % pattern.length]));
+  const { service } = makeService(`defaults: { interval: 20ms, timeout: 10ms, fall: ${FALL}, rise: ${RISE} }\ntargets:\n  a: { kind: tcp, host: 127.0.0.1, port: 1 }\npops:\n  ams: { probes: [a] }\n`, ['ams'], scriptedTransport(() => pattern[n++ % pattern.length]), { clock });
   const log = record(service);
   service.start();
-  while (n < 30) await new Promise((r) => service.once('probe', r));
-  service.stop();
+  try {
+    await driveScripted(clock, () => n >= 30);
+  } finally {
+    service.stop();
+  }
   const { probes, transitions } = assertHysteresisHeld(log, 'ams', 'a');
-  // Two transitions per full pattern of five probes, one more once a partial pattern has its two failures.
-  assert.equal(transitions, 2 * Math.floor(probes / pattern.length) + (probes % pattern.length >= FALL ? 1 : 0));
+  assert.equal(probes, 30);
+  // Two transitions per full pattern of five probes.
+  assert.equal(transitions, 2 * (probes / pattern.length));
 });

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { HealthInputError } from '../../../server/health/overrides.ts';
 import type { ProbeEvent, TransitionEvent } from '../../../server/health/service.ts';
 import { healthCutOff, healthEpoch, readHealth } from '../../../server/health/table.ts';
-import { makeService, nextEvent, scriptedTransport, tempStateFile } from './helpers.ts';
+import { ManualClock } from '../../helpers/manual-clock.ts';
+import { driveScripted, makeService, nextEvent, scriptedTransport, tempStateFile } from './helpers.ts';
 
 // Short intervals keep these tests fast; the logic does not depend on scale.
 const FAST = 'defaults: { interval: 40ms, timeout: 20ms, fall: 2, rise: 3 }\n';
@@ -82,7 +83,7 @@ test('overrides win over probes, show in status, persist atomically and survive 
   }
   const stored = JSON.parse(readFileSync(first.stateFile, 'utf8'));
   assert.deepEqual(Object.keys(stored.overrides).sort(), ['ams', 'fra']);
-  assert.ok(!existsSync(`${first.stateFile}.${process.pid}.tmp`), 'no temporary file left behind');
+  assert.deepEqual(readdirSync(dirname(first.stateFile)).filter((name) => name.endsWith('.tmp')), [], 'no temporary file left behind');
 
   const second = makeService(yaml, ['ams', 'fra'], scriptedTransport((t) => up.get(t.id)!), { stateFile: first.stateFile });
   assert.equal(readHealth(second.view, 0), false, 'restored before the first probe');
@@ -122,7 +123,10 @@ test('invalid overrides are refused with a code and change nothing', () => {
 });
 
 test('an unwritable state file is logged and counted; the override still applies in memory', () => {
-  const stateFile = join(tempStateFile(), 'no-such-dir', 'state.json');
+  // The state directory's place is taken by a regular file: nothing can be written there.
+  const blocker = join(dirname(tempStateFile()), 'not-a-directory');
+  writeFileSync(blocker, 'x');
+  const stateFile = join(blocker, 'state.json');
   const { service, view, logs } = makeService('pops: {}\n', ['ams'], scriptedTransport(() => true), { stateFile });
   service.setOverride('ams', 'drain', 'disk is read-only', null);
   assert.equal(readHealth(view, 0), false);
@@ -244,31 +248,33 @@ test('max_in_flight caps the probes running at once; the others wait their turn'
 });
 
 test('a slow target times out on its own and never delays the others', async () => {
+  const clock = new ManualClock();
   const startedAt = new Map<string, number[]>();
   const transport = scriptedTransport((t) => t.id !== 'slow', (t) => {
     const list = startedAt.get(t.id) ?? [];
-    list.push(performance.now());
+    list.push(clock.now());
     startedAt.set(t.id, list);
     return t.id === 'slow' ? 10_000 : 2;
-  });
+  }, clock);
   const yaml = 'defaults: { interval: 100ms, timeout: 50ms }\ncut_off: { enabled: false }\ntargets:\n'
     + ['slow', 'f1', 'f2'].map((t, i) => `  ${t}: { kind: tcp, host: 127.0.0.1, port: ${i + 1} }`).join('\n') + '\n';
-  const { service } = makeService(yaml, [], transport);
+  const { service } = makeService(yaml, [], transport, { clock });
   service.start();
   try {
-    while ((startedAt.get('f2')?.length ?? 0) < 6) await nextEvent(service, 'probe');
+    await driveScripted(clock, () => (startedAt.get('f2')?.length ?? 0) >= 6);
   } finally {
     service.stop();
   }
   const metrics = service.metricsSnapshot();
   const slow = metrics.targets.find((t) => t.id === 'slow')!;
-  assert.ok(slow.failures.timeout >= 4, `the slow target fails with reason timeout (${slow.failures.timeout})`);
+  assert.ok(slow.failures.timeout >= 5, `the slow target fails with reason timeout (${slow.failures.timeout})`);
   assert.equal(slow.up, 0);
+  assert.equal(slow.durationBuckets.at(-1), slow.failures.timeout, 'each timed-out probe counted once');
   for (const id of ['f1', 'f2']) {
     const starts = startedAt.get(id)!;
     const gaps = starts.slice(1).map((s, i) => s - starts[i]);
-    // Phase-locked schedule: each start lands one interval after the previous (timer jitter aside).
-    assert.ok(gaps.every((g) => g > 70 && g < 160), `${id} kept its 100 ms pace: ${gaps.map((g) => g.toFixed(0)).join(' ')}`);
+    // Phase-locked schedule: each start lands exactly one interval after the previous.
+    assert.deepEqual(gaps, gaps.map(() => 100), `${id} kept its 100 ms pace: ${gaps.join(' ')}`);
     assert.equal(metrics.targets.find((t) => t.id === id)!.up, 1);
   }
 });
