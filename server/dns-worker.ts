@@ -12,6 +12,7 @@ import { createSteering, type PolicySteering } from './engine/steering-hook.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import { PROTO_UDP, type Peer, type Responder } from './transport/handler.ts';
 import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, type RrlConfig } from './rrl/limiter.ts';
+import { ConnectionSlots } from './transport/slots.ts';
 import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
 import { listenUdp, type UdpIo, type UdpListener } from './transport/udp.ts';
 import { createLogger } from './log/logger.ts';
@@ -25,6 +26,9 @@ export interface DnsWorkerData {
   /** How UDP is read and written (transport/udp.ts). */
   udpIo: UdpIo;
   tcp: TcpLimits;
+  /** Open TCP connections of the whole server (transport/slots.ts), and how many may be open. */
+  tcpSlots: SharedArrayBuffer;
+  tcpMaxConnections: number;
   popId: string;
   versionBind: string | null;
   counters: SharedArrayBuffer;
@@ -90,7 +94,7 @@ const answer = (message: Uint8Array, length: number, protocol: number, peer: Pee
   let size = engine.handle(message, length, protocol, peer);
   // RRL: UDP only (a TCP handshake proves the address); after the reply exists, before it is sent.
   if (size > 0 && rrl !== null && protocol === PROTO_UDP) {
-    const action = rrl.check(peer.address, engine.view, engine.writer.buf, size, started);
+    const action = rrl.check(peer.address, engine.responseKey, engine.writer.buf[3] & 0x0f, started);
     if (action !== RRL_SEND) {
       counters.values[OFF_RRL_LIMITED + (action === RRL_DROP ? 0 : 1)]++;
       size = action === RRL_DROP ? 0 : slipReply(engine.writer.buf, engine.view);
@@ -116,13 +120,14 @@ const reportError = (err: Error): void => send({ type: 'error', index: data.inde
 
 const udp: UdpListener[] = [];
 const tcp: TcpListener[] = [];
+const tcpSlots = new ConnectionSlots(data.tcpSlots, data.tcpMaxConnections);
+const tcpEvents = { onError: reportError, onRefused: () => { counters.values[OFF_TCP_CONNECTIONS_REFUSED]++; } };
 
 async function start(): Promise<void> {
   for (const [i, address] of data.listen.entries()) {
     const listenerResponder = dnstap?.responderFor(i, responder) ?? responder;
     udp.push(await listenUdp(address.host, address.port, listenerResponder, reportError, data.udpIo));
-    tcp.push(await listenTcp(address.host, address.port, data.tcp, listenerResponder, reportError,
-      () => { counters.values[OFF_TCP_CONNECTIONS_REFUSED]++; }));
+    tcp.push(await listenTcp(address.host, address.port, data.tcp, tcpSlots, listenerResponder, tcpEvents));
   }
   send({ type: 'listening', index: data.index, udp: udp.map((u) => u.port), tcp: tcp.map((t) => t.port) });
 }

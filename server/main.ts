@@ -26,8 +26,12 @@ import type { DnsSnapshot } from './snapshot/types.ts';
 import type { CompiledPolicy } from './steering/types.ts';
 import type { DnsWorkerData, FromWorker, ToWorker } from './dns-worker.ts';
 import { startAdmin, type AdminServer } from './admin/server.ts';
+import { watchWorker } from './worker-watch.ts';
 import { resolveUdpIo } from './transport/udp.ts';
 import { nativeUdp } from './transport/udp-batch.ts';
+import { addressInUse } from './transport/address-check.ts';
+import { fitConnectionCaps, openFileLimit, type ConnectionCaps } from './transport/descriptors.ts';
+import { ConnectionSlots, createSlotBuffer } from './transport/slots.ts';
 import { DNSTAP_OFF, startDnstap, type DnstapStats } from './dnstap/index.ts';
 
 export interface ReloadOutcome {
@@ -51,6 +55,10 @@ export interface RunningServer {
   setLoad(pop: string, load: number): boolean;
   dnsPorts: number[];
   adminPort: number | null;
+  /** Connection caps in force, fitted under the open-file limit. */
+  connectionCaps: ConnectionCaps;
+  /** Open DNS-over-TCP connections of the whole server. */
+  tcpConnections(): number;
   counters: SharedArrayBuffer;
   /** Steering decision counters of the active snapshot (admin/decision-counters.ts); replaced with it. */
   decisionCounters(): SharedArrayBuffer;
@@ -71,6 +79,12 @@ export interface RunningServer {
 }
 
 const WORKER_YOUNG_GENERATION_MB = 6;
+/**
+ * Descriptors kept free beyond the connection caps (added to the probes'
+ * max_in_flight): listeners, worker threads' event loops, file watches, the
+ * GeoIP reload, logs. An idle server with two workers holds about 40.
+ */
+const DESCRIPTOR_RESERVE = 256;
 
 /** A full garbage collection, without needing node --expose-gc on the command line. */
 function collectGarbage(): void {
@@ -95,6 +109,36 @@ async function pickPort(host: string): Promise<number> {
     if (free) return port;
   }
   throw new Error(`no free port on ${host}`);
+}
+
+const hostPort = (a: { host: string; port: number }): string => (isIPv6(a.host) ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+
+/**
+ * Refuses (exit 2, naming the address) a DNS or admin address that another
+ * process already serves, unless --share-listen asks to share the DNS
+ * addresses on purpose (a handover: the new instance starts, the old one
+ * drains). Returns the DNS addresses being shared.
+ */
+async function checkAddressesFree(settings: Settings): Promise<string[]> {
+  const errors: ConfigError[] = [];
+  const shared: string[] = [];
+  for (const address of settings.listen) {
+    if (address.port === 0) continue;
+    const taken = await addressInUse(address.host, address.port);
+    if (taken === null) continue;
+    if (settings.shareListen) shared.push(hostPort(address));
+    else {
+      errors.push(new ConfigError('POPSTEER_ERR_ADDRESS_IN_USE', 'listen', null, '/listen',
+        `${hostPort(address)} (${taken.toUpperCase()}) is already served by another process; stop it or choose another --listen address (--share-listen shares it on purpose, for a handover)`));
+    }
+  }
+  const admin = settings.admin;
+  if (admin && admin.port !== 0 && await addressInUse(admin.host, admin.port, ['tcp']) !== null) {
+    errors.push(new ConfigError('POPSTEER_ERR_ADMIN_ADDRESS', 'admin', null, '/admin',
+      `${hostPort(admin)} is already in use by another process; stop it, choose another --admin address, or --admin off`));
+  }
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  return shared;
 }
 
 function loadProbes(settings: Settings, subjects: string[]) {
@@ -126,6 +170,8 @@ function preparePrivatePaths(settings: Settings): void {
 
 export async function startServer(settings: Settings, log: Logger): Promise<RunningServer> {
   const startedAt = Date.now();
+  // Before the long load: an address mistake is reported in a moment, not after the GeoIP index is built.
+  await checkAddressesFree(settings);
   preparePrivatePaths(settings);
   let geo = loadGeo(settings);
   log.info({
@@ -152,9 +198,25 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
 
   // Health: probed here, once per server; workers read the shared table.
   const healthTable = createHealthTable(geo.catalog.count);
+  const probes = loadProbes(settings, geo.catalog.ids);
   const health = new HealthService({
-    subjects: geo.catalog.ids, config: loadProbes(settings, geo.catalog.ids), stateFile: settings.stateFile!, log, table: healthTable,
+    subjects: geo.catalog.ids, config: probes, stateFile: settings.stateFile!, log, table: healthTable,
   });
+
+  // Every connection is a descriptor: the caps must fit under the open-file
+  // limit with room left for probes and everything else.
+  const descriptorLimit = openFileLimit();
+  let fitted: ReturnType<typeof fitConnectionCaps>;
+  try {
+    fitted = fitConnectionCaps({ tcp: settings.tcpMaxConnections, admin: settings.admin ? settings.adminMaxConnections : 0 },
+      descriptorLimit, DESCRIPTOR_RESERVE + probes.maxInFlight);
+  } catch (err) {
+    throw new ConfigErrors([new ConfigError('POPSTEER_ERR_SETTING', 'tcp-max-connections', null, '/tcp_max_connections', (err as Error).message)]);
+  }
+  const connectionCaps = fitted.caps;
+  if (fitted.lowered !== '') log.warn({ openFileLimit: descriptorLimit, tcpMaxConnections: connectionCaps.tcp, adminMaxConnections: connectionCaps.admin }, `connection caps lowered: ${fitted.lowered}`);
+  const tcpSlotBuffer = createSlotBuffer();
+  const tcpSlots = new ConnectionSlots(tcpSlotBuffer, connectionCaps.tcp);
   health.start();
 
   // Signals for TTLs derived from health and for capacity steps, refreshed
@@ -186,15 +248,16 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const workers: Worker[] = [];
   const listening: Array<Promise<void>> = [];
   let shuttingDown = false;
+  // Once more, just before binding: the load took a while.
+  const shared = await checkAddressesFree(settings);
+  if (shared.length > 0) log.warn({ listen: shared }, 'sharing DNS addresses with another process (--share-listen): queries are split between the two until one stops');
   for (let index = 0; index < settings.workers; index++) {
     const workerData: DnsWorkerData = {
       index, snapshot: current, listen, udpIo: udpIo.io, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
       decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
       dnstap: dnstap?.workerConfig(index, listen) ?? null,
-      tcp: {
-        idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs,
-        maxConnections: settings.tcpMaxConnections, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection,
-      },
+      tcp: { idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection },
+      tcpSlots: tcpSlotBuffer, tcpMaxConnections: connectionCaps.tcp,
     };
     // Every datagram leaves a little garbage (the message Buffer, rinfo, the
     // reply); under sustained load V8 grows a worker's young generation to
@@ -202,26 +265,22 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     // heap flat (scavenges stay cheap: almost nothing survives them).
     const worker = new Worker(new URL('./dns-worker.ts', import.meta.url), { workerData, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     workers.push(worker);
-    listening.push(new Promise((resolveP, reject) => {
-      worker.on('message', (message: FromWorker) => {
-        if (message.type === 'listening') resolveP();
-        else if (message.type === 'error') {
-          log.error({ worker: message.index, err: message.message, stack: message.stack }, 'DNS worker error');
-          if (message.message.startsWith('cannot listen')) reject(new Error(message.message));
-        }
-      });
-      worker.once('error', reject);
-      worker.once('exit', (code) => {
-        if (!shuttingDown) {
-          log.fatal({ worker: index, code }, 'DNS worker exited; stopping');
-          process.exitCode = 1;
-          void shutdown();
-        }
-        reject(new Error(`worker ${index} exited with code ${code}`));
-      });
-    }));
+    listening.push(watchWorker(worker, index, log, () => shuttingDown, () => { void shutdown().then(() => process.exit(1)); }).listening);
   }
-  await Promise.all(listening);
+  /** A start-up that fails after threads and timers began leaves nothing running behind it. */
+  const abandonStart = async (): Promise<void> => {
+    shuttingDown = true;
+    health.stop();
+    clearInterval(signalsTimer);
+    await Promise.all(workers.map((w) => w.terminate()));
+    await dnstap?.close();
+  };
+  try {
+    await Promise.all(listening);
+  } catch (err) {
+    await abandonStart();
+    throw err;
+  }
   log.info({ listen: listen.map((l) => `${l.host}:${l.port}`), workers: settings.workers, udp_io: udpIo.io }, 'DNS listening (UDP and TCP)');
 
   const post = (message: ToWorker): void => { for (const w of workers) w.postMessage(message); };
@@ -317,6 +376,8 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     },
     dnsPorts: listen.map((l) => l.port),
     adminPort: null,
+    connectionCaps,
+    tcpConnections: () => tcpSlots.count(),
     counters,
     decisionCounters: () => decisionCounters,
     reloads,
@@ -347,9 +408,16 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   });
   server.fitnessChecks.push(() => (health.cutOff().active ? 'cut off: most targets unreachable from here' : null));
   if (settings.admin) {
-    admin = await startAdmin(server, settings.admin, log);
+    try {
+      admin = await startAdmin(server, settings.admin, log);
+    } catch (err) {
+      for (const w of watchers) w.close();
+      stopGeoWatch();
+      await abandonStart();
+      throw err;
+    }
     server.adminPort = admin.port;
-    log.info({ admin: `${settings.admin.host}:${admin.port}` }, 'admin HTTP listening');
+    log.info({ admin: `${settings.admin.host}:${admin.port}`, tls: settings.adminTlsCert !== null }, 'admin HTTP listening');
   }
   void geo;
 

@@ -32,6 +32,15 @@ export interface MetricsSource {
   dnstap(): { frames: number; dropped: number; connected: boolean; connections: number };
   /** Whether this instance is fit for anycast traffic (GET /v1/fitness). */
   fit(): boolean;
+  connections(): ConnectionMetrics;
+}
+
+export interface ConnectionMetrics {
+  /** Connection caps in force (after fitting under the open-file limit). */
+  caps: { tcp: number; admin: number };
+  /** Open DNS-over-TCP connections of the whole server. */
+  tcpOpen: number;
+  admin: { open: number; evicted: number; refused: number };
 }
 
 type Labels = Record<string, string | number>;
@@ -110,8 +119,21 @@ export function createMetrics(source: MetricsSource): Registry {
     () => [{ labels: {}, value: sum(OFF_DROPPED) }]);
   metric('popsteer_dns_ecs_total', 'counter', 'EDNS Client Subnet: options present, used to decide, or ignored in favour of the resolver address (fallback).',
     () => ECS_OUTCOMES.map((outcome, i) => ({ labels: { outcome }, value: sum(OFF_ECS + i) })));
-  metric('popsteer_dns_tcp_connections_refused_total', 'counter', 'TCP connections refused because every slot was busy.',
+  metric('popsteer_dns_tcp_connections_refused_total', 'counter', 'TCP connections refused at the server-wide cap, no idle connection of the accepting worker being there to make room.',
     () => [{ labels: {}, value: sum(OFF_TCP_CONNECTIONS_REFUSED) }]);
+  metric('popsteer_dns_tcp_connections', 'gauge', 'Open DNS-over-TCP connections of the whole server, closing ones included (each holds its slot until closed).',
+    () => [{ labels: {}, value: source.connections().tcpOpen }]);
+
+  // ---- Connection caps and the admin port
+  metric('popsteer_connection_limit', 'gauge', 'Connection caps in force, by listener (dns_tcp, admin), after fitting under the open-file limit.', () => {
+    const { caps } = source.connections();
+    return [{ labels: { listener: 'dns_tcp' }, value: caps.tcp }, { labels: { listener: 'admin' }, value: caps.admin }];
+  });
+  metric('popsteer_admin_connections', 'gauge', 'Open admin HTTP connections.', () => [{ labels: {}, value: source.connections().admin.open }]);
+  metric('popsteer_admin_connections_shed_total', 'counter', 'Admin connections closed at the cap: evicted (the longest waiting without a request made room) or refused (every one had a request in progress).', () => {
+    const { admin } = source.connections();
+    return [{ labels: { action: 'evicted' }, value: admin.evicted }, { labels: { action: 'refused' }, value: admin.refused }];
+  });
 
   // ---- Response rate limiting (server/rrl)
   metric('popsteer_dns_rrl_limited_total', 'counter', 'UDP replies limited by response rate limiting, by action: dropped, or slipped (sent truncated, TC=1, so the client retries over TCP).',

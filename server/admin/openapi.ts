@@ -24,6 +24,10 @@ const text = (description: string, type: string): Schema => ({ description, cont
 const error = json('An error: a stable code and what to change', obj({ error: str, message: str }));
 const override = obj({ kind: { type: 'string', enum: ['drain', 'force-down', 'force-up'] }, reason: str, since: time, expires: nullableTime });
 const mutatingErrors = { 401: error, 403: error };
+/** A POST with a body: too large, or not JSON. */
+const bodyErrors = { 413: error, 415: error };
+/** Every route: a Host that is neither an IP address, localhost nor a name in --admin-hosts (DNS rebinding guard). */
+const misdirected = { 421: error };
 
 interface RouteDoc {
   summary: string;
@@ -92,9 +96,9 @@ const ROUTES: Record<string, RouteDoc> = {
   'GET /status.js': { summary: 'Status page script', tags: ['status page'], response: { 200: text('JavaScript', 'text/javascript') } },
   'GET /v1/openapi.json': { summary: 'This description (OpenAPI 3)', tags: ['status'], response: { 200: json('OpenAPI document', { type: 'object', additionalProperties: true }) } },
   'POST /v1/pops/{id}/{action}': {
-    summary: 'Set or clear an override on a PoP: drain, undrain, force-down, force-up (with a reason, optionally an expiry); persisted',
+    summary: 'Set or clear an override on a PoP: drain, undrain, force-down, force-up (optionally with a reason and an expiry; the body may be empty); persisted',
     tags: ['pops'], mutating: true,
-    response: { 200: json('The PoP after the change', obj({ id: str, state: str, since: nullableTime, override: { ...override, nullable: true } })), 400: error, 404: error, ...mutatingErrors },
+    response: { 200: json('The PoP after the change', obj({ id: str, state: str, since: nullableTime, override: { ...override, nullable: true } })), 400: error, 404: error, ...mutatingErrors, ...bodyErrors },
   },
   'POST /v1/reload': {
     summary: 'Reload zones and policies now; an invalid set is rejected and the previous one keeps serving', tags: ['policies'], mutating: true,
@@ -106,11 +110,11 @@ const ROUTES: Record<string, RouteDoc> = {
   },
   'POST /v1/health': {
     summary: 'External health feed: set an `external` probe target up or down', tags: ['pops'], mutating: true,
-    response: { 200: json('The target after the change', obj({ id: str, state: str, since: time })), 400: error, ...mutatingErrors },
+    response: { 200: json('The target after the change', obj({ id: str, state: str, since: time })), 400: error, 404: error, ...mutatingErrors, ...bodyErrors },
   },
   'POST /v1/load': {
     summary: 'A PoP\'s declared load (1 = at capacity), read by `capacity` steps', tags: ['pops'], mutating: true,
-    response: { 200: json('Recorded', obj({ pop: str, load: num })), 400: error, ...mutatingErrors },
+    response: { 200: json('Recorded', obj({ pop: str, load: num })), 400: error, 404: error, ...mutatingErrors, ...bodyErrors },
   },
 };
 
@@ -140,7 +144,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       if (!doc) return { schema, url };
       const documented: Schema = { ...(openApi30(schema) as Schema), summary: doc.summary, tags: doc.tags, operationId: operationId(method, openApiUrl) };
       if (doc.description) documented.description = doc.description;
-      if (doc.response) documented.response = doc.response;
+      if (doc.response) documented.response = { ...doc.response, ...misdirected };
       if (doc.mutating) documented.security = [{ bearerAuth: [] }];
       return { schema: documented as typeof schema, url };
     },

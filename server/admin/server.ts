@@ -1,19 +1,28 @@
 // Admin HTTP API (fastify, ajv-validated routes): health and readiness,
 // status, PoPs and overrides, reload, explain, the external health feed, the
 // active policies, metrics, and the status page. Read-only endpoints are open
-// on the admin address; mutating ones need the bearer token (auth.ts).
-// Every error is JSON {error, message}; a request is checked completely
-// before anything is applied.
+// on the admin address; mutating ones need the bearer token (auth.ts), checked
+// before the body is read. Every error is JSON {error, message}; a request is
+// checked completely before anything is applied.
+//
+// The port is guarded like a public one: a connection cap (connections.ts),
+// short header, request and keep-alive deadlines, a Host check against DNS
+// rebinding (host-check.ts), and HTTPS when a certificate is configured.
 
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import type { ListenAddress } from '../config/settings.ts';
+import { ConfigError, ConfigErrors } from '../config/errors.ts';
+import { isLoopbackHost, type ListenAddress } from '../config/settings.ts';
 import { explain, formatExplain, type ExplainContext, type ExplainRequest } from '../engine/explain.ts';
 import { parseDurationMs } from '../health/duration.ts';
 import { HealthInputError, OVERRIDE_ACTIONS, type OverrideAction } from '../health/overrides.ts';
 import type { Logger } from '../log/logger.ts';
 import type { RunningServer } from '../main.ts';
 import { checkBearer, loadAdminToken } from './auth.ts';
+import { limitConnections } from './connections.ts';
+import { hostAllowed } from './host-check.ts';
 import { DecisionTotals } from './decision-counters.ts';
 import { createMetrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
@@ -21,13 +30,22 @@ import { describePolicy } from './policies-view.ts';
 import { TrafficHistory } from './traffic.ts';
 import { buildWorldMap, type WorldMap } from './world-map.ts';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** For a POST route: the body to send, shown in its 400 and 415 errors. */
+    bodyExample?: string;
+  }
+}
+
 /** What the admin needs from the running server. */
 export type AdminHost = Pick<RunningServer,
   'settings' | 'snapshot' | 'policies' | 'geo' | 'health' | 'healthTable' | 'counters' | 'decisionCounters' | 'reloads' | 'reload' | 'fitness' | 'startedAt'
-  | 'setLoad' | 'dnstap' | 'signals'>;
+  | 'setLoad' | 'dnstap' | 'signals' | 'connectionCaps' | 'tcpConnections'>;
 
 export interface AdminServer {
   port: number;
+  /** Open connections, and those evicted or refused at the cap. */
+  connections(): { open: number; evicted: number; refused: number };
   close(): Promise<void>;
 }
 
@@ -45,6 +63,10 @@ const STATUS_PAGE_FILES: Record<string, { file: string; type: string }> = {
   '/status.js': { file: 'status.js', type: 'text/javascript; charset=utf-8' },
 };
 const BODY_LIMIT_BYTES = 16 * 1024;
+/** What an override call takes, shown in its errors. */
+const OVERRIDE_BODY_EXAMPLE = '{"reason": "fibre work", "expires": "30m"} (both optional)';
+/** The reason recorded for an override sent without one. */
+const NO_REASON = 'no reason given (the request had none)';
 const MAX_OVERRIDE_SECONDS = 30 * 24 * 3600;
 const MAP_CELL_DEGREES = ['1', '2', '3', '5'];
 
@@ -59,6 +81,25 @@ class RequestError extends Error {
 }
 
 const errorBody = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } } as const;
+
+/** Refusals are logged at most once per this interval, with the count of those not logged: a flood must not flood the log. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/** A warn() that writes at most one line per `intervalMs`; the next line carries how many were left out. */
+function throttledWarn(log: Logger, intervalMs: number): (fields: Record<string, unknown>, message: string) => void {
+  let last = -Infinity;
+  let unlogged = 0;
+  return (fields, message) => {
+    const now = performance.now();
+    if (now - last < intervalMs) {
+      unlogged++;
+      return;
+    }
+    log.warn({ ...fields, refusedUnlogged: unlogged }, message);
+    last = now;
+    unlogged = 0;
+  };
+}
 
 /** Reuses one computed value for `ms` (one scrape reads health and decision counts many times). */
 function memoized<T>(compute: () => T, ms: number): () => T {
@@ -84,9 +125,27 @@ function overrideExpiry(expires: number | string | undefined, now: number): numb
 
 export async function startAdmin(host: AdminHost, address: ListenAddress, log: Logger, options: AdminOptions = {}): Promise<AdminServer> {
   const adminLog = log.child({ module: 'admin' });
-  const token = loadAdminToken(host.settings.adminTokenFile, options.env ?? process.env);
+  let token: ReturnType<typeof loadAdminToken>;
+  try {
+    token = loadAdminToken(host.settings.adminTokenFile, options.env ?? process.env);
+  } catch (err) {
+    throw new ConfigErrors([new ConfigError('POPSTEER_ERR_SETTING', host.settings.adminTokenFile ?? 'admin-token-file', null, '', (err as Error).message)]);
+  }
   if (token.digest === null) adminLog.warn('no admin token configured (--admin-token-file or POPSTEER_ADMIN_TOKEN): mutating admin calls are refused');
   else adminLog.info({ token: token.source }, 'admin token loaded');
+
+  const tls = readTlsFiles(host.settings);
+  const exposure = isLoopbackHost(address.host) ? null : tls ? 'over HTTPS' : 'over plain HTTP: the bearer token and every answer cross the network in clear; configure --admin-tls-cert and --admin-tls-key';
+  if (exposure !== null) adminLog.warn({ admin: `${address.host}:${address.port}` }, `the admin API is reachable beyond this machine (--admin-expose), ${exposure}`);
+  let connectionStats = (): { open: number; evicted: number; refused: number } => ({ open: 0, evicted: 0, refused: 0 });
+  const serverFactory = (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
+    const server = tls ? createHttpsServer({ ...httpOptions(host.settings.adminTimeoutMs), ...tls, handshakeTimeout: host.settings.adminTimeoutMs }, handler)
+      : createHttpServer(httpOptions(host.settings.adminTimeoutMs), handler);
+    // Whatever else happens, no socket lives on without traffic for long.
+    server.setTimeout(host.settings.adminTimeoutMs * 2);
+    connectionStats = limitConnections(server, host.connectionCaps.admin);
+    return server;
+  };
 
   const totals = new DecisionTotals(host.settings.workers);
   const decisions = memoized(() => totals.read(host.snapshot().steering, host.decisionCounters()), 200);
@@ -103,6 +162,7 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
     geoDatabase: () => ({ type: host.geo().database.databaseType, buildEpochMs: host.geo().database.buildEpoch.getTime() }),
     dnstap: () => host.dnstap(),
     fit: () => host.fitness().fit,
+    connections: () => ({ caps: host.connectionCaps, tcpOpen: host.tcpConnections(), admin: connectionStats() }),
   });
   const traffic = new TrafficHistory(() => totals.read(host.snapshot().steering, host.decisionCounters()).decisions,
     options.trafficIntervalMs ?? 5000, options.trafficSamples ?? 120);
@@ -112,27 +172,50 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
 
   let mapCache: { key: string; map: WorldMap } | null = null;
 
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, serverFactory, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, _req, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
     if (err instanceof RequestError) return reply.code(err.status).send({ error: err.code, message: err.message });
     if (err instanceof HealthInputError) {
       const notFound = err.code !== 'POPSTEER_ERR_HEALTH_BAD_OVERRIDE';
       return reply.code(notFound ? 404 : 400).send({ error: notFound ? 'not_found' : 'bad_request', message: err.message });
     }
-    if (err.validation) return reply.code(400).send({ error: 'bad_request', message: err.message });
+    // A malformed body: say what to send instead.
+    const example = req.routeOptions.config?.bodyExample;
+    const send = example ? `; send a JSON object such as ${example} with content-type application/json` : '';
+    if (err.validation) return reply.code(400).send({ error: 'bad_request', message: `${err.message}${send}` });
     const status = err.statusCode ?? 500;
     if (status >= 500) adminLog.error({ err: err.message, stack: err.stack }, 'admin request failed');
     const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status >= 500 ? 'internal' : 'bad_request';
-    return reply.code(status).send({ error: code, message: status >= 500 ? 'internal error; see the server log' : err.message });
+    return reply.code(status).send({ error: code, message: status >= 500 ? 'internal error; see the server log' : `${err.message}${status === 400 || status === 415 ? send : ''}` });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  /** preHandler for mutating routes. */
+  const refusalLog = throttledWarn(adminLog, REFUSAL_LOG_INTERVAL_MS);
+  // DNS rebinding guard, before anything else is looked at.
+  const listedHosts = new Set(host.settings.adminHosts);
+  app.addHook('onRequest', async (req, reply) => {
+    if (hostAllowed(req.headers.host, listedHosts)) return;
+    refusalLog({ host: req.headers.host, ip: req.ip, url: req.url.split('?')[0] }, 'admin request for a foreign host name refused');
+    return reply.code(421).send({
+      error: 'misdirected_request',
+      message: `this admin API answers to IP addresses, localhost and the names in --admin-hosts, not "${req.headers.host}"; add the name to --admin-hosts (admin_hosts) if it is yours`,
+    });
+  });
+  // An empty body is no body: routes whose every field is optional take it as {}.
+  app.removeContentTypeParser('application/json');
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = String(body);
+    if (text === '') return done(null, undefined);
+    return parseJson(req, text, done);
+  });
+
+  /** onRequest hook of mutating routes: the token is checked before the body is read or validated. */
   const requireToken = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const result = checkBearer(token, req.headers.authorization);
     if (!result.ok) {
-      adminLog.warn({ route: req.routeOptions.url, ip: req.ip, error: result.error }, 'mutating admin call refused');
+      refusalLog({ route: req.routeOptions.url, ip: req.ip, error: result.error }, 'mutating admin call refused');
       return reply.code(result.status).send({ error: result.error, message: result.message });
     }
   };
@@ -280,8 +363,11 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
   }
 
   // ---- mutating
-  app.post<{ Params: { id: string; action: OverrideAction }; Body: { reason: string; expires?: number | string } }>('/v1/pops/:id/:action', {
-    preHandler: requireToken,
+  app.post<{ Params: { id: string; action: OverrideAction }; Body: { reason?: string; expires?: number | string } }>('/v1/pops/:id/:action', {
+    onRequest: requireToken,
+    config: { bodyExample: OVERRIDE_BODY_EXAMPLE },
+    // No body at all: an override without a reason, which then says so.
+    preValidation: async (req) => { if (req.body === undefined || req.body === null) req.body = {}; },
     schema: {
       params: {
         type: 'object',
@@ -289,7 +375,6 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
       },
       body: {
         type: 'object',
-        required: ['reason'],
         additionalProperties: false,
         properties: {
           reason: { type: 'string', minLength: 1, maxLength: 500, pattern: '\\S' },
@@ -300,8 +385,9 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
   }, async (req) => {
     const { id, action } = req.params;
     const expiresAt = overrideExpiry(req.body.expires, Date.now());
-    const subject = host.health.setOverride(id, action, req.body.reason, expiresAt);
-    adminLog.info({ subject: id, action, reason: req.body.reason, expires: expiresAt === null ? null : new Date(expiresAt).toISOString(), ip: req.ip }, 'override set through the admin API');
+    const reason = req.body.reason ?? NO_REASON;
+    const subject = host.health.setOverride(id, action, reason, expiresAt);
+    adminLog.info({ subject: id, action, reason, expires: expiresAt === null ? null : new Date(expiresAt).toISOString(), ip: req.ip }, 'override set through the admin API');
     const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
     return {
       id: subject.id, state: subject.state, since: iso(subject.since),
@@ -309,14 +395,15 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
     };
   });
 
-  app.post('/v1/reload', { preHandler: requireToken }, async (_req, reply) => {
+  app.post('/v1/reload', { onRequest: requireToken }, async (_req, reply) => {
     const outcome = host.reload('admin API');
     if (!outcome.ok) return reply.code(422).send({ error: 'invalid_configuration', message: 'the new configuration was rejected; the previous one keeps serving', errors: outcome.errors, hash: outcome.hash });
     return { hash: outcome.hash, changed: outcome.changed };
   });
 
   app.post<{ Body: { target: string; state: 'up' | 'down'; reason?: string } }>('/v1/health', {
-    preHandler: requireToken,
+    onRequest: requireToken,
+    config: { bodyExample: '{"target": "ams-monitor", "state": "down", "reason": "edge unreachable"} (reason optional)' },
     schema: {
       body: {
         type: 'object',
@@ -337,7 +424,8 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
 
   // Load feed for capacity steps: a PoP's load relative to its capacity (1 = full).
   app.post<{ Body: { pop: string; load: number } }>('/v1/load', {
-    preHandler: requireToken,
+    onRequest: requireToken,
+    config: { bodyExample: '{"pop": "ams", "load": 0.8}' },
     schema: {
       body: {
         type: 'object',
@@ -354,16 +442,47 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
     return { pop: req.body.pop, load: req.body.load };
   });
 
-  await app.listen({ host: address.host, port: address.port });
+  try {
+    await app.listen({ host: address.host, port: address.port });
+  } catch (err) {
+    traffic.stop();
+    throw new ConfigErrors([new ConfigError('POPSTEER_ERR_ADMIN_ADDRESS', 'admin', null, '/admin',
+      `cannot listen on ${address.host}:${address.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; another process may hold it: stop it, choose another --admin address, or --admin off`)]);
+  }
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : address.port;
   return {
     port,
+    connections: () => connectionStats(),
     close: async () => {
       traffic.stop();
       await app.close();
     },
   };
+}
+
+/** Node's HTTP deadlines from the one admin timeout; the checking interval makes them take effect near on time. */
+function httpOptions(timeoutMs: number): ServerOptions {
+  return {
+    headersTimeout: timeoutMs,
+    requestTimeout: timeoutMs * 2,
+    keepAliveTimeout: timeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(timeoutMs / 4))),
+    maxHeaderSize: 16 * 1024,
+  };
+}
+
+/** The certificate and key for HTTPS, or null for plain HTTP. Unreadable files stop start-up (exit 2). */
+function readTlsFiles(settings: AdminHost['settings']): { cert: Buffer; key: Buffer } | null {
+  if (settings.adminTlsCert === null || settings.adminTlsKey === null) return null;
+  const read = (file: string, setting: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigErrors([new ConfigError('POPSTEER_ERR_SETTING', file, null, '', `${setting}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)]);
+    }
+  };
+  return { cert: read(settings.adminTlsCert, '--admin-tls-cert'), key: read(settings.adminTlsKey, '--admin-tls-key') };
 }
 
 function explainContext(host: AdminHost): ExplainContext {

@@ -5,7 +5,8 @@
 // must still withdraw the route.
 
 import { createSocket } from 'node:dgram';
-import { request } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { isIPv6 } from 'node:net';
 import { CLASS_CH, RCODE_NOERROR, TYPE_TXT, rcodeToName } from '../dns/constants.ts';
 import { nameToWire } from '../dns/name.ts';
@@ -13,6 +14,12 @@ import { nameToWire } from '../dns/name.ts';
 export interface Endpoint {
   host: string;
   port: number;
+}
+
+/** The admin API over HTTPS: its certificate (or CA) and the name to verify it for. */
+export interface AdminTls {
+  ca: Buffer;
+  servername: string;
 }
 
 export interface FitnessObservation {
@@ -24,7 +31,7 @@ export interface FitnessObservation {
 }
 
 export interface FitnessTargets {
-  admin: Endpoint;
+  admin: Endpoint & { tls?: AdminTls | null };
   dns: Endpoint;
   /** Each check must complete within this time. */
   timeoutMs: number;
@@ -46,7 +53,7 @@ interface AdminVerdict {
 }
 
 /** GET /v1/fitness: 200 {fit: true} or 503 {fit: false, reasons}. Anything else is unfit too. */
-export function askAdminFitness(admin: Endpoint, timeoutMs: number): Promise<AdminVerdict> {
+export function askAdminFitness(admin: Endpoint & { tls?: AdminTls | null }, timeoutMs: number): Promise<AdminVerdict> {
   return new Promise((resolveVerdict) => {
     let settled = false;
     const settle = (verdict: AdminVerdict): void => {
@@ -54,7 +61,8 @@ export function askAdminFitness(admin: Endpoint, timeoutMs: number): Promise<Adm
       settled = true;
       resolveVerdict(verdict);
     };
-    const req = request({ host: admin.host, port: admin.port, path: '/v1/fitness', method: 'GET', timeout: timeoutMs, agent: false }, (res) => {
+    const options = { host: admin.host, port: admin.port, path: '/v1/fitness', method: 'GET', timeout: timeoutMs, agent: false };
+    const onResponse = (res: IncomingMessage): void => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => { if (body.length < 65536) body += chunk; });
@@ -71,7 +79,10 @@ export function askAdminFitness(admin: Endpoint, timeoutMs: number): Promise<Adm
         const reported = Array.isArray(parsed.reasons) ? parsed.reasons.map(String) : [];
         settle({ reasons: reported.length > 0 ? reported.map((r) => `admin: ${r}`) : [`admin API answered HTTP ${res.statusCode}`], pop });
       });
-    });
+    };
+    const req = admin.tls
+      ? httpsRequest({ ...options, ca: admin.tls.ca, servername: admin.tls.servername }, onResponse)
+      : httpRequest(options, onResponse);
     req.on('timeout', () => {
       req.destroy();
       settle({ reasons: [`admin API did not answer within ${timeoutMs} ms`], pop: null });

@@ -1,17 +1,20 @@
 // Command-line options of `popsteer anycast`, parsed and checked up front so a
 // mistake stops the command before it touches any route.
 
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseListen } from '../config/settings.ts';
-import type { Endpoint } from './fitness-probe.ts';
+import type { AdminTls, Endpoint } from './fitness-probe.ts';
 
 export type AnycastMode = 'exabgp' | 'bird';
 
 export interface AnycastOptions {
   mode: AnycastMode;
   admin: Endpoint;
+  /** Set when the admin API serves HTTPS (--admin-ca). */
+  adminTls: AdminTls | null;
   dns: Endpoint;
   prefixes: string[];
   nextHop: string;
@@ -38,6 +41,11 @@ SIGTERM (or SIGINT) withdraws, then exits. Logs are JSON lines on stderr.
 
 Options:
   --admin host:port       popsteer admin API to ask (required)
+  --admin-ca FILE         the admin API serves HTTPS (popsteer serve
+                          --admin-tls-cert): its certificate, or the CA that
+                          signed it, to verify it with
+  --admin-tls-name NAME   the name that certificate is for (default: the
+                          --admin host when it is a name, else localhost)
   --dns host:port         popsteer DNS listener for the self-query (required)
   --prefix CIDR           service prefix, repeatable (required in exabgp mode;
                           in bird mode the static protocol holds the routes)
@@ -58,7 +66,10 @@ Options:
   --birdc PATH            birdc binary (default birdc)
   --bird-socket PATH      BIRD control socket (default: birdc's own default)
   --pop ID                PoP id carried in the logs (default: host name)
-  --log-level LEVEL       trace, debug, info, warn, error (default info)`;
+  --log-level LEVEL       trace, debug, info, warn, error (default info)
+
+Exit status: 0 stopped (routes withdrawn first), 1 stopped by a second
+signal before the withdraw finished, 2 bad usage.`;
 
 export class AnycastUsageError extends Error {}
 
@@ -90,6 +101,20 @@ export function checkPrefix(text: string): string {
   return text;
 }
 
+function adminTlsOf(caFile: string | undefined, name: string | undefined, host: string): AdminTls | null {
+  if (caFile === undefined) {
+    if (name !== undefined) throw new AnycastUsageError('--admin-tls-name needs --admin-ca');
+    return null;
+  }
+  let ca: Buffer;
+  try {
+    ca = readFileSync(caFile);
+  } catch (err) {
+    throw new AnycastUsageError(`--admin-ca: cannot read ${caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return { ca, servername: name ?? (isIP(host) === 0 ? host : 'localhost') };
+}
+
 export function parseAnycastOptions(args: string[]): AnycastOptions {
   let values: Record<string, string | string[] | undefined>;
   try {
@@ -102,6 +127,7 @@ export function parseAnycastOptions(args: string[]): AnycastOptions {
         'next-hop': { type: 'string' }, mode: { type: 'string' }, 'interval-ms': { type: 'string' },
         'timeout-ms': { type: 'string' }, 'hold-down-ms': { type: 'string' }, 'reassert-ms': { type: 'string' }, 'bird-protocol': { type: 'string' },
         birdc: { type: 'string' }, 'bird-socket': { type: 'string' }, pop: { type: 'string' }, 'log-level': { type: 'string' },
+        'admin-ca': { type: 'string' }, 'admin-tls-name': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -116,9 +142,11 @@ export function parseAnycastOptions(args: string[]): AnycastOptions {
   if (nextHop !== 'self' && isIP(nextHop) === 0) throw new AnycastUsageError(`--next-hop: "${nextHop}" is not "self" or an IP address`);
   const birdProtocol = text('bird-protocol') ?? 'popsteer_anycast';
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(birdProtocol)) throw new AnycastUsageError(`--bird-protocol: "${birdProtocol}" is not a BIRD protocol name`);
+  const admin = endpoint('admin', text('admin'));
   return {
     mode,
-    admin: endpoint('admin', text('admin')),
+    admin,
+    adminTls: adminTlsOf(text('admin-ca'), text('admin-tls-name'), admin.host),
     dns: endpoint('dns', text('dns')),
     prefixes,
     nextHop,

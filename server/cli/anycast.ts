@@ -30,7 +30,7 @@ export async function runAnycastCommand(args: string[]): Promise<number> {
     : new BirdSpeaker({ protocol: options.birdProtocol, birdc: options.birdc, socket: options.birdSocket, timeoutMs: options.timeoutMs });
   const controller = new RouteController({
     prefixes: options.prefixes,
-    targets: { admin: options.admin, dns: options.dns, timeoutMs: options.timeoutMs },
+    targets: { admin: { ...options.admin, tls: options.adminTls }, dns: options.dns, timeoutMs: options.timeoutMs },
     intervalMs: options.intervalMs,
     holdDownMs: options.holdDownMs,
     reassertEveryMs: options.reassertMs,

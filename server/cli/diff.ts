@@ -20,7 +20,10 @@ query count used as its weight; # starts a comment. Default sample:
 policies/samples/geolite2-networks.txt (drawn from the bundled GeoLite2 data).
 --clients-dnstap takes the client networks from a dnstap log instead (a
 Frame Streams file, e.g. popsteer serve --dnstap file:…), each weighted by
-its queries: replays real traffic against both sets.`;
+its queries: replays real traffic against both sets.
+
+Exit status: 0 compared, 1 an invalid policy set or geo data, 2 bad usage (a
+missing --from/--to, an unknown option, an unreadable sample).`;
 
 interface SampleEntry { cidr: string; weight: number }
 

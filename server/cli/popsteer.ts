@@ -29,7 +29,10 @@ Usage:
   popsteer --help | <command> --help
 
 Run from the repository root with no --config/--geo-data, popsteer uses
-./policies and ./geo-data.`;
+./policies and ./geo-data.
+
+Exit status: 2 bad usage (an unknown command or option); each command's
+--help gives the rest.`;
 
 const SERVE_HELP = `Usage: popsteer serve [options]
 
@@ -41,7 +44,12 @@ Options:
 ${settingsHelp()}
 
 Signals: SIGHUP reloads the configuration; SIGTERM stops gracefully (a second
-SIGTERM exits at once).`;
+SIGTERM exits at once).
+
+Exit status: 0 stopped by SIGTERM after the drain; 1 stopped by a failure while
+serving (a DNS worker crashed: logged with its stack) or by a second SIGTERM;
+2 a start-up mistake (a bad setting or file, an address already in use or
+that cannot be bound), named on standard error.`;
 
 const VALIDATE_HELP = `Usage: popsteer validate [--config dir] [dir]
 
@@ -116,7 +124,9 @@ async function serve(args: string[]): Promise<number> {
   }
   const log = createLogger(settings.logLevel, settings.pop);
   // Signals are handled from the first moment: a SIGTERM during start-up stops
-  // the server as soon as it exists (and a second one exits at once).
+  // the server as soon as it exists, or the process as soon as start-up has
+  // failed; a second one exits at once. Every path ends in process.exit, so
+  // nothing left running (a thread, a timer) can keep a stopped server alive.
   let server: RunningServer | null = null;
   let stopRequested = false;
   let terms = 0;
@@ -125,6 +135,7 @@ async function serve(args: string[]): Promise<number> {
     if (terms > 1) process.exit(1);
     stopRequested = true;
     if (server) void server.shutdown().then(() => process.exit(process.exitCode ?? 0));
+    else log.info('stop requested during start-up: stopping once the server is up');
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -134,11 +145,11 @@ async function serve(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigErrors) {
       for (const e of err.errors) log.fatal({ code: e.code, file: e.file, line: e.line, column: e.column, pointer: e.pointer }, e.format());
-      return reportConfigErrors(err);
+      process.exit(reportConfigErrors(err));
     }
-    log.fatal({ err: (err as Error).message }, 'cannot start');
+    log.fatal({ err: (err as Error).message, stack: (err as Error).stack }, 'cannot start');
     process.stderr.write(`popsteer: cannot start: ${(err as Error).message}\n`);
-    return 1;
+    process.exit(1);
   }
   if (stopRequested) {
     const running = server;
@@ -155,7 +166,10 @@ function validate(args: string[]): number {
     // `validate DIR` is `validate --config DIR`: DIR's popsteer.yaml (geo_data …) applies too.
     if (positionals[0]) ({ settings } = resolveSettings([...args, '--config', positionals[0]], process.env, process.cwd()));
   } catch (err) {
-    return reportConfigErrors(err) === 2 ? 1 : 1;
+    const code = reportConfigErrors(err);
+    // The help's promise: 2 for bad usage (the command line), 1 for an invalid configuration (popsteer.yaml, environment).
+    const usage = (err as ConfigErrors).errors.some((e) => e.code === 'POPSTEER_ERR_USAGE' || e.file === 'command line' || e.file.startsWith('--'));
+    return usage ? code : 1;
   }
   const configDir = settings.configDir;
   let geo;

@@ -32,6 +32,17 @@ export interface Settings {
   tcpMessageTimeoutMs: number;
   tcpMaxConnections: number;
   tcpMaxQueriesPerConnection: number;
+  /** Start even when another process serves a --listen address (SO_REUSEPORT), for a handover. */
+  shareListen: boolean;
+  adminMaxConnections: number;
+  /** Admin request headers must arrive within this; the whole request within twice it; idle keep-alive connections close after it. */
+  adminTimeoutMs: number;
+  /** Host names the admin API answers to, besides IP literals and localhost (DNS rebinding guard). */
+  adminHosts: string[];
+  /** The operator's consent to an admin address beyond loopback. */
+  adminExpose: boolean;
+  adminTlsCert: string | null;
+  adminTlsKey: string | null;
   adminTokenFile: string | null;
   stateFile: string | null;
   drainMs: number;
@@ -59,7 +70,7 @@ export interface Settings {
   dnstapQueueKb: number;
 }
 
-type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'cidr-list' | 'choice-list' | 'dnstap';
+type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'cidr-list' | 'name-list' | 'bool' | 'choice-list' | 'dnstap';
 
 interface SettingSpec {
   key: keyof Settings;
@@ -88,16 +99,23 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'versionBind', flag: 'version-bind', env: 'POPSTEER_VERSION_BIND', file: 'version_bind', kind: 'string', help: 'answer to CHAOS TXT version.bind (default: refused)' },
   { key: 'tcpIdleTimeoutMs', flag: 'tcp-idle-timeout-ms', env: 'POPSTEER_TCP_IDLE_TIMEOUT_MS', file: 'tcp_idle_timeout_ms', kind: 'int', help: 'close TCP connections idle this long (default 10000)' },
   { key: 'tcpMessageTimeoutMs', flag: 'tcp-message-timeout-ms', env: 'POPSTEER_TCP_MESSAGE_TIMEOUT_MS', file: 'tcp_message_timeout_ms', kind: 'int', help: 'close a TCP connection whose message is not complete this long after it began (default 3000)' },
-  { key: 'tcpMaxConnections', flag: 'tcp-max-connections', env: 'POPSTEER_TCP_MAX_CONNECTIONS', file: 'tcp_max_connections', kind: 'int', help: 'open TCP connections per worker before the oldest idle one is closed (default 1000)' },
+  { key: 'tcpMaxConnections', flag: 'tcp-max-connections', env: 'POPSTEER_TCP_MAX_CONNECTIONS', file: 'tcp_max_connections', kind: 'int', help: 'open TCP connections of the whole server (every worker); at the cap the oldest idle one makes room, else the new one is refused (default 1000)' },
   { key: 'tcpMaxQueriesPerConnection', flag: 'tcp-max-queries', env: 'POPSTEER_TCP_MAX_QUERIES', file: 'tcp_max_queries', kind: 'int', help: 'queries answered on one TCP connection before it is closed (default 1000)' },
+  { key: 'shareListen', flag: 'share-listen', env: 'POPSTEER_SHARE_LISTEN', file: 'share_listen', kind: 'bool', help: 'start even when another process already serves a --listen address, sharing it (SO_REUSEPORT) for a handover; without it that is an error (default off)' },
+  { key: 'adminMaxConnections', flag: 'admin-max-connections', env: 'POPSTEER_ADMIN_MAX_CONNECTIONS', file: 'admin_max_connections', kind: 'int', help: 'open admin HTTP connections; at the cap the oldest one still waiting for its request makes room (default 64)' },
+  { key: 'adminTimeoutMs', flag: 'admin-timeout-ms', env: 'POPSTEER_ADMIN_TIMEOUT_MS', file: 'admin_timeout_ms', kind: 'int', help: 'admin request headers must arrive within this, the whole request within twice it; idle keep-alive connections close after it (default 5000)' },
+  { key: 'adminHosts', flag: 'admin-hosts', env: 'POPSTEER_ADMIN_HOSTS', file: 'admin_hosts', kind: 'name-list', help: 'comma-separated host names the admin API answers to besides IP addresses and localhost (DNS rebinding guard), e.g. pop1.ops.example (default none)' },
+  { key: 'adminExpose', flag: 'admin-expose', env: 'POPSTEER_ADMIN_EXPOSE', file: 'admin_expose', kind: 'bool', help: 'allow an --admin address beyond loopback; without it such an address is an error (default off)' },
+  { key: 'adminTlsCert', flag: 'admin-tls-cert', env: 'POPSTEER_ADMIN_TLS_CERT', file: 'admin_tls_cert', kind: 'path', help: 'PEM certificate (chain) for the admin API: serve HTTPS instead of HTTP; needs --admin-tls-key (default: plain HTTP)' },
+  { key: 'adminTlsKey', flag: 'admin-tls-key', env: 'POPSTEER_ADMIN_TLS_KEY', file: 'admin_tls_key', kind: 'path', help: 'PEM private key of --admin-tls-cert' },
   { key: 'adminTokenFile', flag: 'admin-token-file', env: 'POPSTEER_ADMIN_TOKEN_FILE', file: 'admin_token_file', kind: 'path', help: 'file holding the bearer token for mutating admin calls (or set POPSTEER_ADMIN_TOKEN)' },
   { key: 'drainMs', flag: 'drain-ms', env: 'POPSTEER_DRAIN_MS', file: 'drain_ms', kind: 'int0', help: 'on SIGTERM: report unfit (anycast withdraws), keep answering this long, then close (default 5000)' },
   { key: 'stateFile', flag: 'state-file', env: 'POPSTEER_STATE_FILE', file: 'state_file', kind: 'path', help: 'where overrides are persisted (default <config dir>/../state/popsteer-state.json)' },
-  { key: 'rrlResponsesPerSecond', flag: 'rrl-responses-per-second', env: 'POPSTEER_RRL_RESPONSES_PER_SECOND', file: 'rrl_responses_per_second', kind: 'int0', help: 'response rate limiting: identical UDP replies per second to one client network (/24, /56); 0 = off (default 0)' },
+  { key: 'rrlResponsesPerSecond', flag: 'rrl-responses-per-second', env: 'POPSTEER_RRL_RESPONSES_PER_SECOND', file: 'rrl_responses_per_second', kind: 'int0', help: 'response rate limiting: identical UDP replies per second to one client network (/24, /56), per DNS worker; 0 = off (default 1000, far above what a real resolver sends: see server/rrl/README.md)' },
   { key: 'rrlErrorsPerSecond', flag: 'rrl-errors-per-second', env: 'POPSTEER_RRL_ERRORS_PER_SECOND', file: 'rrl_errors_per_second', kind: 'int0', help: 'RRL: error replies (REFUSED, FORMERR, SERVFAIL …) per second to one client network; 0 = as responses (default 0)' },
   { key: 'rrlWindowSeconds', flag: 'rrl-window', env: 'POPSTEER_RRL_WINDOW', file: 'rrl_window', kind: 'int', help: 'RRL: seconds a limited flood must slow down before it is answered again; also the log period (default 15)' },
   { key: 'rrlSlip', flag: 'rrl-slip', env: 'POPSTEER_RRL_SLIP', file: 'rrl_slip', kind: 'int0', help: 'RRL: every Nth limited reply is sent truncated (TC=1) so real resolvers retry over TCP; 0 = drop all (default 2)' },
-  { key: 'rrlExempt', flag: 'rrl-exempt', env: 'POPSTEER_RRL_EXEMPT', file: 'rrl_exempt', kind: 'cidr-list', help: 'RRL: comma-separated networks never limited, e.g. 192.0.2.0/24,2001:db8::/56 (default none)' },
+  { key: 'rrlExempt', flag: 'rrl-exempt', env: 'POPSTEER_RRL_EXEMPT', file: 'rrl_exempt', kind: 'cidr-list', help: 'RRL: comma-separated networks never limited, e.g. 192.0.2.0/24,2001:db8::/56; replaces the default; an empty value exempts none (default 127.0.0.1/32,::1/128: replies to this machine never leave it)' },
   { key: 'ecsTrust', flag: 'ecs-trust', env: 'POPSTEER_ECS_TRUST', file: 'ecs_trust', kind: 'cidr-list', help: 'resolvers whose EDNS Client Subnet is used, as comma-separated networks; others are located by their own address (default: every resolver)' },
   { key: 'hashRecord', flag: 'hash-record', env: 'POPSTEER_HASH_RECORD', file: 'hash_record', kind: 'string', help: 'publish the active set\'s content hash as TXT at this name, directly below a zone apex, e.g. _config.cdn.example (default: off)' },
   { key: 'dnstap', flag: 'dnstap', env: 'POPSTEER_DNSTAP', file: 'dnstap', kind: 'dnstap', help: 'dnstap query log: unix:/path/collector.sock (Frame Streams to a collector, reconnected) or file:/path/log.fstrm (replaced at start) (default: off)' },
@@ -106,6 +124,16 @@ export const SETTING_SPECS: SettingSpec[] = [
   { key: 'dnstapQueueKb', flag: 'dnstap-queue-kb', env: 'POPSTEER_DNSTAP_QUEUE_KB', file: 'dnstap_queue_kb', kind: 'int', help: 'dnstap queue per DNS worker in KiB; frames that do not fit while the collector is slow or gone are dropped and counted (default 1024)' },
   { key: 'queryLogSample', flag: 'query-log-sample', env: 'POPSTEER_QUERY_LOG_SAMPLE', file: 'query_log_sample', kind: 'share', help: 'share of queries logged as JSON lines (client network, name, type, answer, rule, latency), e.g. 0.01; 0 = off (default 0)' },
 ];
+
+/**
+ * RRL is on by default, at a rate no real resolver reaches for one answer
+ * from one /24: resolvers cache, and even a large one asking on behalf of
+ * many client subnets (ECS) for the busiest steered name stays far below it;
+ * a reflection flood is a thousand times faster. server/rrl/README.md says why.
+ */
+export const DEFAULT_RRL_RESPONSES_PER_SECOND = 1000;
+/** Replies to this machine never leave it: nothing to reflect. Local monitors and a co-located resolver are never limited. */
+export const DEFAULT_RRL_EXEMPT = ['127.0.0.1/32', '::1/128'];
 
 export function defaultSettings(cwd: string): Settings {
   return {
@@ -122,6 +150,13 @@ export function defaultSettings(cwd: string): Settings {
     tcpMessageTimeoutMs: 3_000,
     tcpMaxConnections: 1000,
     tcpMaxQueriesPerConnection: 1000,
+    shareListen: false,
+    adminMaxConnections: 64,
+    adminTimeoutMs: 5000,
+    adminHosts: [],
+    adminExpose: false,
+    adminTlsCert: null,
+    adminTlsKey: null,
     adminTokenFile: null,
     stateFile: null,
     drainMs: 5000,
@@ -129,11 +164,11 @@ export function defaultSettings(cwd: string): Settings {
     cacheDir: '',
     asnDatabase: null,
     queryLogSample: 0,
-    rrlResponsesPerSecond: 0,
+    rrlResponsesPerSecond: DEFAULT_RRL_RESPONSES_PER_SECOND,
     rrlErrorsPerSecond: 0,
     rrlWindowSeconds: 15,
     rrlSlip: 2,
-    rrlExempt: [],
+    rrlExempt: [...DEFAULT_RRL_EXEMPT],
     ecsTrust: [],
     hashRecord: null,
     dnstap: null,
@@ -210,12 +245,22 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
       }
       return items;
     }
+    case 'name-list': {
+      const items = (Array.isArray(raw) ? raw : String(raw).split(',')).map((s) => String(s).trim().toLowerCase().replace(/\.$/, '')).filter((s) => s !== '');
+      for (const item of items) if (!/^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/.test(item)) fail(`"${item}" is not a host name`);
+      return items;
+    }
+    case 'bool':
+      if (raw === true || raw === false) return raw;
+      if (typeof raw === 'string' && /^(1|true|yes|on)$/i.test(raw)) return true;
+      if (typeof raw === 'string' && /^(0|false|no|off)$/i.test(raw)) return false;
+      return fail(`must be true or false, not "${String(raw)}"`);
   }
 }
 
-export function serveOptionsForParseArgs(): Record<string, { type: 'string'; multiple?: boolean }> {
-  const options: Record<string, { type: 'string'; multiple?: boolean }> = {};
-  for (const spec of SETTING_SPECS) options[spec.flag] = spec.multiple ? { type: 'string', multiple: true } : { type: 'string' };
+export function serveOptionsForParseArgs(): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const spec of SETTING_SPECS) options[spec.flag] = spec.kind === 'bool' ? { type: 'boolean' } : spec.multiple ? { type: 'string', multiple: true } : { type: 'string' };
   return options;
 }
 
@@ -231,7 +276,7 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
   } catch (err) {
     throw new ConfigErrors([new ConfigError('POPSTEER_ERR_USAGE', 'command line', null, '', `${(err as Error).message} (see --help)`)]);
   }
-  const flags = parsed.values as Record<string, string | string[] | undefined>;
+  const flags = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const settings = defaultSettings(cwd);
   const errors: ConfigError[] = [];
   /** `position`: where the value stands in popsteer.yaml, for errors about it. */
@@ -280,10 +325,31 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     if (value !== undefined) apply(spec, spec.multiple ? (value as string[]).join(',') : value, `--${spec.flag}`, cwd);
   }
   applyPathDefaults(settings, env);
+  errors.push(...adminSettingErrors(settings));
   if (errors.length > 0) throw new ConfigErrors(errors);
   const extraValues: Record<string, string | boolean | string[] | undefined> = {};
   for (const key of Object.keys(extra)) extraValues[key] = (parsed.values as Record<string, string | boolean | string[] | undefined>)[key];
   return { settings, positionals: parsed.positionals, extra: extraValues };
+}
+
+/** Is `host` (an --admin or --listen host) on the loopback network? */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Settings that only make sense together: an admin address beyond loopback needs consent, TLS needs both files. */
+function adminSettingErrors(settings: Settings): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const admin = settings.admin;
+  if (admin && !isLoopbackHost(admin.host) && !settings.adminExpose) {
+    errors.push(new ConfigError('POPSTEER_ERR_SETTING', 'admin', null, '/admin',
+      `--admin: ${admin.host}:${admin.port} is reachable beyond this machine; the admin API shows every PoP and decision and takes overrides with the token, so say so on purpose with --admin-expose (admin_expose: true), ideally with --admin-tls-cert/--admin-tls-key, or bind 127.0.0.1`));
+  }
+  if ((settings.adminTlsCert === null) !== (settings.adminTlsKey === null)) {
+    errors.push(new ConfigError('POPSTEER_ERR_SETTING', settings.adminTlsCert === null ? 'admin-tls-key' : 'admin-tls-cert', null, '',
+      'HTTPS for the admin API needs both --admin-tls-cert and --admin-tls-key'));
+  }
+  return errors;
 }
 
 /**
@@ -305,7 +371,7 @@ function applyPathDefaults(settings: Settings, env: NodeJS.ProcessEnv): void {
 
 export function settingsHelp(): string {
   const lines = SETTING_SPECS.map((s) => {
-    const flag = `  --${s.flag} <${s.kind === 'int' || s.kind === 'int0' ? 'n' : s.kind.startsWith('listen') ? 'host:port' : s.kind === 'path' ? 'path' : 'value'}>`;
+    const flag = s.kind === 'bool' ? `  --${s.flag}` : `  --${s.flag} <${s.kind === 'int' || s.kind === 'int0' ? 'n' : s.kind.startsWith('listen') ? 'host:port' : s.kind === 'path' ? 'path' : 'value'}>`;
     const file = s.file ? `, popsteer.yaml: ${s.file}` : '';
     return `${flag.padEnd(36)} ${s.help}\n${''.padEnd(37)} env ${s.env}${file}`;
   });

@@ -2,6 +2,13 @@
 // the current snapshot → answer from a pre-encoded template (or a steering
 // decision) → bytes out. A function of (query bytes, client address) to
 // response bytes, with no sockets, so most tests need none.
+//
+// Each answer also gets a response key for rate limiting (server/rrl): an
+// integer naming which template answered, the way BIND and NSD classify
+// responses — a wildcard answer by the wildcard, a referral by the
+// delegation point, NODATA (and a CNAME answered for any type) by the name
+// whatever the query type, NXDOMAIN by the zone — so that random labels,
+// names or types cannot each claim a bucket of their own.
 
 import {
   CLASS_CH, CLASS_IN, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, TYPE_ANY, TYPE_AXFR, TYPE_DS, TYPE_IXFR,
@@ -59,11 +66,38 @@ export interface EngineOptions {
 
 const CHAOS_NAMES = ['id.server.', 'hostname.bind.', 'version.bind.'];
 
+/** Which template of a name answered, for the response key; query types (0–65535) stand for their own templates. */
+const ANSWERED_OTHER_TYPES = 0x10000; // NODATA, or the CNAME every other type gets
+const ANSWERED_ANY = 0x10001;
+const ANSWERED_REFERRAL = 0x10002;
+const ANSWERED_NXDOMAIN = 0x10003;
+const ANSWERED_CHAOS = 0x10004;
+
+/** The response key of (name hash, which template): one 32-bit mix, nothing allocated. */
+function responseKeyOf(nameHash: number, answered: number): number {
+  let h = Math.imul(nameHash ^ Math.imul(answered + 1, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  return Math.imul(h, 0xc2b2ae35) ^ (h >>> 16);
+}
+
+/** FNV-1a over wire bytes: the zone apex of an NXDOMAIN has no precomputed hash. */
+function hashWire(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return h;
+}
+
 export class Engine {
   snapshot: DnsSnapshot;
   steering: SteeringHook | null = null;
   /** Steered index (policy) that answered the last query, or -1 when it was not a steered answer. */
   lastSteered = -1;
+  /**
+   * Identity of the last answer for response rate limiting: equal keys mean
+   * the same answer template (see the file header). Meaningful for NOERROR
+   * and NXDOMAIN replies; errors are limited per client network.
+   */
+  responseKey = 0;
   readonly view = new QueryView();
   readonly writer = new ResponseWriter();
   readonly counters: Counters;
@@ -93,6 +127,7 @@ export class Engine {
     const writer = this.writer;
     const counters = this.counters;
     this.lastSteered = -1;
+    this.responseKey = 0;
     const status = parseQuery(query, length, view);
     if (status === PARSE_DROP) {
       counters.values[OFF_DROPPED]++;
@@ -143,8 +178,11 @@ export class Engine {
     const keyLength = view.keyLength;
     let node = findName(names, view.suffixHashes[0], key, 0, keyLength);
     if (node !== null) {
-      if (qtype === TYPE_DS && node.parentSideDs !== null) return node.parentSideDs;
-      if (node.delegation !== null) return node.delegation.referral!;
+      if (qtype === TYPE_DS && node.parentSideDs !== null) {
+        this.responseKey = responseKeyOf(node.hash, ANSWERED_OTHER_TYPES); // the parent's NODATA
+        return node.parentSideDs;
+      }
+      if (node.delegation !== null) return this.referral(node.delegation);
       return this.answerAt(node, qtype, client);
     }
     // Walk up to the closest encloser.
@@ -153,37 +191,63 @@ export class Engine {
       const start = i < labels ? view.labelOffsets[i] : keyLength - 1;
       node = findName(names, view.suffixHashes[i], key, start, keyLength - start);
       if (node === null) continue;
-      if (node.delegation !== null) return node.delegation.referral!;
+      if (node.delegation !== null) return this.referral(node.delegation);
       if (node.wildcard !== null) return this.answerAt(node.wildcard, qtype, client);
+      this.responseKey = responseKeyOf(hashWire(node.zone.apex), ANSWERED_NXDOMAIN);
       return node.zone.nxdomain;
     }
     return REFUSED; // in no zone we serve: never recurse
   }
 
+  /** Every name at or below a delegation point gets its referral, counted against the delegation point. */
+  private referral(delegation: NameNode): AnswerTemplate {
+    this.responseKey = responseKeyOf(delegation.hash, ANSWERED_REFERRAL);
+    return delegation.referral!;
+  }
+
+  /** The answer of `node` (the wildcard's own node for a synthesized answer), with its response key. */
   private answerAt(node: NameNode, qtype: number, client: ClientAddress): AnswerTemplate {
     if (node.steeredIndex >= 0 && this.steering !== null && (qtype === 1 || qtype === 28 || qtype === TYPE_ANY)) {
       const result = this.steeringResult;
       result.scope = 0;
       this.lastSteered = node.steeredIndex;
-      const template = this.steering.answer(node.steeredIndex, qtype === TYPE_ANY ? 1 : qtype, this.view, client, result);
+      const steeredType = qtype === TYPE_ANY ? 1 : qtype;
+      const template = this.steering.answer(node.steeredIndex, steeredType, this.view, client, result);
       this.writer.ecsScope = result.scope;
-      if (template !== null) return template;
+      if (template !== null) {
+        this.responseKey = responseKeyOf(node.hash, steeredType);
+        return template;
+      }
+      this.responseKey = responseKeyOf(node.hash, ANSWERED_OTHER_TYPES);
       return node.otherTypes;
     }
-    if (qtype === TYPE_ANY) return node.any;
+    if (qtype === TYPE_ANY) {
+      this.responseKey = responseKeyOf(node.hash, ANSWERED_ANY);
+      return node.any;
+    }
     const types = node.types;
-    for (let i = 0; i < types.length; i++) if (types[i] === qtype) return node.templates[i];
+    for (let i = 0; i < types.length; i++) {
+      if (types[i] === qtype) {
+        this.responseKey = responseKeyOf(node.hash, qtype);
+        return node.templates[i];
+      }
+    }
+    this.responseKey = responseKeyOf(node.hash, ANSWERED_OTHER_TYPES);
     return node.otherTypes;
   }
 
   private chaosAnswer(): AnswerTemplate {
     const view = this.view;
     if (view.qtype !== TYPE_TXT && view.qtype !== TYPE_ANY) return REFUSED;
-    for (const entry of this.chaos) {
+    for (let n = 0; n < this.chaos.length; n++) {
+      const entry = this.chaos[n];
       if (entry.key.length !== view.keyLength) continue;
       let same = true;
       for (let i = 0; i < entry.key.length; i++) if (entry.key[i] !== view.key[i]) { same = false; break; }
-      if (same) return entry.template ?? REFUSED;
+      if (same) {
+        this.responseKey = responseKeyOf(n, ANSWERED_CHAOS);
+        return entry.template ?? REFUSED;
+      }
     }
     return REFUSED;
   }

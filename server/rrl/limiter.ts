@@ -10,9 +10,12 @@
 // replies still spend, down to −rate × window, so a flood stays limited until
 // it has slowed down for up to `window` seconds (BIND's meaning of window).
 //
-// Response kinds:
-// - NOERROR (answers, NODATA, referrals): keyed by qname and qtype;
-// - NXDOMAIN: keyed by the zone, so a flood of random names shares one bucket;
+// Response kinds, as BIND and NSD classify them:
+// - NOERROR and NXDOMAIN: keyed by the response key the engine gives each
+//   answer (engine.ts), naming the template that answered — a name and type,
+//   a wildcard (whatever label was asked), a delegation point (whatever
+//   name below it), a name's NODATA (whatever type), a zone's NXDOMAIN
+//   (whatever name) — so random labels, names or types share one bucket;
 // - every error rcode: one bucket per network, at errors-per-second.
 //
 // Memory is fixed: an open-addressing table of typed arrays whose size is set
@@ -134,22 +137,17 @@ export class ResponseRateLimiter {
   }
 
   /**
-   * Decides the fate of one UDP reply `reply[0..length)` to `clientAddress`
-   * for the query in `view`, at time `nowMs` (any monotonic millisecond clock).
+   * Decides the fate of one UDP reply with `rcode` to `clientAddress`, whose
+   * answer the engine keyed `responseKey`, at time `nowMs` (any monotonic
+   * millisecond clock).
    */
-  check(clientAddress: string, view: QueryView, reply: Uint8Array, length: number, nowMs: number): RrlAction {
+  check(clientAddress: string, responseKey: number, rcode: number, nowMs: number): RrlAction {
     this.family = parseAddressInto(clientAddress, this.address);
     if (this.family === 0) return RRL_SEND; // not an address: nothing to key on
     if (this.isExempt()) return RRL_SEND;
     const network = this.networkKey();
-    const rcode = reply[3] & 0x0f;
-    let responseKey: number;
     let rate = this.responseRate;
-    if (rcode === RCODE_NOERROR) {
-      responseKey = finish(hashBytes(Math.imul(view.qtype + 1, 0x9e3779b1), view.key, 0, view.keyLength));
-    } else if (rcode === RCODE_NXDOMAIN) {
-      responseKey = finish(hashBytes(0x4e58, view.key, this.zoneStart(view, reply, length), view.keyLength));
-    } else {
+    if (rcode !== RCODE_NOERROR && rcode !== RCODE_NXDOMAIN) {
       responseKey = ERROR_KEY;
       rate = this.errorRate;
     }
@@ -171,19 +169,6 @@ export class ResponseRateLimiter {
     const exempt = this.exempt;
     for (let i = 0; i < exempt.length; i++) if (networkContains(exempt[i], this.family, this.address)) return true;
     return false;
-  }
-
-  /**
-   * Where the zone's name starts inside the lower-cased qname: the NXDOMAIN
-   * reply's SOA owner is a compression pointer into the question (the writer
-   * encodes it so). Falls back to the whole qname.
-   */
-  private zoneStart(view: QueryView, reply: Uint8Array, length: number): number {
-    const at = view.questionEnd;
-    const answers = (reply[6] << 8) | reply[7];
-    if (answers !== 0 || at + 1 >= length || (reply[at] & 0xc0) !== 0xc0) return 0;
-    const start = (((reply[at] & 0x3f) << 8) | reply[at + 1]) - 12;
-    return start >= 0 && start < view.keyLength ? start : 0;
   }
 
   /** The slot of (network, response); a new entry starts with a full bucket. */

@@ -38,6 +38,8 @@ export interface StartOptions {
   workers?: number;
   admin?: boolean;
   cwd?: string;
+  /** Runs the server under this open-file limit (RLIMIT_NOFILE, soft and hard), through prlimit(1). */
+  openFileLimit?: number;
   /** Leave the state file and cache directory to popsteer's defaults (tests of the defaults run in a temporary clone). */
   defaultPaths?: boolean;
 }
@@ -76,7 +78,10 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
     args.push('--state-file', join(mkdtempSync(join(tmpdir(), 'popsteer-state-')), 'state.json'));
   }
   args.push(...(options.args ?? []));
-  const child = spawn(process.execPath, args, {
+  const [command, commandArgs] = options.openFileLimit === undefined
+    ? [process.execPath, args]
+    : ['prlimit', [`--nofile=${options.openFileLimit}:${options.openFileLimit}`, '--', process.execPath, ...args]];
+  const child = spawn(command, commandArgs, {
     cwd: options.cwd ?? REPO_ROOT,
     env: testEnvironment(options.env, options.defaultPaths),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -214,7 +214,6 @@ describe('overrides', () => {
 
   it('bad requests get 4xx JSON naming the problem, and nothing is applied', async () => {
     const cases: Array<[string, { body?: unknown; rawBody?: string }, number]> = [
-      ['/v1/pops/mad/drain', { body: {} }, 400],
       ['/v1/pops/mad/drain', { body: { reason: '   ' } }, 400],
       ['/v1/pops/mad/drain', { body: { reason: 'x', expires: 'soon' } }, 400],
       ['/v1/pops/mad/drain', { body: { reason: 'x', expires: -5 } }, 400],
@@ -235,6 +234,22 @@ describe('overrides', () => {
       assert.ok(typeof r.json.message === 'string' && r.json.message.length > 0, path);
     }
     assert.equal(await overrideOf('mad'), null, 'no bad request left an override behind');
+  });
+
+  it('an override without a body applies, and its reason says none was given; a bad body is told what to send', async () => {
+    for (const options of [{}, { rawBody: '' }, { body: {} }]) {
+      const drained = await call(server, 'POST', '/v1/pops/mad/drain', options);
+      assert.equal(drained.status, 200, `${JSON.stringify(options)}: ${drained.text}`);
+      assert.match(drained.json.override.reason, /no reason given/);
+      assert.equal((await overrideOf('mad'))!.reason, drained.json.override.reason);
+      assert.equal((await call(server, 'POST', '/v1/pops/mad/undrain', options)).status, 200);
+    }
+    for (const options of [{ rawBody: '{"reason": "x"' }, { body: { reason: 42 } }, { body: ['fibre work'] }]) {
+      const bad = await call(server, 'POST', '/v1/pops/mad/drain', options);
+      assert.equal(bad.status, 400, bad.text);
+      assert.match(bad.json.message, /send a JSON object such as \{"reason": "fibre work", "expires": "30m"\}/, bad.json.message);
+    }
+    assert.equal(await overrideOf('mad'), null);
   });
 });
 

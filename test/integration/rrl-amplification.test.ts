@@ -2,11 +2,14 @@
 // for every name the zone and the policies hold, every common type and ANY,
 // with and without EDNS, the UDP reply is never larger than the requestor
 // allowed, ANY is answered with one RRset (RFC 8482), and the amplification
-// factor (reply bytes / query bytes) stays under a measured bound. Responses
-// sent to the server get no answer, and names outside our zones are refused
-// without recursion.
+// factor (reply bytes / query bytes) stays under a measured bound. With the
+// default settings (RRL on), a flood of the worst query from a spoofed
+// source reflects only the rate limit's worth of full answers to the victim.
+// Responses sent to the server get no answer, and names outside our zones
+// are refused without recursion.
 
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -15,6 +18,8 @@ import { REPO_ROOT, startServer, type StartedServer } from '../helpers/server.ts
 import { udpFirstReply } from '../conformance/clients.ts';
 import { readReply } from '../conformance/reply.ts';
 import { FLAG_QR, FLAG_RD, TYPE, query } from '../conformance/wire.ts';
+import { countReplies } from '../helpers/udp-replies.ts';
+import { DEFAULT_RRL_RESPONSES_PER_SECOND } from '../../server/config/settings.ts';
 
 /**
  * Largest reply / query ratio allowed for the example zone. Measured: 12.2×,
@@ -77,6 +82,42 @@ test('no UDP reply exceeds the requestor\'s size, ANY is one RRset, and amplific
   }
   t.diagnostic(`${checked} queries; largest amplification ${worst.factor.toFixed(2)}× for ${worst.what}; largest for ANY ${worstAny.factor.toFixed(2)}× for ${worstAny.what}`);
   assert.ok(worst.factor <= AMPLIFICATION_LIMIT, `amplification ${worst.factor.toFixed(2)}× for ${worst.what}`);
+});
+
+test('with the default settings, a spoofed flood of the worst query reflects little more than the rate limit allows', async (t) => {
+  // The victim is a socket bound to 127.0.1.2: what it receives is what a spoofed flood sends it.
+  // Defaults: no --rrl-* flag at all (the helper passes none).
+  const defaults = await startServer({ admin: false });
+  const victim = createSocket('udp4');
+  await new Promise<void>((resolve) => victim.bind(0, '127.0.1.2', resolve));
+  victim.setRecvBufferSize(4 * 1024 * 1024); // every reflected byte counted, none lost in our own buffer
+  const FLOOD = 20_000;
+  const BATCH = 100;
+  const packet = (id: number): Uint8Array => query('long-txt.cdn.example', TYPE.TXT, { id, edns: { udpSize: 4096 } });
+  const received = countReplies(victim);
+  try {
+    let sentBytes = 0;
+    const started = performance.now();
+    for (let sent = 0; sent < FLOOD; sent += BATCH) {
+      for (let i = sent; i < sent + BATCH; i++) {
+        const q = packet(i & 0xffff);
+        sentBytes += q.length;
+        victim.send(q, defaults.dnsPort, '127.0.0.1');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    await received.settle(defaults.dnsPort);
+    const factor = received.bytes / sentBytes;
+    t.diagnostic(`default RRL (${DEFAULT_RRL_RESPONSES_PER_SECOND}/s): ${FLOOD} queries of ${packet(0).length} bytes in ${seconds.toFixed(2)} s (${Math.round(FLOOD / seconds)} q/s) from a spoofed source: `
+      + `${received.full} full answers, ${received.truncated} truncated; ${received.bytes} bytes reflected for ${sentBytes} sent: factor ${factor.toFixed(2)}× (each full answer alone: ${(received.fullSize / packet(0).length).toFixed(2)}×)`);
+    const allowed = DEFAULT_RRL_RESPONSES_PER_SECOND * (seconds + 2);
+    assert.ok(received.full <= allowed, `${received.full} full answers in ${seconds.toFixed(2)} s (at most ${Math.round(allowed)})`);
+    assert.ok(received.truncated > 0, 'limited replies are slipped');
+  } finally {
+    victim.close();
+    await defaults.stop();
+  }
 });
 
 test('a response sent to the server is never answered (no reflection loops)', async () => {

@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/server.ts';
 
-/** `targets`: PoP id → port of its HTTP health target on 127.0.0.1 (GET /healthz). */
-export function geoDataWithHttpProbes(targets: Record<string, number>, intervalMs = 200): string {
+/** `targets`: PoP id → port of its HTTP health target on 127.0.0.1 (GET /healthz); `fall`: failures in a row to go down. */
+export function geoDataWithHttpProbes(targets: Record<string, number>, intervalMs = 200, fall = 1): string {
   const dir = mkdtempSync(join(tmpdir(), 'popsteer-geo-'));
   cpSync(join(REPO_ROOT, 'geo-data'), dir, { recursive: true });
   const lines = [
-    `defaults: { interval: ${intervalMs}ms, timeout: ${Math.round(intervalMs / 2)}ms, fall: 1, rise: 1 }`,
+    `defaults: { interval: ${intervalMs}ms, timeout: ${Math.round(intervalMs / 2)}ms, fall: ${fall}, rise: 1 }`,
     // Flapping several PoPs at once must not read as "this instance is cut off".
     'cut_off: { enabled: false }',
     'targets:',

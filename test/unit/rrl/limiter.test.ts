@@ -1,37 +1,34 @@
-// Response rate limiting, bucket by bucket, on an injected clock: replies are
-// real ones (the project's writer over templates), so the keys the limiter
-// derives (qname + qtype, NXDOMAIN zone from the SOA owner pointer, errors per
-// network) are tested on the bytes it sees in the worker.
+// Response rate limiting, bucket by bucket, on an injected clock. Replies are
+// real ones: each query goes through the Engine over the conformance zone,
+// and the limiter gets the response key the engine gives the answer, as in
+// the DNS worker. So the classification is tested end to end: names and
+// types, NXDOMAIN per zone, errors per network, and the keys that close the
+// bypasses — a wildcard's random labels, names below a delegation point,
+// random types at one name — each sharing one bucket like a fixed name.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as dnsPacket from 'dns-packet';
-import { SECTION_ANSWER, SECTION_AUTHORITY, TemplateBuilder } from '../../../server/dns/builder.ts';
-import { RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_REFUSED } from '../../../server/dns/constants.ts';
-import { nameToWire } from '../../../server/dns/name.ts';
-import { QueryView, parseQuery } from '../../../server/dns/query.ts';
-import { encodeIPv4, encodeSoa } from '../../../server/dns/rdata.ts';
-import { ResponseWriter, TCP_SIZE_LIMIT } from '../../../server/dns/writer.ts';
+import { Engine, TRANSPORT_UDP } from '../../../server/engine/engine.ts';
 import {
   RRL_DROP, RRL_SEND, RRL_SLIP, ResponseRateLimiter, slipReply, type LimitedNetworkEvent, type RrlAction, type RrlConfig,
 } from '../../../server/rrl/limiter.ts';
 import { parseNetwork } from '../../../server/rrl/network.ts';
+import { CONFORMANCE_CONFIG } from '../../conformance/cases.ts';
+import { zonesOnlySnapshot } from '../../conformance/snapshot.ts';
 import { query, TYPE } from '../../conformance/wire.ts';
 
-const apex = nameToWire('cdn.example');
-const soa = encodeSoa({ mname: nameToWire('ns1.cdn.example'), rname: nameToWire('hostmaster.cdn.example'), serial: 1, refresh: 2, retry: 3, expire: 4, minimum: 5 });
-const TEMPLATES = {
-  answer: new TemplateBuilder(apex).add(SECTION_ANSWER, 'qname', TYPE.A, 60, [encodeIPv4('192.0.2.1')]).build(RCODE_NOERROR, true),
-  nxdomain: new TemplateBuilder(apex).add(SECTION_AUTHORITY, apex, TYPE.SOA, 60, soa).build(RCODE_NXDOMAIN, true),
-  refused: new TemplateBuilder(null).build(RCODE_REFUSED, false),
-};
-type Kind = keyof typeof TEMPLATES;
+const engine = new Engine(zonesOnlySnapshot(CONFORMANCE_CONFIG), { popId: 'test', versionBind: null });
 
-const view = new QueryView();
-const writer = new ResponseWriter();
+/** Answers `qname`/`qtype` with the engine; the rcode and response key the limiter is given. */
+function answer(qname: string, qtype: number, edns?: { udpSize: number }): { rcode: number; key: number; size: number; packet: Uint8Array } {
+  const packet = query(qname, qtype, edns ? { edns } : {});
+  const size = engine.handle(packet, packet.length, TRANSPORT_UDP, { address: '198.51.100.7', family: 0 });
+  return { rcode: engine.writer.buf[3] & 0x0f, key: engine.responseKey, size, packet };
+}
 
 /** A limiter on a clock the test moves by hand. */
-function limiter(overrides: Partial<RrlConfig> = {}): { check(client: string, qname: string, kind?: Kind, qtype?: number): RrlAction; advance(ms: number): void; events: LimitedNetworkEvent[]; rrl: ResponseRateLimiter } {
+function limiter(overrides: Partial<RrlConfig> = {}): { check(client: string, qname: string, qtype?: number): RrlAction; advance(ms: number): void; events: LimitedNetworkEvent[]; rrl: ResponseRateLimiter } {
   const events: LimitedNetworkEvent[] = [];
   const rrl = new ResponseRateLimiter({ responsesPerSecond: 5, errorsPerSecond: 2, windowSeconds: 3, slip: 2, exempt: [], ...overrides }, (e) => events.push(e));
   let now = 1000;
@@ -39,20 +36,18 @@ function limiter(overrides: Partial<RrlConfig> = {}): { check(client: string, qn
     rrl,
     events,
     advance(ms) { now += ms; },
-    check(client, qname, kind = 'answer', qtype = TYPE.A) {
-      const packet = query(qname, qtype);
-      parseQuery(packet, packet.length, view);
-      const size = writer.writeAnswer(view, packet, TEMPLATES[kind], TCP_SIZE_LIMIT);
-      return rrl.check(client, view, writer.buf, size, now);
+    check(client, qname, qtype = TYPE.A) {
+      const { rcode, key } = answer(qname, qtype);
+      return rrl.check(client, key, rcode, now);
     },
   };
 }
 
 /** How many of `count` checks (spread evenly over `ms`) are sent. */
-function sentOf(l: ReturnType<typeof limiter>, count: number, ms: number, client: string, qname: string, kind: Kind = 'answer'): number {
+function sentOf(l: ReturnType<typeof limiter>, count: number, ms: number, client: string, qname: string | ((i: number) => string), qtype: number | ((i: number) => number) = TYPE.A): number {
   let sent = 0;
   for (let i = 0; i < count; i++) {
-    if (l.check(client, qname, kind) === RRL_SEND) sent++;
+    if (l.check(client, typeof qname === 'string' ? qname : qname(i), typeof qtype === 'number' ? qtype : qtype(i)) === RRL_SEND) sent++;
     l.advance(ms / count);
   }
   return sent;
@@ -93,12 +88,10 @@ test('slip: every Nth limited reply is sent truncated; slip 0 drops them all', (
 });
 
 test('the slipped reply is header and question with TC=1 and no records, never larger than the query', () => {
-  const packet = query('www.cdn.example', TYPE.A, { edns: { udpSize: 1232 } });
-  parseQuery(packet, packet.length, view);
-  const size = writer.writeAnswer(view, packet, TEMPLATES.answer, TCP_SIZE_LIMIT);
-  const slipped = slipReply(writer.buf, view);
+  const { packet, size } = answer('www.cdn.example', TYPE.A, { udpSize: 1232 });
+  const slipped = slipReply(engine.writer.buf, engine.view);
   assert.ok(slipped <= packet.length);
-  const decoded = dnsPacket.decode(Buffer.from(writer.buf.subarray(0, slipped)));
+  const decoded = dnsPacket.decode(Buffer.from(engine.writer.buf.subarray(0, slipped)));
   assert.ok(size > slipped);
   assert.equal(decoded.flag_tc, true);
   assert.equal(decoded.id, 0x1234);
@@ -116,26 +109,47 @@ test('the network is the /24 (IPv4) or /56 (IPv6): neighbours share a bucket, th
   assert.equal(l.check('2001:db8:0:100::1', 'www.cdn.example'), RRL_SEND, 'next /56');
 });
 
-test('identical means same qname and qtype: other names and types have their own buckets', () => {
+test('identical means the same name and type: other names and types have their own buckets', () => {
   const l = limiter();
   assert.equal(sentOf(l, 20, 0, '198.51.100.7', 'www.cdn.example'), 5);
   assert.notEqual(l.check('198.51.100.7', 'WWW.Cdn.Example'), RRL_SEND, 'letter case does not make a reply different');
-  assert.equal(l.check('198.51.100.7', 'video.cdn.example'), RRL_SEND);
-  assert.equal(l.check('198.51.100.7', 'www.cdn.example', 'answer', TYPE.AAAA), RRL_SEND);
+  assert.equal(l.check('198.51.100.7', 'ns1.cdn.example'), RRL_SEND);
+  assert.equal(l.check('198.51.100.7', 'www.cdn.example', TYPE.AAAA), RRL_SEND);
+  assert.equal(l.check('198.51.100.7', 'www.cdn.example', TYPE.ANY), RRL_SEND, 'ANY has its own');
 });
 
+/** A random label, as a reflection flood would use to look like a new question each time. */
+const random = (i: number): string => `r${(i * 2654435761 >>> 0).toString(36)}`;
+
 test('NXDOMAIN replies share one bucket per zone, whatever the random name', () => {
+  assert.equal(sentOf(limiter(), 50, 0, '198.51.100.7', (i) => `${random(i)}.cdn.example`), 5);
+});
+
+test('wildcard answers share the wildcard\'s bucket, whatever the label asked', () => {
+  assert.equal(answer('x1.assets.cdn.example', TYPE.A).key, answer('y2.assets.cdn.example', TYPE.A).key);
+  assert.equal(sentOf(limiter(), 2000, 0, '198.51.100.7', (i) => `${random(i)}.assets.cdn.example`), 5);
+});
+
+test('referrals share the delegation point\'s bucket, whatever name below it', () => {
+  assert.equal(answer('a.lab.cdn.example', TYPE.A).key, answer('lab.cdn.example', TYPE.NS).key);
+  assert.equal(sentOf(limiter(), 2000, 0, '198.51.100.7', (i) => `${random(i)}.${random(i + 1)}.lab.cdn.example`), 5);
+});
+
+test('NODATA, and a CNAME answered for any type, share one bucket per name whatever the type', () => {
+  // Types www has no records of: NODATA.
+  const nodataTypes = (i: number): number => 1000 + i;
+  assert.equal(sentOf(limiter(), 2000, 0, '198.51.100.7', 'www.cdn.example', nodataTypes), 5);
+  // static is a CNAME: every type gets the CNAME answer.
+  assert.equal(sentOf(limiter(), 2000, 0, '198.51.100.7', 'static.cdn.example', nodataTypes), 5);
+  // A type with records of its own is not NODATA: it keeps its own bucket.
   const l = limiter();
-  let sent = 0;
-  for (let i = 0; i < 50; i++) if (l.check('198.51.100.7', `r${i}x${i * 7919}.cdn.example`, 'nxdomain') === RRL_SEND) sent++;
-  assert.equal(sent, 5);
+  sentOf(l, 20, 0, '198.51.100.7', 'www.cdn.example', nodataTypes);
+  assert.equal(l.check('198.51.100.7', 'www.cdn.example', TYPE.AAAA), RRL_SEND);
 });
 
 test('errors share one bucket per network at errors-per-second', () => {
   const l = limiter();
-  let sent = 0;
-  for (let i = 0; i < 30; i++) if (l.check('198.51.100.7', `name${i}.elsewhere.test`, 'refused') === RRL_SEND) sent++;
-  assert.equal(sent, 2);
+  assert.equal(sentOf(l, 30, 0, '198.51.100.7', (i) => `name${i}.elsewhere.test`), 2);
   assert.equal(l.check('198.51.100.7', 'www.cdn.example'), RRL_SEND, 'answers keep their own bucket');
 });
 
