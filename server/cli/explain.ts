@@ -32,7 +32,10 @@ sets the PoP that received the query (self). A running server answers the
 same question with its live health: GET /v1/explain. --clients explains every
 client network in a file (one CIDR per line, "-" for a query without ECS,
 # starts a comment) for each of the names in --name (comma-separated), name
-by name; with --json the output is an array.`;
+by name; with --json the output is an array.
+
+Exit status: 0 explained, 1 an invalid configuration or geo data, 2 bad usage
+(a missing --name, an unknown option, a client that is not an address).`;
 
 export async function runExplainCommand(args: string[]): Promise<number> {
   const resolved = resolveCommand(args, {
