@@ -36,6 +36,8 @@ export interface GeoFacts {
   groups: LocationGroup[];
   /** PoP ordinals nearest first, per order class. */
   orders: Int16Array[];
+  /** ranks[order][pop]: the PoP's position in that order; shared by every policy's compile. */
+  ranks: Int16Array[];
 }
 
 export interface LocationGroup {
@@ -363,14 +365,10 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   const usesCountry = rules.some((r) => r.match.countries.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesContinent = rules.some((r) => r.match.continents.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesSubdivision = rules.some((r) => r.match.subdivisions.length > 0);
-  const ranks = geo.orders.map((order) => {
-    const rank = new Int16Array(geo.pops.length);
-    order.forEach((ordinal, position) => { rank[ordinal] = position; });
-    return rank;
-  });
+  const ranks = geo.ranks;
   const cidr = cidrEntries.client.length + cidrEntries.resolver.length > 0 ? compileCidrTries(cidrEntries, rules) : null;
   const variants = [-1, ...new Set([...cidrEntries.client, ...cidrEntries.resolver].map((c) => c.rule))].sort((a, b) => a - b);
-  const variantClassOfLocation: Int32Array[] = [];
+  const variantClassOfGroup: Int32Array[] = [];
   const variantUnknownClass: number[] = [];
   const loc: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
   for (const variantRule of variants) {
@@ -386,7 +384,9 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       return sawDefault;
     };
     const memo = new Map<string, number>();
-    const classOfGroup = new Int32Array(geo.groups.length);
+    // One entry per location group and, last, the class of addresses without data; shared
+    // memory, so the query path's copy in every worker thread is this one.
+    const classOfGroup = new Int32Array(new SharedArrayBuffer(4 * (geo.groups.length + 1)));
     geo.groups.forEach((g, i) => {
       loc.known = g.order >= 0;
       loc.popRank = g.order >= 0 ? ranks[g.order] : null;
@@ -403,20 +403,19 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       }
       classOfGroup[i] = c;
     });
-    const classOfLocation = new Int32Array(geo.locationCount);
-    const groupOf = geo.groupOfLocation;
-    for (let i = 0; i < classOfLocation.length; i++) classOfLocation[i] = classOfGroup[groupOf[i]];
-    variantClassOfLocation.push(classOfLocation);
     const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
     const r = firstRule(unknown);
-    variantUnknownClass.push(intern(planClass(rules[r], r, endpoints, unknown, unknownOrder)));
+    const unknownClass = intern(planClass(rules[r], r, endpoints, unknown, unknownOrder));
+    classOfGroup[geo.groups.length] = unknownClass;
+    variantClassOfGroup.push(classOfGroup);
+    variantUnknownClass.push(unknownClass);
   }
   const selfPopEntry = selfOrdinal >= 0 ? geo.pops[selfOrdinal] : null;
   const selfDistanceKm = Float64Array.from(endpoints, (e) => (selfPopEntry && !Number.isNaN(e.lat) ? distanceKm(selfPopEntry.lat, selfPopEntry.lon, e.lat, e.lon) : NaN));
   packTiers(classes);
   return {
     name: doc.name, index, file, ttl: doc.ttl, degradedTtl: doc.degraded_ttl ?? Math.max(1, Math.floor(doc.ttl / 3)),
-    ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, classes, variantClassOfLocation, variantUnknownClass,
+    ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, classes, variantClassOfGroup, groupOfLocation: geo.groupOfLocation, variantUnknownClass,
     cidr, whenAllDown, lastResort, selfEndpoint, unknownOrder, selfDistanceKm,
   };
 }
