@@ -17,7 +17,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -131,8 +131,12 @@ async function measure(size: ScaleSize, samples: SampledNetwork[]): Promise<Row>
   try {
     const config = generateConfig(dir, size, { onePolicyPerName: process.env.SCALE_ONE_POLICY_PER_NAME === '1' });
     const env = { ...process.env, POPSTEER_CACHE_DIR: join(dir, 'cache') };
-    // Builds the GeoIP index (with the custom networks) into the cache: start-up below reads it.
-    await run(process.execPath, [CLI, 'validate', '--config', config.configDir, '--geo-data', config.geoDataDir], env);
+    // Builds the GeoIP index (with the custom networks) into the cache, start-up below reads it;
+    // from a copy without policies, so the warm-up does not pay for (or blow up on) compiling them.
+    const warmDir = join(dir, 'warm');
+    cpSync(join(config.configDir, 'zones'), join(warmDir, 'zones'), { recursive: true });
+    cpSync(join(config.configDir, 'popsteer.yaml'), join(warmDir, 'popsteer.yaml'));
+    await run(process.execPath, [CLI, 'validate', '--config', warmDir, '--geo-data', config.geoDataDir], env);
     const port = await freePort();
     const probeName = config.policies[0].names[0];
     const probe = encodeQuery(probeName, samples[0]);
