@@ -10,7 +10,8 @@ import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { nameToWire } from '../dns/name.ts';
 import { encodeIPv4, encodeIPv6 } from '../dns/rdata.ts';
 import { buildCidrTrie, type CidrEntry } from '../steering/cidr-trie.ts';
-import { classKey, locationMatches, mix32, planClass } from '../steering/decide.ts';
+import { locationMatches, mix32, planClass } from '../steering/decide.ts';
+import { ClassInterner, GroupClassifier } from '../steering/class-table.ts';
 import { distanceKm } from '../geo/distance.ts';
 import { formatAddress, maskAddress, parseAddressInto } from '../geo/address.ts';
 import { parseCidr } from '../geo/networks.ts';
@@ -350,22 +351,15 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   if (errors.some((e) => e.file === file && (e.pointer === pointer || e.pointer.startsWith(`${pointer}/`)))) return null;
 
   // Classes: per variant (no CIDR rule matched, or CIDR rule k matched first), per location.
-  const classes: DecisionClass[] = [];
-  const classIndex = new Map<string, number>();
-  const intern = (c: DecisionClass): number => {
-    const key = classKey(c);
-    let i = classIndex.get(key);
-    if (i === undefined) {
-      i = classes.length;
-      classes.push(c);
-      classIndex.set(key, i);
-    }
-    return i;
-  };
+  const interner = new ClassInterner();
+  const classes = interner.classes;
+  const intern = (c: DecisionClass): number => interner.intern(c);
+  const classifier = new GroupClassifier(rules, endpoints, unknownOrder, interner);
   const usesCountry = rules.some((r) => r.match.countries.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesContinent = rules.some((r) => r.match.continents.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesSubdivision = rules.some((r) => r.match.subdivisions.length > 0);
   const ranks = geo.ranks;
+  const { attributes, count: attributeCount } = attributesOf(geo, usesCountry, usesContinent, usesSubdivision);
   const cidr = cidrEntries.client.length + cidrEntries.resolver.length > 0 ? compileCidrTries(cidrEntries, rules) : null;
   const variants = [-1, ...new Set([...cidrEntries.client, ...cidrEntries.resolver].map((c) => c.rule))].sort((a, b) => a - b);
   const variantClassOfGroup: Int32Array[] = [];
@@ -383,7 +377,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       }
       return sawDefault;
     };
-    const memo = new Map<string, number>();
+    const ruleOfAttributes = new Int32Array(attributeCount).fill(-1);
     // One entry per location group and, last, the class of addresses without data; shared
     // memory, so the query path's copy in every worker thread is this one.
     const classOfGroup = new Int32Array(new SharedArrayBuffer(4 * (geo.groups.length + 1)));
@@ -394,14 +388,11 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       loc.continent = usesContinent ? g.continent : '';
       loc.subdivision = usesSubdivision ? g.subdivision : '';
       loc.fixedPop = g.fixedPop;
-      const key = `${g.order}|${loc.country}|${loc.continent}|${loc.subdivision}|${loc.fixedPop}`;
-      let c = memo.get(key);
-      if (c === undefined) {
-        const r = firstRule(loc);
-        c = intern(planClass(rules[r], r, endpoints, loc, unknownOrder));
-        memo.set(key, c);
-      }
-      classOfGroup[i] = c;
+      // The rule depends on the attributes the policy reads, not on the order: once per distinct attributes.
+      const a = attributes[i];
+      let r = ruleOfAttributes[a];
+      if (r === -1) ruleOfAttributes[a] = r = firstRule(loc);
+      classOfGroup[i] = classifier.classFor(r, loc, a);
     });
     const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
     const r = firstRule(unknown);
@@ -538,4 +529,31 @@ export function hashString(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return h >>> 0;
+}
+
+const attributeIds = new WeakMap<GeoFacts, Map<number, { attributes: Int32Array; count: number }>>();
+
+/**
+ * Per location group, an id of what a policy reading these attributes sees
+ * (country, continent, subdivision, whether the location is known); made
+ * once per geo context and combination, shared by every policy's compile.
+ */
+function attributesOf(geo: GeoFacts, country: boolean, continent: boolean, subdivision: boolean): { attributes: Int32Array; count: number } {
+  let byUse = attributeIds.get(geo);
+  if (!byUse) attributeIds.set(geo, (byUse = new Map()));
+  const use = (country ? 1 : 0) | (continent ? 2 : 0) | (subdivision ? 4 : 0);
+  let found = byUse.get(use);
+  if (!found) {
+    const ids = new Map<string, number>();
+    const attributes = new Int32Array(geo.groups.length);
+    geo.groups.forEach((g, i) => {
+      const key = `${country ? g.country : ''}|${continent ? g.continent : ''}|${subdivision ? g.subdivision : ''}|${g.order >= 0 ? 1 : 0}`;
+      let id = ids.get(key);
+      if (id === undefined) ids.set(key, (id = ids.size));
+      attributes[i] = id;
+    });
+    found = { attributes, count: ids.size };
+    byUse.set(use, found);
+  }
+  return found;
 }
