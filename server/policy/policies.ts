@@ -61,6 +61,7 @@ interface RuleDoc {
 }
 interface PolicyDoc {
   name: string;
+  names?: string[];
   ttl: number;
   degraded_ttl?: number;
   ttl_from_health?: { min: number; max: number };
@@ -90,6 +91,7 @@ export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string,
   const steered: SteeredName[] = [];
   const sources: YamlSource[] = [];
   const seenNames = new Map<string, string>();
+  const load = beginLoad(geo);
   for (const file of files) {
     let source: YamlSource;
     try {
@@ -107,44 +109,70 @@ export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string,
     const docs = (source.data as { policies: PolicyDoc[] }).policies;
     docs.forEach((doc, i) => {
       const pointer = `/policies/${i}`;
-      const lower = doc.name.toLowerCase().replace(/\.$/, '');
-      const other = seenNames.get(lower);
-      if (other) {
-        errors.push(new ConfigError('POPSTEER_ERR_POLICY_DUPLICATE_NAME', file, source.position(`${pointer}/name`), `${pointer}/name`,
-          `${doc.name} already has a policy (${other}); one name, one policy`));
-        return;
+      // `name` and every entry of `names`: each name has one policy, across every file.
+      const written = [{ name: doc.name, at: `${pointer}/name` }, ...(doc.names ?? []).map((name, k) => ({ name, at: `${pointer}/names/${k}` }))];
+      let clash = false;
+      for (const { name, at } of written) {
+        const lower = name.toLowerCase().replace(/\.$/, '');
+        const other = seenNames.get(lower);
+        if (other) {
+          errors.push(new ConfigError('POPSTEER_ERR_POLICY_DUPLICATE_NAME', file, source.position(at), at,
+            `${name} already has a policy (${other}); one name, one policy: remove it here or there`));
+          clash = true;
+          continue;
+        }
+        seenNames.set(lower, `${file}${source.position(at) ? `:${source.position(at)!.line}` : ''}`);
       }
-      seenNames.set(lower, `${file}${source.position(pointer) ? `:${source.position(pointer)!.line}` : ''}`);
+      if (clash) return;
       const before = errors.length;
-      const compiled = compileCached(doc, policies.length, source, pointer, geo, selfPop, errors);
+      const compiled = compileCached(doc, policies.length, source, pointer, geo, selfPop, errors, load);
       if (compiled && errors.length === before) {
-        steered.push({ name: doc.name, index: compiled.index, file, pointer: `${pointer}/name`, position: source.position(`${pointer}/name`) });
+        for (const { name, at } of written) steered.push({ name, index: compiled.index, file, pointer: at, position: source.position(at) });
         policies.push(compiled);
       }
     });
   }
+  endLoad(geo, load);
   return { policies, steered, sources };
 }
 
 /**
  * Compiled policies of the previous loads against the same geo facts, by
- * their source: a reload recompiles only the policies that changed, so it
- * neither pays again for the others nor churns their per-location tables.
+ * what decides their answers (the policy without its names, file and
+ * description): a reload recompiles only the policies that changed, and
+ * policies written alike (one body, many names or files) share one compile:
+ * their classes and per-group tables.
  */
-const compiledCache = new WeakMap<GeoFacts, Map<string, CompiledPolicy>>();
+interface CacheEntry { compiled: CompiledPolicy; usedInLoad: number }
+const compiledCache = new WeakMap<GeoFacts, { entries: Map<string, CacheEntry>; load: number }>();
 
-function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[]): CompiledPolicy | null {
-  const key = `${source.file}\0${selfPop}\0${JSON.stringify(doc)}`;
-  let cache = compiledCache.get(geo);
-  if (!cache) compiledCache.set(geo, (cache = new Map()));
-  const hit = cache.get(key);
-  if (hit) return { ...hit, index };
-  const compiled = compilePolicy(doc, index, source, pointer, geo, selfPop, errors);
-  if (compiled) {
-    if (cache.size > 256) cache.clear();
-    cache.set(key, compiled);
+function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[], load: number): CompiledPolicy | null {
+  const key = `${selfPop}\0${JSON.stringify({ ...doc, name: '', names: undefined, description: undefined })}`;
+  const cache = cacheOf(geo);
+  const hit = cache.entries.get(key);
+  if (hit) {
+    hit.usedInLoad = load;
+    return { ...hit.compiled, index, name: doc.name, file: source.file };
   }
+  const compiled = compilePolicy(doc, index, source, pointer, geo, selfPop, errors);
+  if (compiled) cache.entries.set(key, { compiled, usedInLoad: load });
   return compiled;
+}
+
+function cacheOf(geo: GeoFacts): { entries: Map<string, CacheEntry>; load: number } {
+  let cache = compiledCache.get(geo);
+  if (!cache) compiledCache.set(geo, (cache = { entries: new Map(), load: 0 }));
+  return cache;
+}
+
+/** Starts a load: returns its number. Entries neither this load nor the one before used are dropped when it ends. */
+function beginLoad(geo: GeoFacts): number {
+  return ++cacheOf(geo).load;
+}
+
+function endLoad(geo: GeoFacts, load: number): void {
+  const { entries } = cacheOf(geo);
+  for (const [key, entry] of entries) if (entry.usedInLoad < load - 1) entries.delete(key);
 }
 
 function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[]): CompiledPolicy | null {
