@@ -150,6 +150,8 @@ function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointe
   const key = `${selfPop}\0${JSON.stringify({ ...doc, name: '', names: undefined, description: undefined })}`;
   const cache = cacheOf(geo);
   const hit = cache.entries.get(key);
+  // An error already reported against this policy fails it, as it would fail a fresh compile.
+  if (hit && errors.some((e) => e.file === source.file && (e.pointer === pointer || e.pointer.startsWith(`${pointer}/`)))) return null;
   if (hit) {
     hit.usedInLoad = load;
     return { ...hit.compiled, index, name: doc.name, file: source.file };
