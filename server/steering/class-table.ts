@@ -97,9 +97,17 @@ function shapeOf(rule: RulePlan): RuleShape | null {
 
 const MAX_TIER = 1023;
 
+/** A rule's candidates after its steps other than `nearest`, for one set of attributes. */
+interface Filtered {
+  tiers: Int16Array[];
+  servfail: boolean;
+  /** Per tier, the PoP of each candidate (negative: an explicit endpoint). */
+  sortPops: Int32Array[];
+}
+
 export class GroupClassifier {
   private readonly shapes: Array<RuleShape | null>;
-  private readonly filtered = new Map<number, DecisionClass>();
+  private readonly filtered = new Map<number, Filtered>();
   private keys = new Int32Array(64);
   private readonly keyViews: Int32Array[] = [];
   private flat = new Int16Array(64);
@@ -137,7 +145,10 @@ export class GroupClassifier {
       u.country = loc.country;
       u.continent = loc.continent;
       u.subdivision = loc.subdivision;
-      pre = planClass(shape.filters, r, this.endpoints, u, this.unknownOrder);
+      const planned = planClass(shape.filters, r, this.endpoints, u, this.unknownOrder);
+      // The sort key of each candidate: its PoP, or past every PoP in written order (orderNearestFirst).
+      const sortPops = planned.tiers.map((t) => Int32Array.from(t, (e, i) => (this.endpoints[e].pop >= 0 ? this.endpoints[e].pop : -1 - i)));
+      pre = { tiers: planned.tiers, servfail: planned.servfail, sortPops };
       this.filtered.set(key, pre);
     }
     const tiers = pre.tiers;
@@ -150,7 +161,7 @@ export class GroupClassifier {
     for (let k = 0; k < tiers.length; k++) {
       const tier = tiers[k];
       let length = tier.length;
-      if (shape.sorts) length = this.sortNearest(tier, rank, shape.limit, flat, at);
+      if (shape.sorts) length = this.sortNearest(tier, pre.sortPops[k], rank, shape.limit, flat, at);
       else flat.set(tier, at);
       if (loc.fixedPop >= 0) this.pinFirst(flat, at, length, loc.fixedPop);
       this.lengths[k] = length;
@@ -160,14 +171,13 @@ export class GroupClassifier {
   }
 
   /** Nearest first by the location's ranking, explicit endpoints after in written order (orderNearestFirst); cut at limit. */
-  private sortNearest(tier: Int16Array, rank: Int16Array, limit: number, out: Int16Array, at: number): number {
+  private sortNearest(tier: Int16Array, pops: Int32Array, rank: Int16Array, limit: number, out: Int16Array, at: number): number {
     const m = tier.length;
     if (m > MAX_TIER) throw new RangeError(`a pool of more than ${MAX_TIER} endpoints`);
     if (this.keys.length < m) this.keys = new Int32Array(2 * m);
     const keys = this.keys;
-    const endpoints = this.endpoints;
     for (let i = 0; i < m; i++) {
-      const pop = endpoints[tier[i]].pop;
+      const pop = pops[i];
       keys[i] = ((pop >= 0 ? rank[pop] : 0x8000 + i) << 10) | i;
     }
     let view = this.keyViews[m];
