@@ -169,8 +169,9 @@ export function lookupGroupClass(index: GeoIndex, groupTrie: ClassTrie, classOfG
       const cls = classOfGroup[group];
       let scope = depth + 1;
       while (scope > 0) {
-        const sibling = edges[path[scope - 1] ^ 1];
-        if (sibling === mixed || classOfGroup[sibling] !== cls) break;
+        const siblingSlot = path[scope - 1] ^ 1;
+        const sibling = edges[siblingSlot];
+        if (sibling === mixed ? !subtreeHasClass(children, edges, mixed, classOfGroup, children[siblingSlot], cls) : classOfGroup[sibling] !== cls) break;
         scope--;
       }
       result.class = cls;
@@ -186,3 +187,33 @@ export function lookupGroupClass(index: GeoIndex, groupTrie: ClassTrie, classOfG
 
 /** The edges of the current walk (one thread runs one lookup at a time). */
 const walkedPath = new Int32Array(128);
+
+/**
+ * Nodes a lookup may visit to prove that a mixed sibling subtree (several
+ * groups) still gives one class: enough for the small subtrees near the
+ * leaves, where most merging happens, bounded so a lookup stays cheap. An
+ * unproven subtree only leaves the scope narrower, never wrong.
+ */
+const SIBLING_BUDGET = 48;
+const pending = new Int32Array(SIBLING_BUDGET + 2);
+
+function subtreeHasClass(children: Int32Array, edges: Uint16Array | Int32Array, mixed: number, classOfGroup: Int32Array, root: number, cls: number): boolean {
+  let top = 0;
+  let visited = 0;
+  pending[top++] = root;
+  while (top > 0) {
+    if (++visited > SIBLING_BUDGET) return false;
+    const node = pending[--top];
+    for (let bit = 0; bit < 2; bit++) {
+      const slot = 2 * node + bit;
+      const group = edges[slot];
+      if (group !== mixed) {
+        if (classOfGroup[group] !== cls) return false;
+      } else {
+        if (top >= pending.length) return false;
+        pending[top++] = children[slot];
+      }
+    }
+  }
+  return true;
+}
