@@ -15,6 +15,7 @@ import { RCODE_NOERROR, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, TYPE_CNAME } from '..
 import type { QueryView } from '../dns/query.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
 import { lookupGroupClass } from '../geo/scope.ts';
+import { classAt, classCount } from '../steering/packed-classes.ts';
 import type { ClassResult } from '../geo/types.ts';
 import { firstMatchingRule, markMatchingRules, scopeAvoidingCidrs } from '../steering/cidr-trie.ts';
 import { DecisionTrace, OUTCOME_SERVFAIL, Resolution, resolve } from '../steering/decide.ts';
@@ -125,7 +126,7 @@ export class PolicySteering implements SteeringHook {
     this.counters = counters;
     this.trustEcs = trustEcs;
     this.now = now;
-    this.decisions = tables.policies.map((p) => new Array<CachedDecision | undefined>(p.classes.length));
+    this.decisions = tables.policies.map((p) => new Array<CachedDecision | undefined>(classCount(p)));
     this.templates = tables.policies.map(() => new Map());
     this.templateCount = new Int32Array(tables.policies.length);
     this.resolverMatched = tables.policies.map((p) => new Int32Array(p.cidr === null ? 0 : p.rules.length));
@@ -154,7 +155,7 @@ export class PolicySteering implements SteeringHook {
       if (address.fromEcs) cls.scopeLength = this.narrowScope(policy, cls.scopeLength);
       this.memo?.store(cls);
     }
-    const decisionClass = policy.classes[cls.class];
+    const decisionClass = classAt(policy, cls.class);
     const rule = policy.rules[decisionClass.rule];
     let scope = cls.scopeLength;
     if (rule.perNetwork) {

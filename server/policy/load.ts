@@ -11,6 +11,7 @@ import { buildClassTrie, type ClassTrie } from '../geo/scope.ts';
 import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import type { CompiledPolicy } from '../steering/types.ts';
+import { forWorkers } from '../steering/packed-classes.ts';
 import { compilePolicies, policyFilesIn, type GeoFacts, type LocationGroup } from './policies.ts';
 import { addHashRecord, compileZones, zoneFilesIn } from './zones.ts';
 
@@ -150,4 +151,14 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
     loadedAt: Date.now(),
   };
   return { snapshot: Object.freeze(snapshot), errors: [], files, policies: loaded.policies };
+}
+
+/**
+ * The snapshot as DNS workers get it: each policy's decision classes packed
+ * on shared memory instead of as objects, so posting a set of a thousand
+ * policies copies no class (steering/packed-classes.ts).
+ */
+export function snapshotForWorkers(snapshot: DnsSnapshot): DnsSnapshot {
+  if (!snapshot.steering) return snapshot;
+  return Object.freeze({ ...snapshot, steering: { ...snapshot.steering, policies: snapshot.steering.policies.map(forWorkers) } });
 }

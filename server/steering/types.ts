@@ -139,6 +139,19 @@ export interface DecisionClass {
   servfail: boolean;
 }
 
+/** Decision classes as typed arrays on shared memory (steering/packed-classes.ts). */
+export interface PackedClasses {
+  count: number;
+  rule: Int32Array;
+  /** 1 where the class is servfail. */
+  servfail: Uint8Array;
+  /** Class c's tiers are tiers firstTier[c] .. firstTier[c + 1]. */
+  firstTier: Int32Array;
+  /** Tier t's endpoints are endpoints[tierStart[t] .. tierStart[t + 1]). */
+  tierStart: Int32Array;
+  endpoints: Int16Array;
+}
+
 /**
  * The `client_cidr` and `resolver_cidr` matches of a policy as two binary
  * prefix tries (steering/cidr-trie.ts): a query walks at most 32 or 128
@@ -176,6 +189,8 @@ export interface CompiledPolicy {
   endpoints: Endpoint[];
   rules: RulePlan[];
   classes: DecisionClass[];
+  /** In DNS workers: the classes packed (classes then fills on first use, steering/packed-classes.ts classAt). */
+  packedClasses?: PackedClasses;
   /**
    * Class per location group for each variant, the last entry for clients
    * without a location. Variant 0 is used when no CIDR rule matched the
