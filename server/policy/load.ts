@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { relative } from 'node:path';
 import { ConfigError } from '../config/errors.ts';
 import { countryText, stringAt, CONTINENT_CODES } from '../geo/codes.ts';
+import type { AsnSource } from '../geo/asn-source.ts';
 import { buildClassTrie, type ClassTrie } from '../geo/scope.ts';
 import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
@@ -21,6 +22,8 @@ export interface GeoContext {
   orders: NearestOrders;
   /** Content identity of the geo data, part of the snapshot hash. */
   version: string;
+  /** The ASN source spliced into `index` (asn and resolver_asn rules need one); absent or null when none. */
+  asnSource?: AsnSource | null;
 }
 
 export interface LoadResult {
