@@ -194,7 +194,7 @@ function classKeyOf(c: { rule: number; servfail: boolean; tiers: Int16Array[] })
 
 /** The location's attributes as the policy compiler saw them (policy/load.ts geoFacts). */
 function locationAttributes(geo: { index: GeoIndex; orders: NearestOrders }, l: number): LocationAttributes {
-  if (l < 0) return { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+  if (l < 0) return { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
   const { index, orders } = geo;
   const order = orders.classOfLocation[l];
   const known = order !== orders.classOfUnknown;
@@ -205,7 +205,7 @@ function locationAttributes(geo: { index: GeoIndex; orders: NearestOrders }, l: 
   }
   return {
     popRank, known, country: countryText(index.country[l]), continent: CONTINENT_CODES[index.continent[l]] ?? '',
-    subdivision: stringAt(index.strings, index.subdivision[l]), fixedPop: index.fixedPop[l],
+    subdivision: stringAt(index.strings, index.subdivision[l]), fixedPop: index.fixedPop[l], asn: index.asn?.[l] ?? 0,
   };
 }
 

@@ -20,6 +20,8 @@ import {
   type CidrTries, type CompiledPolicy, type DecisionClass, type Endpoint, type HealthStep, type LocationAttributes, type LocationStep,
   type RuleMatch, type RulePlan, type StepPlan,
 } from '../steering/types.ts';
+import type { AsnSource } from '../geo/asn-source.ts';
+import { asnMatchProblem, resolverAsnEntries } from './asn-rules.ts';
 import { validateAgainstSchema } from './schema.ts';
 import type { SteeredName } from './zones.ts';
 
@@ -36,6 +38,8 @@ export interface GeoFacts {
   groups: LocationGroup[];
   /** PoP ordinals nearest first, per order class. */
   orders: Int16Array[];
+  /** The ASN source spliced into the index, for asn and resolver_asn rules; null when none is configured. */
+  asnSource: AsnSource | null;
 }
 
 export interface LocationGroup {
@@ -45,13 +49,15 @@ export interface LocationGroup {
   continent: string;
   subdivision: string;
   fixedPop: number;
+  /** AS number, 0 when unknown or no ASN source. */
+  asn: number;
 }
 
 type Step = string | Record<string, Record<string, unknown> | number>;
 interface EndpointDoc { pop?: string; id?: string; ipv4?: string[]; ipv6?: string[]; cname?: string; health_from?: string; weight: number; enabled: boolean }
 interface RuleDoc {
   name?: string;
-  match: 'default' | { country?: string[]; continent?: string[]; subdivision?: string[]; client_cidr?: string[]; resolver_cidr?: string[]; self?: string[] };
+  match: 'default' | { country?: string[]; continent?: string[]; subdivision?: string[]; client_cidr?: string[]; resolver_cidr?: string[]; self?: string[]; asn?: number[]; resolver_asn?: number[] };
   pool?: string;
   pools?: string[];
   steps: Step[];
@@ -271,12 +277,18 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     const match: RuleMatch = {
       countries: written.country ?? [], continents: written.continent ?? [], subdivisions: written.subdivision ?? [],
       clientCidrs: written.client_cidr ?? [], resolverCidrs: written.resolver_cidr ?? [], self: written.self ?? [],
+      asns: written.asn ?? [], resolverAsns: written.resolver_asn ?? [],
     };
-    const hasCidr = match.clientCidrs.length + match.resolverCidrs.length > 0;
-    const hasLocation = match.countries.length + match.continents.length + match.subdivisions.length > 0;
+    const hasCidr = match.clientCidrs.length + match.resolverCidrs.length + match.resolverAsns.length > 0;
+    const hasLocation = match.countries.length + match.continents.length + match.subdivisions.length + match.asns.length > 0;
     if (hasCidr && hasLocation) {
-      fail('POPSTEER_ERR_POLICY_MATCH', `${p}/match`, 'a rule matches on CIDRs or on location, not both: split it into two rules');
+      fail('POPSTEER_ERR_POLICY_MATCH', `${p}/match`, 'a rule matches on CIDRs (client_cidr, resolver_cidr, resolver_asn) or on the client\'s location and AS (country, continent, subdivision, asn), not both: split it into two rules');
     }
+    if (match.resolverCidrs.length > 0 && match.resolverAsns.length > 0) {
+      fail('POPSTEER_ERR_POLICY_MATCH', `${p}/match`, 'a rule matches the resolver by resolver_cidr or by resolver_asn, not both: split it into two rules');
+    }
+    const asnProblem = asnMatchProblem(match.asns, match.resolverAsns, geo.asnSource);
+    if (asnProblem) fail('POPSTEER_ERR_POLICY_NO_ASN_SOURCE', `${p}/match/${match.asns.length > 0 ? 'asn' : 'resolver_asn'}`, asnProblem);
     match.self.forEach((id, k) => {
       if (!popIndex.has(id)) fail('POPSTEER_ERR_POLICY_UNKNOWN_POP', `${p}/match/self/${k}`, `unknown PoP "${id}"`);
     });
@@ -288,6 +300,12 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
         if (typeof parsed === 'string') fail('POPSTEER_ERR_POLICY_BAD_CIDR', `${p}/match/${on}_cidr/${k}`, cidrProblem(text, parsed));
         else if (selfOk) cidrEntries[on].push({ rule: r, family: parsed.family, network: parsed.address, prefixLength: parsed.prefixLength });
       });
+    }
+    if (selfOk && match.resolverAsns.length > 0 && geo.asnSource) {
+      const entries = resolverAsnEntries(geo.asnSource, match.resolverAsns, r);
+      cidrEntries.resolver.push(...entries);
+      // An AS the source has no network for matches no resolver: nor may the rule's client CIDRs alone.
+      if (entries.length === 0) cidrEntries.client = cidrEntries.client.filter((e) => e.rule !== r);
     }
     ruleAppliesHere.push(selfOk);
     ruleHasCidr.push(hasCidr);
@@ -363,6 +381,9 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   const usesCountry = rules.some((r) => r.match.countries.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesContinent = rules.some((r) => r.match.continents.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesSubdivision = rules.some((r) => r.match.subdivisions.length > 0);
+  // Only the ASes some rule names tell locations apart: the others all read as 0, so
+  // the many (location, AS) pairs of a spliced index collapse to few distinct keys.
+  const namedAsns = new Set(rules.flatMap((r) => r.match.asns));
   const ranks = geo.orders.map((order) => {
     const rank = new Int16Array(geo.pops.length);
     order.forEach((ordinal, position) => { rank[ordinal] = position; });
@@ -372,7 +393,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   const variants = [-1, ...new Set([...cidrEntries.client, ...cidrEntries.resolver].map((c) => c.rule))].sort((a, b) => a - b);
   const variantClassOfLocation: Int32Array[] = [];
   const variantUnknownClass: number[] = [];
-  const loc: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+  const loc: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
   for (const variantRule of variants) {
     const firstRule = (l: LocationAttributes): number => {
       for (let r = 0; r < rules.length; r++) {
@@ -394,7 +415,8 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       loc.continent = usesContinent ? g.continent : '';
       loc.subdivision = usesSubdivision ? g.subdivision : '';
       loc.fixedPop = g.fixedPop;
-      const key = `${g.order}|${loc.country}|${loc.continent}|${loc.subdivision}|${loc.fixedPop}`;
+      loc.asn = namedAsns.has(g.asn) ? g.asn : 0;
+      const key = `${g.order}|${loc.country}|${loc.continent}|${loc.subdivision}|${loc.fixedPop}|${loc.asn}`;
       let c = memo.get(key);
       if (c === undefined) {
         const r = firstRule(loc);
@@ -407,7 +429,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     const groupOf = geo.groupOfLocation;
     for (let i = 0; i < classOfLocation.length; i++) classOfLocation[i] = classOfGroup[groupOf[i]];
     variantClassOfLocation.push(classOfLocation);
-    const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+    const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
     const r = firstRule(unknown);
     variantUnknownClass.push(intern(planClass(rules[r], r, endpoints, unknown, unknownOrder)));
   }
