@@ -10,7 +10,7 @@ import type { Settings } from './config/settings.ts';
 import { loadPopCatalog } from './geo/catalog.ts';
 import { loadAsnSource, type AsnSource } from './geo/asn-source.ts';
 import { spliceAsn } from './geo/asn-splice.ts';
-import { DEFAULT_CITY_DATABASE, loadGeoDatabase, type GeoDatabase } from './geo/database.ts';
+import { loadGeoDatabases, type GeoDatabase } from './geo/database.ts';
 import { nearestOrderClasses } from './geo/distance.ts';
 import { loadCustomNetworks } from './geo/networks.ts';
 import type { PopCatalog } from './geo/types.ts';
@@ -33,7 +33,7 @@ export function loadGeo(settings: Pick<Settings, 'geoDataDir' | 'geoipDatabase' 
     }
     const catalog = loadPopCatalog(settings.geoDataDir);
     const networks = existsSync(join(settings.geoDataDir, 'networks.yaml')) ? loadCustomNetworks(settings.geoDataDir, catalog) : null;
-    const database = loadGeoDatabase(settings.geoipDatabase ?? DEFAULT_CITY_DATABASE, { networks, cacheDir: settings.cacheDir ?? null });
+    const database = loadGeoDatabases(settings.geoipDatabase, { networks, cacheDir: settings.cacheDir ?? null });
     const asn = settings.asnDatabase.length > 0 ? loadAsnSource(settings.asnDatabase) : null;
     return { context: contextFor(database, catalog, asn), database, catalog, asn };
   } catch (err) {

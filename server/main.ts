@@ -13,6 +13,7 @@ import type { Settings } from './config/settings.ts';
 import { createCounterBuffer } from './engine/counters.ts';
 import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
 import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
+import { combineGeoDatabases } from './geo/database.ts';
 import { watchAsnSource } from './geo/asn-watch.ts';
 import { watchGeoDatabase } from './geo/watch.ts';
 import { checkExistingFile, ensurePrivateDirectory, UnsafePathError } from './fsutil/safe-files.ts';
@@ -342,7 +343,11 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // A new file is loaded and checked off the query path and swapped in with a
   // new snapshot; a truncated or corrupt one is rejected and the old data serves.
   const geoReloads = { success: 0, rejected: 0, lastError: '' };
-  const stopGeoWatch = watchGeoDatabase(geo.database.path, (database) => {
+  // A database of several files (geoip_database lists more than one) is watched file by file.
+  const geoParts = geo.database.parts ?? [geo.database];
+  const stopGeoWatches = geoParts.map((part, i) => watchGeoDatabase(part.path, (replaced) => {
+    const parts = geo.database.parts ? geo.database.parts.map((p, k) => (k === i ? replaced : p)) : null;
+    const database = parts ? combineGeoDatabases(parts) : replaced;
     const next: LoadedGeo = { context: contextFor(database, geo.catalog, geo.asn), database, catalog: geo.catalog, asn: geo.asn };
     const previous = geo;
     geo = next;
@@ -354,12 +359,13 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
       return;
     }
     geoReloads.success++;
-    log.info({ database: database.path, type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, 'GeoIP database replaced');
+    log.info({ database: replaced.path, type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, 'GeoIP database replaced');
   }, (err) => {
     geoReloads.rejected++;
     geoReloads.lastError = err.message;
-    log.error({ err: err.message, database: geo.database.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
-  }, { current: geo.database, networks: geo.database.networks, cacheDir: settings.cacheDir });
+    log.error({ err: err.message, database: part.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
+  }, { current: part, networks: i === 0 ? geo.database.networks : null, cacheDir: settings.cacheDir }));
+  const stopGeoWatch = (): void => { for (const stop of stopGeoWatches) stop(); };
 
   // The ASN source is watched the same way; a replacement that changes too many networks is refused.
   const asnReloads = { success: 0, rejected: 0, lastError: '' };

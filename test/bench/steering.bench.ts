@@ -29,7 +29,7 @@ const QUERIES = Number(process.env.STEERING_BENCH_QUERIES ?? 1_000_000);
 const SAMPLE = 65_536;
 const CPU_BUDGET_US = 10_000_000;
 
-const geo = loadGeo({ geoDataDir: join(REPO_ROOT, 'geo-data'), geoipDatabase: null, asnDatabase: [], cacheDir: null });
+const geo = loadGeo({ geoDataDir: join(REPO_ROOT, 'geo-data'), geoipDatabase: [], asnDatabase: [], cacheDir: null });
 const random = seededRandom(0x57ee);
 const networks = Array.from({ length: SAMPLE }, () => sampleByDescent(geo.context.index, 4, random).bytes);
 
