@@ -43,33 +43,26 @@ export function geoFacts(geo: GeoContext): GeoFacts {
   const { index, catalog, orders } = geo;
   const groupOfLocation = new Int32Array(index.locationCount);
   const groups: LocationGroup[] = [];
-  // Numeric keys: (order, country, continent) then (subdivision, pinned PoP)
-  // number a base; the base and the AS (0 without an ASN source) make the group.
-  const baseKeys = new Map<number, Map<number, number>>();
-  let bases = 0;
-  const byKey = new Map<number, number>();
-  const asnOf = index.asn ?? null;
+  // Two-level numeric key: (order, country, continent) then (subdivision, pinned PoP).
+  // The AS of a spliced index is left out: policies read it per location (asnOfLocation).
+  const byKey = new Map<number, Map<number, number>>();
   for (let i = 0; i < index.locationCount; i++) {
     const c = orders.classOfLocation[i];
     const order = c === orders.classOfUnknown ? -1 : c;
     const outer = ((order + 1) * 65536 + index.country[i]) * 256 + index.continent[i];
     const inner = index.subdivision[i] * 65536 + (index.fixedPop[i] + 1);
-    let level = baseKeys.get(outer);
-    if (!level) baseKeys.set(outer, (level = new Map()));
-    let base = level.get(inner);
-    if (base === undefined) level.set(inner, (base = bases++));
-    const key = base * 4294967296 + (asnOf ? asnOf[i] : 0);
-    let group = byKey.get(key);
+    let level = byKey.get(outer);
+    if (!level) byKey.set(outer, (level = new Map()));
+    let group = level.get(inner);
     if (group === undefined) {
       group = groups.length;
-      byKey.set(key, group);
+      level.set(inner, group);
       groups.push({
         order,
         country: countryText(index.country[i]),
         continent: CONTINENT_CODES[index.continent[i]] ?? '',
         subdivision: stringAt(index.strings, index.subdivision[i]),
         fixedPop: index.fixedPop[i],
-        asn: asnOf ? asnOf[i] : 0,
       });
     }
     groupOfLocation[i] = group;
@@ -81,6 +74,7 @@ export function geoFacts(geo: GeoContext): GeoFacts {
     groups,
     orders: orders.orders,
     asnSource: geo.asnSource ?? null,
+    asnOfLocation: index.asn ?? null,
   };
   factsCache.set(geo, facts);
   return facts;

@@ -40,6 +40,8 @@ export interface GeoFacts {
   orders: Int16Array[];
   /** The ASN source spliced into the index, for asn and resolver_asn rules; null when none is configured. */
   asnSource: AsnSource | null;
+  /** AS number of each location (0 = unknown); null without an ASN source. Not part of the groups, which stay few. */
+  asnOfLocation: Uint32Array | null;
 }
 
 export interface LocationGroup {
@@ -49,8 +51,6 @@ export interface LocationGroup {
   continent: string;
   subdivision: string;
   fixedPop: number;
-  /** AS number, 0 when unknown or no ASN source. */
-  asn: number;
 }
 
 type Step = string | Record<string, Record<string, unknown> | number>;
@@ -407,27 +407,34 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       return sawDefault;
     };
     const memo = new Map<string, number>();
-    const classOfGroup = new Int32Array(geo.groups.length);
-    geo.groups.forEach((g, i) => {
+    const classOf = (g: LocationGroup, asn: number): number => {
       loc.known = g.order >= 0;
       loc.popRank = g.order >= 0 ? ranks[g.order] : null;
       loc.country = usesCountry ? g.country : '';
       loc.continent = usesContinent ? g.continent : '';
       loc.subdivision = usesSubdivision ? g.subdivision : '';
       loc.fixedPop = g.fixedPop;
-      loc.asn = namedAsns.has(g.asn) ? g.asn : 0;
-      const key = `${g.order}|${loc.country}|${loc.continent}|${loc.subdivision}|${loc.fixedPop}|${loc.asn}`;
+      loc.asn = asn;
+      const key = `${g.order}|${loc.country}|${loc.continent}|${loc.subdivision}|${loc.fixedPop}|${asn}`;
       let c = memo.get(key);
       if (c === undefined) {
         const r = firstRule(loc);
         c = intern(planClass(rules[r], r, endpoints, loc, unknownOrder));
         memo.set(key, c);
       }
-      classOfGroup[i] = c;
-    });
+      return c;
+    };
+    const classOfGroup = Int32Array.from(geo.groups, (g) => classOf(g, 0));
     const classOfLocation = new Int32Array(geo.locationCount);
     const groupOf = geo.groupOfLocation;
     for (let i = 0; i < classOfLocation.length; i++) classOfLocation[i] = classOfGroup[groupOf[i]];
+    // Locations in an AS some rule names: their group's class with that AS (groups leave the AS out, so they stay few).
+    const asnOf = geo.asnOfLocation;
+    if (namedAsns.size > 0 && asnOf !== null) {
+      for (let i = 0; i < classOfLocation.length; i++) {
+        if (namedAsns.has(asnOf[i])) classOfLocation[i] = classOf(geo.groups[groupOf[i]], asnOf[i]);
+      }
+    }
     variantClassOfLocation.push(classOfLocation);
     const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
     const r = firstRule(unknown);
