@@ -67,7 +67,7 @@ function geoVersion(database: GeoDatabase, catalog: PopCatalog, asn: AsnSource |
   const hash = createHash('sha256');
   hash.update(`${database.databaseType}|${database.buildEpoch.getTime()}`);
   // An ASN source has no build time of its own: its content decides (the count and a digest of its networks).
-  if (asn) hash.update(`\0asn|${asn.networks.length}|${asnDigest(asn)}`);
+  if (asn) hash.update(`\0asn|${asn.networks.count}|${asnDigest(asn)}`);
   for (const file of [catalog.file, database.networks?.file]) {
     if (file && existsSync(file)) hash.update('\0').update(readFileSync(file));
   }
@@ -75,15 +75,7 @@ function geoVersion(database: GeoDatabase, catalog: PopCatalog, asn: AsnSource |
 }
 
 function asnDigest(asn: AsnSource): string {
-  const hash = createHash('sha256');
-  const row = new Uint8Array(22);
-  const view = new DataView(row.buffer);
-  for (const n of asn.networks) {
-    row.set(n.address);
-    row[16] = n.family;
-    row[17] = n.prefixLength;
-    view.setUint32(18, n.asn);
-    hash.update(row);
-  }
-  return hash.digest('hex').slice(0, 16);
+  const { count, addresses, prefixLengths, asns } = asn.networks;
+  return createHash('sha256').update(addresses.subarray(0, 16 * count)).update(prefixLengths.subarray(0, count)).update(asns.subarray(0, count))
+    .digest('hex').slice(0, 16);
 }

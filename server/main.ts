@@ -179,7 +179,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   log.info({
     database: geo.database.path, type: geo.database.databaseType, built: geo.database.buildEpoch.toISOString(),
     locations: geo.database.index.locationCount, pops: geo.catalog.count, loadMs: Math.round(geo.database.loadMs),
-    ...(geo.asn ? { asnFiles: geo.asn.files.map((f) => `${f.path} (${f.layout})`), asnNetworks: geo.asn.networks.length, asnLoadMs: Math.round(geo.asn.loadMs), locationsWithAsn: geo.context.index.locationCount } : {}),
+    ...(geo.asn ? { asnFiles: geo.asn.files.map((f) => `${f.path} (${f.layout})`), asnNetworks: geo.asn.networks.count, asnLoadMs: Math.round(geo.asn.loadMs), locationsWithAsn: geo.context.index.locationCount } : {}),
   }, 'geo data loaded');
   let loaded: LoadResult = loadSnapshot(settings.configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
   if (!loaded.snapshot) throw new ConfigErrors(loaded.errors);
@@ -380,7 +380,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
       return;
     }
     asnReloads.success++;
-    log.info({ files: asn.files.map((f) => f.path), networks: asn.networks.length, changedShare: Number(share.toFixed(4)), loadMs: Math.round(asn.loadMs) }, 'ASN source replaced');
+    log.info({ files: asn.files.map((f) => f.path), networks: asn.networks.count, changedShare: Number(share.toFixed(4)), loadMs: Math.round(asn.loadMs) }, 'ASN source replaced');
   }, (err) => {
     asnReloads.rejected++;
     asnReloads.lastError = err.message;

@@ -6,7 +6,7 @@
 
 import { Reader } from 'maxmind';
 import { ConfigError } from '../config/errors.ts';
-import type { AsnFileContent, AsnNetwork } from './asn-source.ts';
+import type { AsnFileContent, AsnNetworkList } from './asn-source.ts';
 import { MmdbDataReader, treeRecordReader } from './mmdb-format.ts';
 
 const METADATA_MARKER = Buffer.from('\xab\xcd\xefMaxMind.com', 'latin1');
@@ -17,7 +17,7 @@ export function isMmdb(bytes: Buffer): boolean {
   return bytes.lastIndexOf(METADATA_MARKER) >= 0;
 }
 
-export function readAsnMmdb(path: string, bytes: Buffer): AsnFileContent {
+export function readAsnMmdb(path: string, bytes: Buffer, networks: AsnNetworkList): AsnFileContent {
   let reader: Reader<never>;
   try {
     reader = new Reader<never>(bytes);
@@ -26,17 +26,16 @@ export function readAsnMmdb(path: string, bytes: Buffer): AsnFileContent {
   }
   const { nodeCount, recordSize, searchTreeSize, ipVersion } = reader.metadata;
   try {
-    return walk(bytes, nodeCount, recordSize, searchTreeSize, ipVersion);
+    return walk(bytes, nodeCount, recordSize, searchTreeSize, ipVersion, networks);
   } catch (err) {
     throw new ConfigError('POPSTEER_ERR_ASN_SOURCE', path, null, '', `corrupt or truncated database: ${(err as Error).message}`);
   }
 }
 
-function walk(bytes: Buffer, nodeCount: number, recordSize: number, searchTreeSize: number, ipVersion: number): AsnFileContent {
+function walk(bytes: Buffer, nodeCount: number, recordSize: number, searchTreeSize: number, ipVersion: number, networks: AsnNetworkList): AsnFileContent {
   const readRecord = treeRecordReader(bytes, recordSize, nodeCount);
   const dataStart = searchTreeSize + DATA_SECTION_SEPARATOR;
   const data = new MmdbDataReader(bytes, dataStart, bytes.lastIndexOf(METADATA_MARKER));
-  const networks: AsnNetwork[] = [];
   const organizations = new Map<number, string>();
   const asnAt = new Map<number, number>();
   const fields = new Int32Array(KEYS.length);
@@ -66,23 +65,24 @@ function walk(bytes: Buffer, nodeCount: number, recordSize: number, searchTreeSi
         if (!aliasOfIpv4 && depth + 1 < 128) visit(record, depth + 1);
       } else if (record > nodeCount) {
         const asn = asnOf(record - nodeCount - DATA_SECTION_SEPARATOR);
-        if (asn > 0) networks.push(networkAt(address, depth + 1, ipVersion, asn));
+        if (asn > 0) addNetwork(networks, address, depth + 1, ipVersion, asn);
       }
       if (bit === 1) address[depth >> 3] &= ~(0x80 >> (depth & 7));
     }
   };
   visit(0, 0);
-  return { layout: 'mmdb', networks, organizations };
+  return { layout: 'mmdb', organizations };
 }
 
 /** The network at `length` bits of the tree, as an IPv4 network when it lies under ::/96 of an IPv6 tree. */
-function networkAt(address: Uint8Array, length: number, ipVersion: number, asn: number): AsnNetwork {
-  if (ipVersion === 4) return { family: 4, address: address.slice(), prefixLength: length, asn };
+const v4 = new Uint8Array(16);
+
+function addNetwork(networks: AsnNetworkList, address: Uint8Array, length: number, ipVersion: number, asn: number): void {
+  if (ipVersion === 4) return networks.add(4, address, length, asn);
   const underIpv4 = length >= 96 && address.subarray(0, 12).every((b) => b === 0);
   if (underIpv4) {
-    const v4 = new Uint8Array(16);
     v4.set(address.subarray(12, 16));
-    return { family: 4, address: v4, prefixLength: length - 96, asn };
+    return networks.add(4, v4, length - 96, asn);
   }
-  return { family: 6, address: address.slice(), prefixLength: length, asn };
+  networks.add(6, address, length, asn);
 }

@@ -21,7 +21,7 @@ export function spliceAsn(index: GeoIndex, source: AsnSource): GeoIndex {
   const geo = index.children;
   const asnChildren = source.trie.children;
   const asnIpv4Root = source.trie.ipv4Root;
-  const asnOfNetwork = Uint32Array.from(source.networks, (n) => n.asn);
+  const asnOfNetwork = source.networks.asns;
 
   // Shared GeoIP nodes (more than one parent): their products are memoised.
   const parents = new Uint8Array(index.nodeCount);

@@ -7,12 +7,12 @@
 
 import { ConfigError } from '../config/errors.ts';
 import { maskAddress, parseAddressInto } from './address.ts';
-import type { AsnFileContent, AsnNetwork } from './asn-source.ts';
+import type { AsnFileContent, AsnNetworkList } from './asn-source.ts';
 
 const MAX_ASN = 4294967295;
 
-export function readAsnText(path: string, text: string): AsnFileContent {
-  const networks: AsnNetwork[] = [];
+export function readAsnText(path: string, text: string, networks: AsnNetworkList): AsnFileContent {
+  const first = networks.count;
   const organizations = new Map<number, string>();
   let layout: 'ranges' | 'prefixes' | null = null;
   const lines = text.split('\n');
@@ -25,7 +25,7 @@ export function readAsnText(path: string, text: string): AsnFileContent {
     const fields = splitFields(line);
     if (layout === null) {
       if (!/^[0-9a-fA-F:.]+(\/\d+)?$/.test(fields[0])) {
-        if (networks.length === 0 && /[a-z]/i.test(fields[0])) continue; // a header line
+        if (networks.count === first && /[a-z]/i.test(fields[0])) continue; // a header line
         fail(`"${fields[0]}" is not an address or a network`);
       }
       layout = fields[0].includes('/') ? 'prefixes' : 'ranges';
@@ -33,8 +33,8 @@ export function readAsnText(path: string, text: string): AsnFileContent {
     if (layout === 'prefixes') {
       if (fields.length < 2) fail('a network without an AS number');
       const asn = parseAsn(fields[1]) ?? fail(`"${fields[1]}" is not an AS number (1 to ${MAX_ASN}, "AS" prefix allowed)`);
-      networks.push(parsePrefix(fields[0]) ?? fail(`"${fields[0]}" is not a network address/prefix with its host bits zero`));
-      networks[networks.length - 1].asn = asn;
+      const prefix = parsePrefix(fields[0]) ?? fail(`"${fields[0]}" is not a network address/prefix with its host bits zero`);
+      networks.add(prefix.family, prefix.address, prefix.prefixLength, asn);
     } else {
       if (fields.length < 3) fail('a range needs a start, an end and an AS number');
       const start = new Uint8Array(16);
@@ -50,19 +50,18 @@ export function readAsnText(path: string, text: string): AsnFileContent {
         const from = ((start[0] << 24) | (start[1] << 16) | (start[2] << 8) | start[3]) >>> 0;
         const to = ((end[0] << 24) | (end[1] << 16) | (end[2] << 8) | end[3]) >>> 0;
         for (const [base, prefixLength] of ipv4RangeToCidrs(from, to)) {
-          const address = new Uint8Array(16);
-          address[0] = base >>> 24; address[1] = (base >>> 16) & 0xff; address[2] = (base >>> 8) & 0xff; address[3] = base & 0xff;
-          networks.push({ family: 4, address, prefixLength, asn });
+          start[0] = base >>> 24; start[1] = (base >>> 16) & 0xff; start[2] = (base >>> 8) & 0xff; start[3] = base & 0xff;
+          networks.add(4, start, prefixLength, asn);
         }
       } else {
         for (const [base, prefixLength] of rangeToCidrs(toBigInt(start, 6), toBigInt(end, 6), 128)) {
-          networks.push({ family: 6, address: fromBigInt(base, 6), prefixLength, asn });
+          networks.add(6, fromBigInt(base, 6), prefixLength, asn);
         }
       }
       if (fields[3] && !organizations.has(asn)) organizations.set(asn, fields[3]);
     }
   }
-  return { layout: layout ?? 'ranges', networks, organizations };
+  return { layout: layout ?? 'ranges', organizations };
 }
 
 /** Comma-separated fields with "quoted, values" (CSV), or whitespace-separated when there is no comma. */
@@ -96,7 +95,7 @@ export function parseAsn(text: string): number | null {
   return n >= 1 && n <= MAX_ASN ? n : null;
 }
 
-function parsePrefix(text: string): AsnNetwork | null {
+function parsePrefix(text: string): { family: 4 | 6; address: Uint8Array; prefixLength: number } | null {
   const slash = text.indexOf('/');
   const address = new Uint8Array(16);
   const family = parseAddressInto(text.slice(0, slash), address);
@@ -105,7 +104,7 @@ function parsePrefix(text: string): AsnNetwork | null {
   const masked = address.slice();
   maskAddress(masked, prefixLength);
   if (!masked.every((b, k) => b === address[k])) return null;
-  return { family, address, prefixLength, asn: 0 };
+  return { family, address, prefixLength };
 }
 
 function toBigInt(bytes: Uint8Array, family: 4 | 6): bigint {

@@ -51,7 +51,7 @@ export function watchAsnSource(
     const share = changedShare(serving, next);
     if (share > options.maxChange) {
       onRejected(new ConfigError('POPSTEER_ERR_ASN_CHANGE', paths.join(', '), null, '',
-        `the new ASN data changes ${(share * 100).toFixed(1)}% of the networks (${serving.networks.length} before, ${next.networks.length} now), more than asn_max_change (${(options.maxChange * 100).toFixed(1)}%): refused as a likely broken download, the previous data keeps serving; if the change is meant, restart popsteer (start-up has nothing to compare with) or raise asn_max_change`));
+        `the new ASN data changes ${(share * 100).toFixed(1)}% of the networks (${serving.networks.count} before, ${next.networks.count} now), more than asn_max_change (${(options.maxChange * 100).toFixed(1)}%): refused as a likely broken download, the previous data keeps serving; if the change is meant, restart popsteer (start-up has nothing to compare with) or raise asn_max_change`));
       return;
     }
     serving = next;

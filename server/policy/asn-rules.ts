@@ -22,47 +22,47 @@ const networksByAsn = new WeakMap<AsnSource, Map<number, AsnNetwork[]>>();
 /**
  * The address space each AS really holds, as networks: the leaves of the
  * source's trie, so a more specific network of another AS inside one of its
- * prefixes is left out (longest prefix wins, as for clients). Built once per source.
+ * prefixes is left out (longest prefix wins, as for clients). Collected in
+ * one walk for the ASes not asked for before, and kept per source.
  */
-export function networksOfAsn(source: AsnSource, asn: number): readonly AsnNetwork[] {
-  let byAsn = networksByAsn.get(source);
-  if (!byAsn) {
-    byAsn = new Map();
-    collectLeaves(source, byAsn);
-    networksByAsn.set(source, byAsn);
+export function networksOfAsns(source: AsnSource, asns: readonly number[]): Map<number, AsnNetwork[]> {
+  let known = networksByAsn.get(source);
+  if (!known) networksByAsn.set(source, (known = new Map()));
+  const missing = new Set(asns.filter((asn) => !known!.has(asn)));
+  if (missing.size > 0) {
+    for (const asn of missing) known.set(asn, []);
+    collectLeaves(source, missing, known);
   }
-  return byAsn.get(asn) ?? [];
+  return known;
 }
 
-function collectLeaves(source: AsnSource, byAsn: Map<number, AsnNetwork[]>): void {
+function collectLeaves(source: AsnSource, wanted: Set<number>, byAsn: Map<number, AsnNetwork[]>): void {
   const { children, root, ipv4Root } = source.trie;
+  const asns = source.networks.asns;
   const path = new Uint8Array(16);
-  const visit = (node: number, depth: number, family: 4 | 6, start: number): void => {
+  const visit = (node: number, depth: number, family: 4 | 6): void => {
     for (let bit = 0; bit < 2; bit++) {
-      const at = depth - start;
-      if (bit === 1) path[at >> 3] |= 0x80 >> (at & 7);
+      if (bit === 1) path[depth >> 3] |= 0x80 >> (depth & 7);
       const edge = children[2 * node + bit];
       if (edge >= 0) {
-        if (edge === ipv4Root) visit(edge, 0, 4, 0);
-        else visit(edge, depth + 1, family, start);
-      } else if (edge < -1) {
-        const asn = source.networks[-edge - 2].asn;
-        const network: AsnNetwork = { family, address: path.slice(), prefixLength: at + 1, asn };
-        const list = byAsn.get(asn);
-        if (list) list.push(network);
-        else byAsn.set(asn, [network]);
+        if (edge === ipv4Root) visit(edge, 0, 4); // the path so far is all zeros: IPv4 bits start over at 0
+        else visit(edge, depth + 1, family);
+      } else if (edge < -1 && wanted.has(asns[-edge - 2])) {
+        const asn = asns[-edge - 2];
+        byAsn.get(asn)!.push({ family, address: path.slice(), prefixLength: depth + 1, asn });
       }
-      if (bit === 1) path[at >> 3] &= ~(0x80 >> (at & 7));
+      if (bit === 1) path[depth >> 3] &= ~(0x80 >> (depth & 7));
     }
   };
-  visit(root, 0, 6, 0);
+  visit(root, 0, 6);
 }
 
 /** A rule's resolver_asn as resolver CIDR entries. */
 export function resolverAsnEntries(source: AsnSource, asns: readonly number[], rule: number): CidrEntry[] {
+  const byAsn = networksOfAsns(source, asns);
   const entries: CidrEntry[] = [];
   for (const asn of asns) {
-    for (const n of networksOfAsn(source, asn)) entries.push({ rule, family: n.family, network: n.address, prefixLength: n.prefixLength });
+    for (const n of byAsn.get(asn) ?? []) entries.push({ rule, family: n.family, network: n.address, prefixLength: n.prefixLength });
   }
   return entries;
 }

@@ -72,7 +72,7 @@ test('an mmdb with autonomous_system_number (GeoLite2-ASN layout)', () => {
   assert.equal(source.files[0].layout, 'mmdb');
   assert.deepEqual(lookupAsn(source, '80.150.1.1'), { asn: 3320, organization: 'Deutsche Telekom AG', network: '80.128.0.0/11', file: path });
   assert.equal(lookupAsn(source, '2001:4860:4860::8888')?.asn, 15169);
-  assert.equal(source.networks.length, 3, 'each network listed once');
+  assert.equal(source.networks.count, 3, 'each network listed once');
 });
 
 test('mistakes name the file and line', () => {

@@ -21,6 +21,7 @@ writeFileSync(origins, [
   '81.2.64.0/20,2856', // Cambridge
   '11.1.0.0/16,15169', // a /16 inside the Amsterdam /8
   '203.0.113.0/24,64500', // a resolver's network (no GeoIP location; ask() queries from 198.51.100.53 unless told)
+  '203.0.113.128/25,64501', // a more specific network of another AS inside it
   '2a02:c7f::/32,5607', // London, IPv6
   '',
 ].join('\n'));
@@ -81,6 +82,7 @@ test('resolver_asn decides by the resolver\'s own address, whatever the ECS clie
   assert.deepEqual(ask(world, snapshot, 'www.cdn.example', { resolver: '203.0.113.53', subnet: '24.48.1.0/24' }).answer, ['lhr']);
   assert.deepEqual(ask(world, snapshot, 'www.cdn.example', { resolver: '198.51.100.7', subnet: '24.48.1.0/24' }).answer, ['iad'], 'another resolver: the default (nearest to Washington)');
   assert.deepEqual(ask(world, snapshot, 'www.cdn.example', { resolver: '203.0.113.53', subnet: '81.3.1.0/24' }).answer, ['iad'], 'an earlier asn rule still wins');
+  assert.deepEqual(ask(world, snapshot, 'www.cdn.example', { resolver: '203.0.113.200', subnet: '24.48.1.0/24' }).answer, ['iad'], 'inside AS64500\'s /24 but in AS64501\'s more specific /25');
 });
 
 test('a policy without ASN rules answers as on the plain index', () => {
