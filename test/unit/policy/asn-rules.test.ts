@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { loadAsnSource } from '../../../server/geo/asn-source.ts';
 import { spliceAsn } from '../../../server/geo/asn-splice.ts';
 import { nearestOrderClasses } from '../../../server/geo/distance.ts';
+import { geoFacts } from '../../../server/policy/load.ts';
 import type { DnsSnapshot } from '../../../server/snapshot/types.ts';
 import { ask, compileErrors, compileWorld, syntheticWorld, type SyntheticWorld } from '../../fixtures/synthetic-geo.ts';
 
@@ -116,4 +117,22 @@ test('mistakes in ASN rules are named with file and line', () => {
   assert.match(compileErrors(world, rule('{ asn: [3320], client_cidr: [81.3.0.0/16] }')).join('\n'), /POPSTEER_ERR_POLICY_MATCH: .*not both/);
   assert.match(compileErrors(world, rule('{ resolver_asn: [64500], resolver_cidr: [203.0.113.0/24] }')).join('\n'), /resolver_cidr or by resolver_asn, not both/);
   assert.deepEqual(compileErrors(world, rule('{ asn: [3320], continent: [EU], self: [ams] }')), [], 'asn combines with location keys and self');
+});
+
+test('only the ASes some policy names tell location groups apart; a set naming another AS regroups', () => {
+  const unnamed = geoFacts(world.geo);
+  assert.ok(unnamed.groups.every((g) => g.asn === 0), 'no AS named: every AS reads as 0');
+  // As many groups as the plain index has, plus at most one for addresses with an AS and no GeoIP data.
+  const plainGroups = geoFacts(plain.geo).groups.length;
+  assert.ok(unnamed.groups.length <= plainGroups + 1, `${unnamed.groups.length} groups against ${plainGroups} on the plain index`);
+  assert.ok(world.geo.index.locationCount > plainGroups + 1, 'the spliced index has more locations than that');
+  const named = geoFacts(world.geo, [3320]);
+  assert.notEqual(named, unnamed);
+  assert.deepEqual([...new Set(named.groups.map((g) => g.asn))].sort((a, b) => a - b), [0, 3320]);
+  assert.ok(named.groups.length > unnamed.groups.length);
+  assert.equal(geoFacts(world.geo, [3320]), named, 'the same named set reuses its facts');
+  // A policy naming 3209 after one naming 3320: the second half of the Berlin /16 now has its own class.
+  const later = compileWorld(world, POLICIES.replace('asn: [3320]', 'asn: [3209]'));
+  assert.deepEqual(ask(world, later, 'www.cdn.example', { subnet: '81.3.200.0/24' }).answer, ['iad']);
+  assert.deepEqual(ask(world, later, 'www.cdn.example', { subnet: '81.3.1.0/24' }).answer, ['fra']);
 });
