@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { Settings } from './config/settings.ts';
 import { loadPopCatalog } from './geo/catalog.ts';
-import { DEFAULT_CITY_DATABASE, loadGeoDatabase, type GeoDatabase } from './geo/database.ts';
+import { loadAsnSource, type AsnSource } from './geo/asn-source.ts';
+import { spliceAsn } from './geo/asn-splice.ts';
+import { loadGeoDatabases, type GeoDatabase } from './geo/database.ts';
 import { nearestOrderClasses } from './geo/distance.ts';
 import { loadCustomNetworks } from './geo/networks.ts';
 import type { PopCatalog } from './geo/types.ts';
@@ -18,6 +20,8 @@ export interface LoadedGeo {
   context: GeoContext;
   database: GeoDatabase;
   catalog: PopCatalog;
+  /** The ASN source spliced into context.index; null when none is configured. */
+  asn: AsnSource | null;
 }
 
 /** Throws ConfigErrors naming the file and line of whatever is wrong. */
@@ -29,20 +33,28 @@ export function loadGeo(settings: Pick<Settings, 'geoDataDir' | 'geoipDatabase' 
     }
     const catalog = loadPopCatalog(settings.geoDataDir);
     const networks = existsSync(join(settings.geoDataDir, 'networks.yaml')) ? loadCustomNetworks(settings.geoDataDir, catalog) : null;
-    const database = loadGeoDatabase(settings.geoipDatabase ?? DEFAULT_CITY_DATABASE, { networks, asnPath: settings.asnDatabase, cacheDir: settings.cacheDir ?? null });
-    return { context: contextFor(database, catalog), database, catalog };
+    const database = loadGeoDatabases(settings.geoipDatabase, { networks, cacheDir: settings.cacheDir ?? null });
+    const asn = settings.asnDatabase.length > 0 ? loadAsnSource(settings.asnDatabase) : null;
+    return { context: contextFor(database, catalog, asn), database, catalog, asn };
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigErrors([err]);
     throw err;
   }
 }
 
-export function contextFor(database: GeoDatabase, catalog: PopCatalog): GeoContext {
+/**
+ * The geo data policies compile against. With an ASN source, its AS numbers
+ * are spliced into (a copy of) the GeoIP index, so ASN rules are decided by
+ * the same lookup as locations (geo/asn-splice.ts).
+ */
+export function contextFor(database: GeoDatabase, catalog: PopCatalog, asn: AsnSource | null = null): GeoContext {
+  const index = asn ? spliceAsn(database.index, asn) : database.index;
   return {
-    index: database.index,
+    index,
     catalog,
-    orders: nearestOrderClasses(database.index, catalog),
-    version: geoVersion(database, catalog),
+    orders: nearestOrderClasses(index, catalog),
+    version: geoVersion(database, catalog, asn),
+    asnSource: asn,
   };
 }
 
@@ -51,11 +63,19 @@ export function contextFor(database: GeoDatabase, catalog: PopCatalog): GeoConte
  * time, from its metadata) and the catalog and custom-network texts. Not the
  * database's path or file times, so two machines with the same inputs agree.
  */
-function geoVersion(database: GeoDatabase, catalog: PopCatalog): string {
+function geoVersion(database: GeoDatabase, catalog: PopCatalog, asn: AsnSource | null): string {
   const hash = createHash('sha256');
   hash.update(`${database.databaseType}|${database.buildEpoch.getTime()}`);
+  // An ASN source has no build time of its own: its content decides (the count and a digest of its networks).
+  if (asn) hash.update(`\0asn|${asn.networks.count}|${asnDigest(asn)}`);
   for (const file of [catalog.file, database.networks?.file]) {
     if (file && existsSync(file)) hash.update('\0').update(readFileSync(file));
   }
   return hash.digest('hex').slice(0, 16);
+}
+
+function asnDigest(asn: AsnSource): string {
+  const { count, addresses, prefixLengths, asns } = asn.networks;
+  return createHash('sha256').update(addresses.subarray(0, 16 * count)).update(prefixLengths.subarray(0, count)).update(asns.subarray(0, count))
+    .digest('hex').slice(0, 16);
 }

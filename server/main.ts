@@ -13,6 +13,8 @@ import type { Settings } from './config/settings.ts';
 import { createCounterBuffer } from './engine/counters.ts';
 import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
 import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
+import { combineGeoDatabases } from './geo/database.ts';
+import { watchAsnSource } from './geo/asn-watch.ts';
 import { watchGeoDatabase } from './geo/watch.ts';
 import { checkExistingFile, ensurePrivateDirectory, UnsafePathError } from './fsutil/safe-files.ts';
 import { rrlConfigOf } from './rrl/config.ts';
@@ -177,6 +179,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   log.info({
     database: geo.database.path, type: geo.database.databaseType, built: geo.database.buildEpoch.toISOString(),
     locations: geo.database.index.locationCount, pops: geo.catalog.count, loadMs: Math.round(geo.database.loadMs),
+    ...(geo.asn ? { asnFiles: geo.asn.files.map((f) => `${f.path} (${f.layout})`), asnNetworks: geo.asn.networks.count, asnLoadMs: Math.round(geo.asn.loadMs), locationsWithAsn: geo.context.index.locationCount } : {}),
   }, 'geo data loaded');
   let loaded: LoadResult = loadSnapshot(settings.configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
   if (!loaded.snapshot) throw new ConfigErrors(loaded.errors);
@@ -340,8 +343,12 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // A new file is loaded and checked off the query path and swapped in with a
   // new snapshot; a truncated or corrupt one is rejected and the old data serves.
   const geoReloads = { success: 0, rejected: 0, lastError: '' };
-  const stopGeoWatch = watchGeoDatabase(geo.database.path, (database) => {
-    const next: LoadedGeo = { context: contextFor(database, geo.catalog), database, catalog: geo.catalog };
+  // A database of several files (geoip_database lists more than one) is watched file by file.
+  const geoParts = geo.database.parts ?? [geo.database];
+  const stopGeoWatches = geoParts.map((part, i) => watchGeoDatabase(part.path, (replaced) => {
+    const parts = geo.database.parts ? geo.database.parts.map((p, k) => (k === i ? replaced : p)) : null;
+    const database = parts ? combineGeoDatabases(parts) : replaced;
+    const next: LoadedGeo = { context: contextFor(database, geo.catalog, geo.asn), database, catalog: geo.catalog, asn: geo.asn };
     const previous = geo;
     geo = next;
     const outcome = reload('GeoIP database replaced');
@@ -352,12 +359,33 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
       return;
     }
     geoReloads.success++;
-    log.info({ database: database.path, type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, 'GeoIP database replaced');
+    log.info({ database: replaced.path, type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, 'GeoIP database replaced');
   }, (err) => {
     geoReloads.rejected++;
     geoReloads.lastError = err.message;
-    log.error({ err: err.message, database: geo.database.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
-  }, { current: geo.database, networks: geo.database.networks, asnPath: settings.asnDatabase, cacheDir: settings.cacheDir });
+    log.error({ err: err.message, database: part.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
+  }, { current: part, networks: i === 0 ? geo.database.networks : null, cacheDir: settings.cacheDir }));
+  const stopGeoWatch = (): void => { for (const stop of stopGeoWatches) stop(); };
+
+  // The ASN source is watched the same way; a replacement that changes too many networks is refused.
+  const asnReloads = { success: 0, rejected: 0, lastError: '' };
+  const stopAsnWatch = geo.asn === null ? () => {} : watchAsnSource(geo.asn, (asn, share) => {
+    const previous = geo;
+    geo = { context: contextFor(geo.database, geo.catalog, asn), database: geo.database, catalog: geo.catalog, asn };
+    const outcome = reload('ASN source replaced');
+    if (!outcome.ok) {
+      geo = previous;
+      asnReloads.rejected++;
+      asnReloads.lastError = outcome.errors.join('; ');
+      return;
+    }
+    asnReloads.success++;
+    log.info({ files: asn.files.map((f) => f.path), networks: asn.networks.count, changedShare: Number(share.toFixed(4)), loadMs: Math.round(asn.loadMs) }, 'ASN source replaced');
+  }, (err) => {
+    asnReloads.rejected++;
+    asnReloads.lastError = err.message;
+    log.error({ err: err.message, files: geo.asn?.files.map((f) => f.path) ?? [] }, 'ASN source replacement rejected; the previous data keeps serving');
+  }, { maxChange: settings.asnMaxChange });
 
   let admin: AdminServer | null = null;
   const server: RunningServer = {
@@ -413,6 +441,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     } catch (err) {
       for (const w of watchers) w.close();
       stopGeoWatch();
+      stopAsnWatch();
       await abandonStart();
       throw err;
     }
@@ -429,6 +458,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     log.info({ drainMs: settings.drainMs }, 'shutting down: unfit for anycast, draining');
     for (const w of watchers) w.close();
     stopGeoWatch();
+    stopAsnWatch();
     if (settings.drainMs > 0) await new Promise((r) => setTimeout(r, settings.drainMs));
     post({ type: 'stop-accepting' });
     health.stop();

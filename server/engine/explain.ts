@@ -20,6 +20,7 @@ import { CONTINENT_CODES, countryText, stringAt } from '../geo/codes.ts';
 import { distanceKm } from '../geo/distance.ts';
 import { lookupLocation, newLocationResult } from '../geo/lookup.ts';
 import type { GeoIndex, NearestOrders } from '../geo/types.ts';
+import { lookupAsn, type AsnAnswer, type AsnSource } from '../geo/asn-source.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import { DecisionTrace, planClass, type TracedStep } from '../steering/decide.ts';
 import { WEIGHTED_RANDOM, type CompiledPolicy, type LocationAttributes } from '../steering/types.ts';
@@ -37,8 +38,8 @@ export interface ExplainRequest {
 
 export interface ExplainContext {
   snapshot: DnsSnapshot;
-  /** The GeoIP index and its nearest-PoP orders (to replay the location steps). */
-  geo: { index: GeoIndex; orders: NearestOrders };
+  /** The GeoIP index and its nearest-PoP orders (to replay the location steps), and the ASN source spliced into it. */
+  geo: { index: GeoIndex; orders: NearestOrders; asnSource?: AsnSource | null };
   /** Live health table, copied (never written). */
   health: Int32Array;
   /** Live signals (health timing, declared load), as the DNS workers read them; null when there are none. */
@@ -86,10 +87,31 @@ export interface ExplainResult {
     longitude: number | null;
     pinned_pop?: string;
   };
+  /** The deciding address's AS, when an ASN source is configured (null: the source does not know it). */
+  asn?: ExplainAsn | null;
+  /** The resolver's own AS, when an ASN source is configured and ECS decided. */
+  resolver_asn?: ExplainAsn | null;
   rule?: { index: number; name: string; match: string; matched_by: string };
   steps: Array<{ step: string; kept: ExplainCandidate[]; dropped: Array<ExplainCandidate & { reason: string }>; note?: string }>;
   outcome: { degraded: boolean; all_down: boolean; self_preferred: boolean; capacity_shifted: boolean; failover_tier: number };
   answer: { rcode: string; records: string[]; ttl: number | null; ecs_scope: number | null };
+}
+
+export interface ExplainAsn {
+  number: number;
+  organization: string;
+  /** The ASN source's network holding the address. */
+  network: string;
+  /** The file it came from. */
+  source: string;
+  /** "AS3320 Deutsche Telekom AG, from /var/lib/popsteer/asn.csv, network 80.128.0.0/11" */
+  text: string;
+}
+
+function explainAsn(answer: AsnAnswer | null): ExplainAsn | null {
+  if (!answer) return null;
+  const text = `AS${answer.asn}${answer.organization ? ` ${answer.organization}` : ''}, from ${answer.file}, network ${answer.network}`;
+  return { number: answer.asn, organization: answer.organization, network: answer.network, source: answer.file, text };
 }
 
 /** Explains one query; throws Error with a message for bad input. */
@@ -155,6 +177,11 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
   const clientLat = l >= 0 ? geo.lat[l] : NaN;
   const clientLon = l >= 0 ? geo.lon[l] : NaN;
   result.location = locationOf(geo, family, bytes, found.location, found.prefixLength, ctx.subjects);
+  const asnSource = ctx.geo.asnSource ?? null;
+  if (asnSource) {
+    result.asn = explainAsn(lookupAsn(asnSource, result.deciding.address));
+    if (address.fromEcs) result.resolver_asn = explainAsn(lookupAsn(asnSource, resolver));
+  }
 
   const cls = policy.classes[last.class];
   const rule = policy.rules[cls.rule];
@@ -194,7 +221,7 @@ function classKeyOf(c: { rule: number; servfail: boolean; tiers: Int16Array[] })
 
 /** The location's attributes as the policy compiler saw them (policy/load.ts geoFacts). */
 function locationAttributes(geo: { index: GeoIndex; orders: NearestOrders }, l: number): LocationAttributes {
-  if (l < 0) return { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+  if (l < 0) return { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
   const { index, orders } = geo;
   const order = orders.classOfLocation[l];
   const known = order !== orders.classOfUnknown;
@@ -205,7 +232,7 @@ function locationAttributes(geo: { index: GeoIndex; orders: NearestOrders }, l: 
   }
   return {
     popRank, known, country: countryText(index.country[l]), continent: CONTINENT_CODES[index.continent[l]] ?? '',
-    subdivision: stringAt(index.strings, index.subdivision[l]), fixedPop: index.fixedPop[l],
+    subdivision: stringAt(index.strings, index.subdivision[l]), fixedPop: index.fixedPop[l], asn: index.asn?.[l] ?? 0,
   };
 }
 
@@ -236,12 +263,19 @@ function matchedBy(policy: CompiledPolicy, ruleIndex: number, cidrRule: number, 
     const resolver = rule.match.resolverCidrs.find((c) => cidrContains(c, address.resolverFamily, address.resolver, address.resolverFamily === 4 ? 32 : 128));
     if (client) parts.push(`${address.fromEcs ? 'client' : 'client (here the resolver)'} address inside ${client}`);
     if (resolver) parts.push(`resolver address inside ${resolver}`);
+    if (rule.match.resolverAsns.length > 0) {
+      const asn = result.resolver_asn ?? (address.fromEcs ? null : result.asn);
+      parts.push(`resolver in ${asn ? asn.text : `one of AS${rule.match.resolverAsns.join(', AS')}`}`);
+    }
     return parts.join(' and ');
   }
   const m = rule.match;
-  if (m.countries.length + m.continents.length + m.subdivisions.length > 0) {
+  if (m.countries.length + m.continents.length + m.subdivisions.length + m.asns.length > 0) {
     const l = result.location!;
-    return `the client location (${[l.country, l.continent, l.subdivision].filter(Boolean).join(', ') || 'unknown'})`;
+    const place = m.countries.length + m.continents.length + m.subdivisions.length > 0
+      ? [`the client location (${[l.country, l.continent, l.subdivision].filter(Boolean).join(', ') || 'unknown'})`] : [];
+    if (m.asns.length > 0) place.push(`the client's AS (${result.asn ? result.asn.text : 'unknown'})`);
+    return place.join(' and ');
   }
   const earlier = cidrRule >= 0 ? '' : policy.rules.slice(0, ruleIndex).some((r) => r.match.clientCidrs.length + r.match.resolverCidrs.length > 0) ? ' (no earlier CIDR rule matched)' : '';
   return `${rule.match.self.length > 0 ? `this PoP is one of ${rule.match.self.join(', ')}; ` : ''}default: first rule that matches every client${earlier}`;
@@ -393,6 +427,8 @@ export function formatExplain(r: ExplainResult): string {
   } else {
     lines.push('  location      unknown (no GeoIP record): the policy\'s unknown_location applies');
   }
+  if (r.asn !== undefined) lines.push(`  AS            ${r.asn ? r.asn.text : 'unknown to the ASN source'}`);
+  if (r.resolver_asn !== undefined) lines.push(`  resolver AS   ${r.resolver_asn ? r.resolver_asn.text : 'unknown to the ASN source'}`);
   if (r.rule) lines.push(`  rule          #${r.rule.index} ${r.rule.name}  match ${r.rule.match}  (${r.rule.matched_by})`);
   const fmt = (c: ExplainCandidate): string => `${c.id}${c.distance_km !== null ? ` ${c.distance_km} km` : ''}${c.weight !== 1 ? ` w${c.weight}` : ''}${c.up ? '' : ' DOWN'}${c.note ? ` [${c.note}]` : ''}`;
   for (const s of r.steps) {

@@ -5,6 +5,7 @@
 
 import type { Reader } from 'maxmind';
 import { continentNumber, countryNumber, PackedStringsBuilder } from './codes.ts';
+import { FlatLocationDecoder, isFlatCityLayout } from './dbip-layout.ts';
 import { MmdbDataReader, MmdbFormatError, treeRecordReader } from './mmdb-format.ts';
 import type { CustomNetwork, CustomNetworkSet, GeoIndex } from './types.ts';
 
@@ -109,7 +110,8 @@ export function buildGeoIndex(db: Buffer, metadata: Metadata, networks: CustomNe
   const recordCount = recordOffsets.length;
   const columns = sharedColumns(recordCount + customs.length);
   const strings = new PackedStringsBuilder();
-  const decoder = new LocationDecoder(new MmdbDataReader(db, dataStart, dataEnd), strings);
+  const data = new MmdbDataReader(db, dataStart, dataEnd);
+  const decoder = isFlatCityLayout(metadata) ? new FlatLocationDecoder(data, strings) : new LocationDecoder(data, strings);
   for (let location = 0; location < recordCount; location++) decoder.decode(recordOffsets[location], location, columns);
 
   const trie = { children, used: nodeCount, root: 0, ipv4Root: 0, inDegree: null as Int32Array | null };

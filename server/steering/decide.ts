@@ -52,6 +52,7 @@ export function locationMatches(rule: RulePlan, loc: LocationAttributes): boolea
   if (m.countries.length > 0 && !m.countries.includes(loc.country)) return false;
   if (m.continents.length > 0 && !m.continents.includes(loc.continent)) return false;
   if (m.subdivisions.length > 0 && !m.subdivisions.includes(loc.subdivision)) return false;
+  if (m.asns.length > 0 && !m.asns.includes(loc.asn)) return false;
   return true;
 }
 

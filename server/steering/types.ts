@@ -17,6 +17,8 @@ export interface LocationAttributes {
   /** Ordinal of a PoP that a custom network pins, or -1. */
   fixedPop: number;
   known: boolean;
+  /** The AS number (ASN source spliced into the index), 0 when unknown. */
+  asn: number;
 }
 
 export const ENDPOINT_ADDRESSES = 0;
@@ -100,6 +102,10 @@ export interface RuleMatch {
   resolverCidrs: string[];
   /** PoP ids; the rule applies only on those instances. */
   self: string[];
+  /** The client's AS is one of these. */
+  asns: number[];
+  /** The resolver's AS is one of these (compiled into the resolver CIDR trie). */
+  resolverAsns: number[];
 }
 
 /** One rule of a policy: its match, its candidates and its steps. */

@@ -12,7 +12,7 @@ import { REPO_ROOT } from '../helpers/server.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'popsteer-reload-bench-'));
 cpSync(join(REPO_ROOT, 'policies'), dir, { recursive: true });
-const geo = loadGeo({ geoDataDir: join(REPO_ROOT, 'geo-data'), geoipDatabase: null, asnDatabase: null, cacheDir: null });
+const geo = loadGeo({ geoDataDir: join(REPO_ROOT, 'geo-data'), geoipDatabase: [], asnDatabase: [], cacheDir: null });
 const timed = (label: string): void => {
   const started = performance.now();
   const result = loadSnapshot(dir, geo.context, 'ams');

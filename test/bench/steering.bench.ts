@@ -29,9 +29,12 @@ const QUERIES = Number(process.env.STEERING_BENCH_QUERIES ?? 1_000_000);
 const SAMPLE = 65_536;
 const CPU_BUDGET_US = 10_000_000;
 
-const geo = loadGeo({ geoDataDir: join(REPO_ROOT, 'geo-data'), geoipDatabase: null, asnDatabase: null, cacheDir: null });
+// STEERING_BENCH_ASN=<files> splices an ASN source into the index (the per-query cost of ASN data).
+const asnDatabase = process.env.STEERING_BENCH_ASN ? process.env.STEERING_BENCH_ASN.split(',') : [];
+const geo = loadGeo({ geoDataDir: join(REPO_ROOT, 'geo-data'), geoipDatabase: [], asnDatabase, cacheDir: null });
 const random = seededRandom(0x57ee);
-const networks = Array.from({ length: SAMPLE }, () => sampleByDescent(geo.context.index, 4, random).bytes);
+// Sampled from the GeoIP index itself, so runs with and without ASN data ask the same networks.
+const networks = Array.from({ length: SAMPLE }, () => sampleByDescent(geo.database.index, 4, random).bytes);
 
 function queriesFor(name: string): Uint8Array[] {
   return networks.map((b) => query(name, TYPE.A, { edns: { udpSize: 1232, options: [ecs(1, 24, 0, [b[0], b[1], b[2]])] } }));

@@ -27,10 +27,13 @@ export class TestDnsClient {
   private readonly port: number;
   private readonly host: string;
 
-  constructor(port: number, host = '127.0.0.1') {
+  /** `localAddress` sends from that address (e.g. 127.0.0.2, a resolver elsewhere on loopback). */
+  constructor(port: number, host = '127.0.0.1', localAddress?: string) {
     this.port = port;
     this.host = host;
     this.socket = createSocket('udp4');
+    // Sends made before the bind completes are queued by dgram.
+    if (localAddress) this.socket.bind({ address: localAddress, port: 0 });
     this.socket.on('message', (msg) => {
       const id = msg.readUInt16BE(0);
       const waiter = this.pending.get(id);

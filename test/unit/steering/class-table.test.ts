@@ -46,8 +46,8 @@ function compareEveryGroup(facts: GeoFacts, rules: string, pinned: number[], dir
   let compared = 0;
   for (const g of facts.groups) {
     for (const fixedPop of [g.fixedPop, ...pinned]) {
-      const loc: LocationAttributes = { known: g.order >= 0, popRank: g.order >= 0 ? facts.ranks[g.order] : null, country: g.country, continent: g.continent, subdivision: g.subdivision, fixedPop };
-      const key = `${g.country}|${g.continent}|${g.subdivision}|${loc.known}`;
+      const loc: LocationAttributes = { known: g.order >= 0, popRank: g.order >= 0 ? facts.ranks[g.order] : null, country: g.country, continent: g.continent, subdivision: g.subdivision, fixedPop, asn: g.asn };
+      const key = `${g.country}|${g.continent}|${g.subdivision}|${g.asn}|${loc.known}`;
       if (!attributes.has(key)) attributes.set(key, attributes.size);
       for (let r = 0; r < policy.rules.length; r++) {
         const expected = planClass(policy.rules[r], r, policy.endpoints, loc, policy.unknownOrder);
@@ -68,7 +68,7 @@ test('classFor agrees with planClass for every group, rule and pinned PoP (synth
 });
 
 test('classFor agrees with planClass for every location group of GeoLite2-City and the example PoPs', () => {
-  const geo = loadGeo({ geoDataDir: join(REPO_ROOT, 'geo-data'), geoipDatabase: null, asnDatabase: null, cacheDir: TEST_CACHE_DIR });
+  const geo = loadGeo({ geoDataDir: join(REPO_ROOT, 'geo-data'), geoipDatabase: [], asnDatabase: [], cacheDir: TEST_CACHE_DIR });
   const facts = geoFacts(geo.context);
   assert.ok(facts.groups.length > 1000, `${facts.groups.length} groups`);
   const dir = mkdtempSync(join(tmpdir(), 'popsteer-class-table-'));
