@@ -12,8 +12,8 @@ import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { Settings } from './config/settings.ts';
 import { createCounterBuffer } from './engine/counters.ts';
 import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
-import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
-import { watchGeoDatabase } from './geo/watch.ts';
+import type { LoadedGeo } from './geo-context.ts';
+import { Builder } from './builds.ts';
 import { checkExistingFile, ensurePrivateDirectory, UnsafePathError } from './fsutil/safe-files.ts';
 import { rrlConfigOf } from './rrl/config.ts';
 import { emptyProbesConfig, loadProbesConfig } from './health/config.ts';
@@ -21,7 +21,7 @@ import { HealthService } from './health/service.ts';
 import { createHealthTable } from './health/table.ts';
 import { createSignals, setDeclaredLoad, setNextPossibleChange } from './steering/signals.ts';
 import type { Logger } from './log/logger.ts';
-import { loadSnapshot, type LoadResult } from './policy/load.ts';
+import type { LoadResult } from './policy/load.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import type { CompiledPolicy } from './steering/types.ts';
 import type { DnsWorkerData, FromWorker, ToWorker } from './dns-worker.ts';
@@ -68,7 +68,8 @@ export interface RunningServer {
   dnstap(): DnstapStats;
   /** GeoIP database replacements by outcome, for metrics. */
   geoReloads: { success: number; rejected: number; lastError: string };
-  reload(reason: string): ReloadOutcome;
+  /** Compiles the configuration again on the build thread and swaps it in; resolves when it is serving (or rejected). */
+  reload(reason: string): Promise<ReloadOutcome>;
   /** Fit to receive anycast traffic? The reasons say why not. */
   fitness(): { fit: boolean; reasons: string[] };
   /** Extra fitness checks contributed by other modules. */
@@ -173,14 +174,36 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // Before the long load: an address mistake is reported in a moment, not after the GeoIP index is built.
   await checkAddressesFree(settings);
   preparePrivatePaths(settings);
-  let geo = loadGeo(settings);
+  // Builds (GeoIP index, nearest orders, policy compiles, class tries) run on
+  // the build thread; this thread swaps finished results in (builds.ts). The
+  // handlers are bound once the server exists: none fires before start() ends
+  // except "started".
+  const buildHandlers = {
+    geoBuilt: (_geo: LoadedGeo, _load: LoadResult): void => {},
+    geoRejected: (_message: string): void => {},
+  };
+  const builder = new Builder({
+    configDir: settings.configDir, geoDataDir: settings.geoDataDir, geoipDatabase: settings.geoipDatabase, asnDatabase: settings.asnDatabase,
+    pop: settings.pop, hashRecord: settings.hashRecord, cacheDir: settings.cacheDir, watchGeo: true,
+  }, {
+    started: (reason) => log.info({ reason }, 'build started'),
+    geoBuilt: (next, load) => buildHandlers.geoBuilt(next, load),
+    geoRejected: (message) => buildHandlers.geoRejected(message),
+  }, log);
+  let built: Awaited<ReturnType<Builder['start']>>;
+  try {
+    built = await builder.start();
+  } catch (err) {
+    await builder.stop();
+    throw err;
+  }
+  let geo = built.geo;
   log.info({
     database: geo.database.path, type: geo.database.databaseType, built: geo.database.buildEpoch.toISOString(),
     locations: geo.database.index.locationCount, pops: geo.catalog.count, loadMs: Math.round(geo.database.loadMs),
   }, 'geo data loaded');
-  let loaded: LoadResult = loadSnapshot(settings.configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
-  if (!loaded.snapshot) throw new ConfigErrors(loaded.errors);
-  let current: DnsSnapshot = loaded.snapshot;
+  let loaded: LoadResult = built.load;
+  let current: DnsSnapshot = loaded.snapshot!;
   log.info({ hash: current.hash, zones: current.zones.map((z) => z.apexText), policies: loaded.policies.map((p) => p.name), files: loaded.files.length }, 'configuration loaded');
 
   // dnstap's output is opened before anything starts, so a bad one stops start-up (exit 2).
@@ -270,6 +293,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   /** A start-up that fails after threads and timers began leaves nothing running behind it. */
   const abandonStart = async (): Promise<void> => {
     shuttingDown = true;
+    await builder.stop();
     health.stop();
     clearInterval(signalsTimer);
     await Promise.all(workers.map((w) => w.terminate()));
@@ -286,16 +310,21 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const post = (message: ToWorker): void => { for (const w of workers) w.postMessage(message); };
   const reloads = { success: 0, failure: 0, lastError: [] as string[] };
 
-  const reload = (reason: string): ReloadOutcome => {
+  const reload = async (reason: string): Promise<ReloadOutcome> => {
     let result: LoadResult;
     try {
-      result = loadSnapshot(settings.configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
+      result = await builder.compile(reason);
     } catch (err) {
       reloads.failure++;
       reloads.lastError = [(err as Error).message];
       log.error({ reason, err: (err as Error).message }, 'reload failed; the previous configuration keeps serving');
       return { ok: false, errors: reloads.lastError, hash: current.hash, changed: false };
     }
+    return swapIn(reason, result);
+  };
+
+  /** Publishes a finished compile to the DNS workers, or counts and logs why it was rejected. */
+  const swapIn = (reason: string, result: LoadResult): ReloadOutcome => {
     if (!result.snapshot) {
       const errors = result.errors.map((e) => e.format());
       reloads.failure++;
@@ -324,7 +353,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   let reloadTimer: NodeJS.Timeout | null = null;
   const scheduleReload = (file: string): void => {
     if (reloadTimer) clearTimeout(reloadTimer);
-    reloadTimer = setTimeout(() => { reloadTimer = null; reload(`file changed: ${file}`); }, 150);
+    reloadTimer = setTimeout(() => { reloadTimer = null; void reload(`file changed: ${file}`); }, 150);
   };
   for (const dir of ['zones', 'steering']) {
     const path = join(settings.configDir, dir);
@@ -336,28 +365,29 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     watchers.push(watcher);
   }
 
-  // The GeoIP database is watched: geoipupdate renames a new file into place.
-  // A new file is loaded and checked off the query path and swapped in with a
-  // new snapshot; a truncated or corrupt one is rejected and the old data serves.
+  // The GeoIP database is watched by the build thread: geoipupdate renames a
+  // new file into place. A new file is loaded, checked and compiled against
+  // there and swapped in here with a new snapshot; a truncated or corrupt one
+  // is rejected and the old data serves.
   const geoReloads = { success: 0, rejected: 0, lastError: '' };
-  const stopGeoWatch = watchGeoDatabase(geo.database.path, (database) => {
-    const next: LoadedGeo = { context: contextFor(database, geo.catalog), database, catalog: geo.catalog };
-    const previous = geo;
-    geo = next;
-    const outcome = reload('GeoIP database replaced');
+  buildHandlers.geoBuilt = (next, result) => {
+    const outcome = swapIn('GeoIP database replaced', result);
     if (!outcome.ok) {
-      geo = previous;
       geoReloads.rejected++;
       geoReloads.lastError = outcome.errors.join('; ');
       return;
     }
+    geo = next;
     geoReloads.success++;
+    const database = next.database;
     log.info({ database: database.path, type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, 'GeoIP database replaced');
-  }, (err) => {
+  };
+  buildHandlers.geoRejected = (message) => {
     geoReloads.rejected++;
-    geoReloads.lastError = err.message;
-    log.error({ err: err.message, database: geo.database.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
-  }, { current: geo.database, networks: geo.database.networks, asnPath: settings.asnDatabase, cacheDir: settings.cacheDir });
+    geoReloads.lastError = message;
+    log.error({ err: message, database: geo.database.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
+  };
+  const stopGeoWatch = (): void => { void builder.stop(); };
 
   let admin: AdminServer | null = null;
   const server: RunningServer = {

@@ -92,33 +92,49 @@ export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: G
     }
   }
   const asn = options.asnPath ? openAsnDatabase(options.asnPath) : null;
+  return withReaders({
+    path, databaseType, buildEpoch, fileSize: stat.size, fileMtimeMs: stat.mtimeMs, fileIno: stat.ino,
+    index, networks: options.networks ?? null, loadMs: performance.now() - started,
+  }, () => asn);
+}
+
+/** A GeoDatabase without its readers: plain data, posted between threads (the build worker builds, the main thread serves). */
+export type GeoDatabaseFacts = Omit<GeoDatabase, 'reader' | 'model' | 'asn'>;
+
+export function factsOf(db: GeoDatabase): GeoDatabaseFacts {
+  const { path, databaseType, buildEpoch, fileSize, fileMtimeMs, fileIno, index, networks, loadMs } = db;
+  return { path, databaseType, buildEpoch, fileSize, fileMtimeMs, fileIno, index, networks, loadMs };
+}
+
+/**
+ * A GeoDatabase over facts built elsewhere (the build worker): the index is
+ * shared, the reference readers and the ASN database are opened here the
+ * first time explain asks for them.
+ */
+export function reopenGeoDatabase(facts: GeoDatabaseFacts, asnPath: string | null): GeoDatabase {
+  let asn: ReaderModel | null | undefined;
+  return withReaders(facts, () => (asn === undefined ? (asn = asnPath ? openAsnDatabase(asnPath) : null) : asn));
+}
+
+function withReaders(facts: GeoDatabaseFacts, asn: () => ReaderModel | null): GeoDatabase {
   // The query path reads only the index. The file's bytes (60 MB for City)
   // are dropped after the build and read again only if the reference reader
   // is asked for (tests, typed City records for explain).
   let lazyReader: Reader<CityResponse> | null = null;
   let lazyModel: ReaderModel | null = null;
   const openAgain = (): Reader<CityResponse> => {
-    if (!lazyReader) lazyReader = openReader(path, readDatabaseFile(path).bytes);
+    if (!lazyReader) lazyReader = openReader(facts.path, readDatabaseFile(facts.path).bytes);
     return lazyReader;
   };
-  const database: GeoDatabase = {
-    path,
-    databaseType,
-    buildEpoch,
-    fileSize: stat.size,
-    fileMtimeMs: stat.mtimeMs,
-    fileIno: stat.ino,
+  return {
+    ...facts,
     get reader() { return openAgain(); },
     get model() {
       if (!lazyModel) lazyModel = new ReaderModel(openAgain());
       return lazyModel;
     },
-    asn,
-    index,
-    networks: options.networks ?? null,
-    loadMs: performance.now() - started,
+    get asn() { return asn(); },
   };
-  return database;
 }
 
 function readDatabaseFile(path: string): { bytes: Buffer; stat: Stats } {

@@ -1,0 +1,94 @@
+// The build thread: everything that turns files into tables — the GeoIP
+// index, the nearest-PoP orders, policy compiles and class tries — runs here,
+// so the main thread (admin API, fitness, health probes) never stops for a
+// build. It owns the geo data and the compile caches (policy/load.ts keeps
+// them per geo context), watches the GeoIP database, and posts finished
+// results; the main thread only swaps them in (builds.ts).
+//
+// Requests are handled one at a time in arrival order, so a database
+// replacement and a policy reload never interleave.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { ConfigError, ConfigErrors } from './config/errors.ts';
+import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
+import { factsOf } from './geo/database.ts';
+import { watchGeoDatabase } from './geo/watch.ts';
+import { loadSnapshot } from './policy/load.ts';
+import type { BuildSettings, BuiltGeo, BuiltLoad, FromBuilder, ToBuilder } from './builds.ts';
+
+const settings = workerData as BuildSettings;
+const port = parentPort!;
+let geo: LoadedGeo | null = null;
+let stopGeoWatch: (() => void) | null = null;
+
+const send = (message: FromBuilder): void => port.postMessage(message);
+
+/** A build leaves most of what it allocated behind; collect it now rather than hold it until V8 decides to. */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+function builtGeo(loaded: LoadedGeo): BuiltGeo {
+  return { context: loaded.context, database: factsOf(loaded.database) };
+}
+
+/** Compiles the configuration directory against `against`; errors come back as data, never thrown. */
+function compile(against: LoadedGeo): BuiltLoad {
+  const result = loadSnapshot(settings.configDir, against.context, settings.pop, { hashRecord: settings.hashRecord });
+  return { snapshot: result.snapshot, errors: result.errors.map((e) => e.toJSON() as unknown as ConfigErrorData), files: result.files, policies: result.policies };
+}
+
+export type ConfigErrorData = { code: string; file: string; line: number; column: number; pointer: string; message: string };
+
+function errorData(err: unknown): { errors: ConfigErrorData[]; message: string } {
+  if (err instanceof ConfigErrors) return { errors: err.errors.map((e) => e.toJSON() as unknown as ConfigErrorData), message: err.message };
+  if (err instanceof ConfigError) return { errors: [err.toJSON() as unknown as ConfigErrorData], message: err.message };
+  return { errors: [], message: (err as Error)?.message ?? String(err) };
+}
+
+function startGeoWatch(current: LoadedGeo): void {
+  stopGeoWatch = watchGeoDatabase(current.database.path, (database) => {
+    send({ type: 'build-started', id: null, reason: 'GeoIP database replaced' });
+    const candidate: LoadedGeo = { context: contextFor(database, geo!.catalog), database, catalog: geo!.catalog };
+    let load: BuiltLoad;
+    try {
+      load = compile(candidate);
+    } catch (err) {
+      send({ type: 'geo-rejected', ...errorData(err) });
+      return;
+    }
+    if (load.snapshot) geo = candidate;
+    send({ type: 'geo-built', geo: builtGeo(candidate), load });
+    collectGarbage();
+  }, (err) => {
+    send({ type: 'geo-rejected', ...errorData(err) });
+  }, { current: current.database, networks: current.database.networks, asnPath: settings.asnDatabase, cacheDir: settings.cacheDir });
+}
+
+function handle(message: ToBuilder): void {
+  if (message.type === 'stop') {
+    stopGeoWatch?.();
+    port.close();
+    return;
+  }
+  send({ type: 'build-started', id: message.id, reason: message.reason });
+  try {
+    if (message.type === 'start') {
+      geo = loadGeo(settings);
+      const load = compile(geo);
+      send({ type: 'built', id: message.id, geo: builtGeo(geo), load });
+      if (load.snapshot && settings.watchGeo) startGeoWatch(geo);
+    } else {
+      if (!geo) throw new Error('the build thread has no geo data yet');
+      send({ type: 'built', id: message.id, geo: null, load: compile(geo) });
+    }
+  } catch (err) {
+    send({ type: 'failed', id: message.id, ...errorData(err) });
+  }
+  collectGarbage();
+}
+
+port.on('message', handle);
