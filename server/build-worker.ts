@@ -35,10 +35,35 @@ function builtGeo(loaded: LoadedGeo): BuiltGeo {
   return { context: loaded.context, database: factsOf(loaded.database) };
 }
 
+/**
+ * Shared copies of the policies' per-location class tables (several MB per
+ * policy variant), made once per table: posting them shares them with the
+ * main thread instead of copying them there, where the copy (and the garbage
+ * it leaves) would stall the event loop for tens of milliseconds. The build
+ * thread keeps its own tables: its compile cache finds policies by them.
+ */
+const sharedTables = new WeakMap<Int32Array, Int32Array>();
+
+function sharedTable(table: Int32Array): Int32Array {
+  if (table.buffer instanceof SharedArrayBuffer) return table;
+  let shared = sharedTables.get(table);
+  if (!shared) {
+    shared = new Int32Array(new SharedArrayBuffer(table.byteLength));
+    shared.set(table);
+    sharedTables.set(table, shared);
+  }
+  return shared;
+}
+
 /** Compiles the configuration directory against `against`; errors come back as data, never thrown. */
 function compile(against: LoadedGeo): BuiltLoad {
   const result = loadSnapshot(settings.configDir, against.context, settings.pop, { hashRecord: settings.hashRecord });
-  return { snapshot: result.snapshot, errors: result.errors.map((e) => e.toJSON() as unknown as ConfigErrorData), files: result.files, policies: result.policies };
+  return {
+    snapshot: result.snapshot,
+    errors: result.errors.map((e) => e.toJSON() as unknown as ConfigErrorData),
+    files: result.files,
+    policies: result.policies.map((p) => ({ ...p, variantClassOfLocation: p.variantClassOfLocation.map(sharedTable) })),
+  };
 }
 
 export type ConfigErrorData = { code: string; file: string; line: number; column: number; pointer: string; message: string };
