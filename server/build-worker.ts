@@ -8,6 +8,7 @@
 // Requests are handled one at a time in arrival order, so a database
 // replacement and a policy reload never interleave.
 
+import { constants, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -24,6 +25,16 @@ let geo: LoadedGeo | null = null;
 let stopGeoWatch: (() => void) | null = null;
 
 const send = (message: FromBuilder): void => port.postMessage(message);
+
+// Builds yield the CPU to the threads that answer: on Linux a thread has its
+// own nice value, and priority 0 here means this thread only. A build may
+// take longer on a busy machine; the main thread (fitness, probes) and the
+// DNS workers do not wait behind it for a core.
+try {
+  setPriority(0, constants.priority.PRIORITY_LOW);
+} catch {
+  // Not permitted or not supported: builds run at the server's priority.
+}
 
 /** A build leaves most of what it allocated behind; collect it now rather than hold it until V8 decides to. */
 function collectGarbage(): void {
