@@ -8,7 +8,7 @@
 // Requests are handled one at a time in arrival order, so a database
 // replacement and a policy reload never interleave.
 
-import { constants, setPriority } from 'node:os';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -27,11 +27,13 @@ let stopGeoWatch: (() => void) | null = null;
 const send = (message: FromBuilder): void => port.postMessage(message);
 
 // Builds yield the CPU to the threads that answer: on Linux a thread has its
-// own nice value, and priority 0 here means this thread only. A build may
-// take longer on a busy machine; the main thread (fitness, probes) and the
-// DNS workers do not wait behind it for a core.
+// own nice value, and pid 0 here means this thread only. Nice 10, not 19: a
+// build still gets about a tenth of a core that DNS workers saturate (a City
+// rebuild then takes about a minute instead of ten), while the main thread
+// (fitness, probes) and the DNS workers do not wait behind it for a core.
+const BUILD_NICE = 10;
 try {
-  setPriority(0, constants.priority.PRIORITY_LOW);
+  setPriority(0, BUILD_NICE);
 } catch {
   // Not permitted or not supported: builds run at the server's priority.
 }
