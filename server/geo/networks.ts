@@ -4,7 +4,7 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, ConfigErrors } from '../config/errors.ts';
+import { ConfigError, ConfigErrors, type SourcePosition } from '../config/errors.ts';
 import { readLargeYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { validateAgainstSchema } from '../policy/schema.ts';
 import { formatAddress, maskAddress, parseAddressInto } from './address.ts';
@@ -36,7 +36,8 @@ export function customNetworksFromSource(source: YamlSource, catalog: PopCatalog
   const lines = keyLines(source.text);
   for (const [cidr, entry] of Object.entries(entries)) {
     const pointer = `/networks/${cidr.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-    const fail = (code: string, message: string) => { errors.push(new ConfigError(code, source.file, source.position(pointer), pointer, message)); };
+    // Where the key is written, found without the slow second parse when it is a plain key at a line start.
+    const fail = (code: string, message: string) => { errors.push(new ConfigError(code, source.file, lines.get(cidr) ?? source.position(pointer), pointer, message)); };
     const parsed = parseCidr(cidr);
     if (typeof parsed === 'string') {
       fail(parsed === HOST_BITS ? 'POPSTEER_ERR_NETWORK_HOST_BITS' : parsed === IPV4_SPACE ? 'POPSTEER_ERR_NETWORK_IPV4_SPACE' : 'POPSTEER_ERR_NETWORK_BAD_CIDR',
@@ -73,7 +74,7 @@ export function customNetworksFromSource(source: YamlSource, catalog: PopCatalog
       continent,
       pop,
       label: entry.name ?? '',
-      line: lines.get(cidr) ?? source.position(pointer)?.line ?? 0,
+      line: (lines.get(cidr) ?? source.position(pointer))?.line ?? 0,
     });
   }
   if (errors.length > 0) throw new ConfigErrors(errors);
@@ -81,20 +82,21 @@ export function customNetworksFromSource(source: YamlSource, catalog: PopCatalog
 }
 
 /**
- * The line of every plain key written at the start of a line (`  10.0.0.0/24: …`),
- * from one pass over the text: finding each entry's line through the YAML
- * tree would cost a second, slow parse (see readLargeYamlFile). Keys written
- * any other way (quoted, flow style) are not here and are looked up in the tree.
+ * Line and column of every plain key written at the start of a line
+ * (`  10.0.0.0/24: …`), from one pass over the text: finding each entry
+ * through the YAML tree would cost a second, slow parse (see
+ * readLargeYamlFile). Keys written any other way (quoted, flow style) are not
+ * here and are looked up in the tree.
  */
-function keyLines(text: string): Map<string, number> {
-  const lines = new Map<string, number>();
-  const keyAtLineStart = /^[ \t]*([^\s#'"{}[\],&*!|>%@`-][^\s#]*?)[ \t]*:(?:[ \t]|$)/gm;
+function keyLines(text: string): Map<string, SourcePosition> {
+  const lines = new Map<string, SourcePosition>();
+  const keyAtLineStart = /^([ \t]*)([^\s#'"{}[\],&*!|>%@`-][^\s#]*?)[ \t]*:(?:[ \t]|$)/gm;
   let line = 1;
   let counted = 0;
   for (const match of text.matchAll(keyAtLineStart)) {
     for (let i = text.indexOf('\n', counted); i !== -1 && i < match.index; i = text.indexOf('\n', i + 1)) line++;
     counted = match.index;
-    if (!lines.has(match[1])) lines.set(match[1], line);
+    if (!lines.has(match[2])) lines.set(match[2], { line, column: match[1].length + 1 });
   }
   return lines;
 }
