@@ -6,9 +6,11 @@
 // results; the main thread only swaps them in (builds.ts).
 //
 // Requests are handled one at a time in arrival order, so a database
-// replacement and a policy reload never interleave.
+// replacement and a policy reload never interleave. The thread runs at the
+// server's priority: lowered (nice 10 or 19), it made no measurable
+// difference to fitness latency on a busy machine, and under query load a
+// City rebuild then took minutes.
 
-import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -26,17 +28,6 @@ let stopGeoWatch: (() => void) | null = null;
 
 const send = (message: FromBuilder): void => port.postMessage(message);
 
-// Builds yield the CPU to the threads that answer: on Linux a thread has its
-// own nice value, and pid 0 here means this thread only. Nice 10, not 19: a
-// build still gets about a tenth of a core that DNS workers saturate (a City
-// rebuild then takes about a minute instead of ten), while the main thread
-// (fitness, probes) and the DNS workers do not wait behind it for a core.
-const BUILD_NICE = 10;
-try {
-  setPriority(0, BUILD_NICE);
-} catch {
-  // Not permitted or not supported: builds run at the server's priority.
-}
 
 /** A build leaves most of what it allocated behind; collect it now rather than hold it until V8 decides to. */
 function collectGarbage(): void {
