@@ -19,7 +19,7 @@ import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
 import { factsOf } from './geo/database.ts';
 import { watchGeoDatabase } from './geo/watch.ts';
 import { loadSnapshot } from './policy/load.ts';
-import type { BuildSettings, BuiltGeo, BuiltLoad, FromBuilder, ToBuilder } from './builds.ts';
+import type { BuildSettings, BuiltGeo, BuiltLoad, ConfigErrorData, FromBuilder, ToBuilder } from './builds.ts';
 
 const settings = workerData as BuildSettings;
 const port = parentPort!;
@@ -69,8 +69,6 @@ function compile(against: LoadedGeo): BuiltLoad {
     policies: result.policies.map((p) => ({ ...p, variantClassOfLocation: p.variantClassOfLocation.map(sharedTable) })),
   };
 }
-
-export type ConfigErrorData = { code: string; file: string; line: number; column: number; pointer: string; message: string };
 
 function errorData(err: unknown): { errors: ConfigErrorData[]; message: string } {
   if (err instanceof ConfigErrors) return { errors: err.errors.map((e) => e.toJSON() as unknown as ConfigErrorData), message: err.message };

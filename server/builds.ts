@@ -20,13 +20,15 @@ import type { Logger } from './log/logger.ts';
 import type { GeoContext, LoadResult } from './policy/load.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import type { CompiledPolicy } from './steering/types.ts';
-import type { ConfigErrorData } from './build-worker.ts';
 
 export type BuildSettings = Pick<Settings, 'configDir' | 'geoDataDir' | 'geoipDatabase' | 'asnDatabase' | 'pop' | 'hashRecord'> & {
   cacheDir: string | null;
   /** Watch the GeoIP database and build each new version (serve: yes). */
   watchGeo: boolean;
 };
+
+/** A ConfigError as data (ConfigError.toJSON()), posted between threads. */
+export type ConfigErrorData = { code: string; file: string; line: number; column: number; pointer: string; message: string };
 
 export interface BuiltGeo {
   context: GeoContext;

@@ -176,11 +176,12 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   preparePrivatePaths(settings);
   // Builds (GeoIP index, nearest orders, policy compiles, class tries) run on
   // the build thread; this thread swaps finished results in (builds.ts). The
-  // handlers are bound once the server exists: none fires before start() ends
-  // except "started".
+  // GeoIP handlers are bound once the DNS workers run; a database replaced
+  // before then waits for them (the build thread already serves from it).
+  const earlyGeoEvents: Array<() => void> = [];
   const buildHandlers = {
-    geoBuilt: (_geo: LoadedGeo, _load: LoadResult): void => {},
-    geoRejected: (_message: string): void => {},
+    geoBuilt: (next: LoadedGeo, load: LoadResult): void => { earlyGeoEvents.push(() => buildHandlers.geoBuilt(next, load)); },
+    geoRejected: (message: string): void => { earlyGeoEvents.push(() => buildHandlers.geoRejected(message)); },
   };
   const builder = new Builder({
     configDir: settings.configDir, geoDataDir: settings.geoDataDir, geoipDatabase: settings.geoipDatabase, asnDatabase: settings.asnDatabase,
@@ -387,6 +388,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     geoReloads.lastError = message;
     log.error({ err: message, database: geo.database.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
   };
+  for (const replay of earlyGeoEvents.splice(0)) replay();
   const stopGeoWatch = (): void => { void builder.stop(); };
 
   let admin: AdminServer | null = null;
