@@ -40,8 +40,8 @@ function builtGeo(loaded: LoadedGeo): BuiltGeo {
 }
 
 /**
- * Shared copies of the policies' per-location class tables (several MB per
- * policy variant), made once per table: posting them shares them with the
+ * Shared copies of the policies' per-location tables (the location → group
+ * map, several MB), made once per table: posting them shares them with the
  * main thread instead of copying them there, where the copy (and the garbage
  * it leaves) would stall the event loop for tens of milliseconds. The build
  * thread keeps its own tables: its compile cache finds policies by them.
@@ -66,7 +66,7 @@ function compile(against: LoadedGeo): BuiltLoad {
     snapshot: result.snapshot,
     errors: result.errors.map((e) => e.toJSON() as unknown as ConfigErrorData),
     files: result.files,
-    policies: result.policies.map((p) => ({ ...p, variantClassOfLocation: p.variantClassOfLocation.map(sharedTable) })),
+    policies: result.policies.map((p) => ({ ...p, groupOfLocation: sharedTable(p.groupOfLocation) })),
   };
 }
 

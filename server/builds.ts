@@ -5,8 +5,8 @@
 // must keep answering the admin API, fitness checks and health probes.
 //
 // What comes back is a structured clone, except the large tables (GeoIP
-// index, nearest orders, class tries, the policies' per-location class
-// tables), which are on SharedArrayBuffer and shared, not copied: receiving a
+// index, nearest orders, the group trie, the policies' location → group
+// map), which are on SharedArrayBuffer and shared, not copied: receiving a
 // build costs this thread a few milliseconds. They are shared rather than
 // transferred because the build thread keeps them: its compile cache reuses
 // what did not change at the next reload.
