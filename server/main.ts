@@ -12,10 +12,8 @@ import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { Settings } from './config/settings.ts';
 import { createCounterBuffer } from './engine/counters.ts';
 import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
-import { contextFor, loadGeo, type LoadedGeo } from './geo-context.ts';
-import { combineGeoDatabases } from './geo/database.ts';
-import { watchAsnSource } from './geo/asn-watch.ts';
-import { watchGeoDatabase } from './geo/watch.ts';
+import type { LoadedGeo } from './geo-context.ts';
+import { Builder, type GeoChange } from './builds.ts';
 import { checkExistingFile, ensurePrivateDirectory, UnsafePathError } from './fsutil/safe-files.ts';
 import { rrlConfigOf } from './rrl/config.ts';
 import { emptyProbesConfig, loadProbesConfig } from './health/config.ts';
@@ -23,7 +21,7 @@ import { HealthService } from './health/service.ts';
 import { createHealthTable } from './health/table.ts';
 import { createSignals, setDeclaredLoad, setNextPossibleChange } from './steering/signals.ts';
 import type { Logger } from './log/logger.ts';
-import { loadSnapshot, snapshotForWorkers, type LoadResult } from './policy/load.ts';
+import { snapshotForWorkers, type LoadResult } from './policy/load.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import type { CompiledPolicy } from './steering/types.ts';
 import type { DnsWorkerData, FromWorker, ToWorker } from './dns-worker.ts';
@@ -70,7 +68,8 @@ export interface RunningServer {
   dnstap(): DnstapStats;
   /** GeoIP database replacements by outcome, for metrics. */
   geoReloads: { success: number; rejected: number; lastError: string };
-  reload(reason: string): ReloadOutcome;
+  /** Compiles the configuration again on the build thread and swaps it in; resolves when it is serving (or rejected). */
+  reload(reason: string): Promise<ReloadOutcome>;
   /** Fit to receive anycast traffic? The reasons say why not. */
   fitness(): { fit: boolean; reasons: string[] };
   /** Extra fitness checks contributed by other modules. */
@@ -175,15 +174,38 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // Before the long load: an address mistake is reported in a moment, not after the GeoIP index is built.
   await checkAddressesFree(settings);
   preparePrivatePaths(settings);
-  let geo = loadGeo(settings);
+  // Builds (GeoIP index, nearest orders, policy compiles, class tries) run on
+  // the build thread; this thread swaps finished results in (builds.ts). The
+  // GeoIP handlers are bound once the DNS workers run; a database replaced
+  // before then waits for them (the build thread already serves from it).
+  const earlyGeoEvents: Array<() => void> = [];
+  const buildHandlers = {
+    geoBuilt: (next: LoadedGeo, load: LoadResult, change: GeoChange): void => { earlyGeoEvents.push(() => buildHandlers.geoBuilt(next, load, change)); },
+    geoRejected: (message: string, errors: ConfigError[], change: GeoChange): void => { earlyGeoEvents.push(() => buildHandlers.geoRejected(message, errors, change)); },
+  };
+  const builder = new Builder({
+    configDir: settings.configDir, geoDataDir: settings.geoDataDir, geoipDatabase: settings.geoipDatabase, asnDatabase: settings.asnDatabase, asnMaxChange: settings.asnMaxChange,
+    pop: settings.pop, hashRecord: settings.hashRecord, cacheDir: settings.cacheDir, watchGeo: true,
+  }, {
+    started: (reason) => log.info({ reason }, 'build started'),
+    geoBuilt: (next, load, change) => buildHandlers.geoBuilt(next, load, change),
+    geoRejected: (message, errors, change) => buildHandlers.geoRejected(message, errors, change),
+  }, log);
+  let built: Awaited<ReturnType<Builder['start']>>;
+  try {
+    built = await builder.start();
+  } catch (err) {
+    await builder.stop();
+    throw err;
+  }
+  let geo = built.geo;
   log.info({
     database: geo.database.path, type: geo.database.databaseType, built: geo.database.buildEpoch.toISOString(),
     locations: geo.database.index.locationCount, pops: geo.catalog.count, loadMs: Math.round(geo.database.loadMs),
     ...(geo.asn ? { asnFiles: geo.asn.files.map((f) => `${f.path} (${f.layout})`), asnNetworks: geo.asn.networks.count, asnLoadMs: Math.round(geo.asn.loadMs), locationsWithAsn: geo.context.index.locationCount } : {}),
   }, 'geo data loaded');
-  let loaded: LoadResult = loadSnapshot(settings.configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
-  if (!loaded.snapshot) throw new ConfigErrors(loaded.errors);
-  let current: DnsSnapshot = loaded.snapshot;
+  let loaded: LoadResult = built.load;
+  let current: DnsSnapshot = loaded.snapshot!;
   log.info({ hash: current.hash, zones: current.zones.map((z) => z.apexText), policies: loaded.policies.map((p) => p.name), files: loaded.files.length }, 'configuration loaded');
 
   // dnstap's output is opened before anything starts, so a bad one stops start-up (exit 2).
@@ -273,6 +295,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   /** A start-up that fails after threads and timers began leaves nothing running behind it. */
   const abandonStart = async (): Promise<void> => {
     shuttingDown = true;
+    await builder.stop();
     health.stop();
     clearInterval(signalsTimer);
     await Promise.all(workers.map((w) => w.terminate()));
@@ -289,16 +312,21 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const post = (message: ToWorker): void => { for (const w of workers) w.postMessage(message); };
   const reloads = { success: 0, failure: 0, lastError: [] as string[] };
 
-  const reload = (reason: string): ReloadOutcome => {
+  const reload = async (reason: string): Promise<ReloadOutcome> => {
     let result: LoadResult;
     try {
-      result = loadSnapshot(settings.configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
+      result = await builder.compile(reason);
     } catch (err) {
       reloads.failure++;
       reloads.lastError = [(err as Error).message];
       log.error({ reason, err: (err as Error).message }, 'reload failed; the previous configuration keeps serving');
       return { ok: false, errors: reloads.lastError, hash: current.hash, changed: false };
     }
+    return swapIn(reason, result);
+  };
+
+  /** Publishes a finished compile to the DNS workers, or counts and logs why it was rejected. */
+  const swapIn = (reason: string, result: LoadResult): ReloadOutcome => {
     if (!result.snapshot) {
       const errors = result.errors.map((e) => e.format());
       reloads.failure++;
@@ -327,7 +355,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   let reloadTimer: NodeJS.Timeout | null = null;
   const scheduleReload = (file: string): void => {
     if (reloadTimer) clearTimeout(reloadTimer);
-    reloadTimer = setTimeout(() => { reloadTimer = null; reload(`file changed: ${file}`); }, 150);
+    reloadTimer = setTimeout(() => { reloadTimer = null; void reload(`file changed: ${file}`); }, 150);
   };
   for (const dir of ['zones', 'steering']) {
     const path = join(settings.configDir, dir);
@@ -339,53 +367,41 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     watchers.push(watcher);
   }
 
-  // The GeoIP database is watched: geoipupdate renames a new file into place.
-  // A new file is loaded and checked off the query path and swapped in with a
-  // new snapshot; a truncated or corrupt one is rejected and the old data serves.
+  // The GeoIP database is watched by the build thread: geoipupdate renames a
+  // new file into place. A new file is loaded, checked and compiled against
+  // there and swapped in here with a new snapshot; a truncated or corrupt one
+  // is rejected and the old data serves.
   const geoReloads = { success: 0, rejected: 0, lastError: '' };
-  // A database of several files (geoip_database lists more than one) is watched file by file.
-  const geoParts = geo.database.parts ?? [geo.database];
-  const stopGeoWatches = geoParts.map((part, i) => watchGeoDatabase(part.path, (replaced) => {
-    const parts = geo.database.parts ? geo.database.parts.map((p, k) => (k === i ? replaced : p)) : null;
-    const database = parts ? combineGeoDatabases(parts) : replaced;
-    const next: LoadedGeo = { context: contextFor(database, geo.catalog, geo.asn), database, catalog: geo.catalog, asn: geo.asn };
-    const previous = geo;
-    geo = next;
-    const outcome = reload('GeoIP database replaced');
-    if (!outcome.ok) {
-      geo = previous;
-      geoReloads.rejected++;
-      geoReloads.lastError = outcome.errors.join('; ');
-      return;
-    }
-    geoReloads.success++;
-    log.info({ database: replaced.path, type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, 'GeoIP database replaced');
-  }, (err) => {
-    geoReloads.rejected++;
-    geoReloads.lastError = err.message;
-    log.error({ err: err.message, database: part.path }, 'GeoIP database replacement rejected; the previous data keeps serving');
-  }, { current: part, networks: i === 0 ? geo.database.networks : null, cacheDir: settings.cacheDir }));
-  const stopGeoWatch = (): void => { for (const stop of stopGeoWatches) stop(); };
-
-  // The ASN source is watched the same way; a replacement that changes too many networks is refused.
+  // The ASN source is watched the same way; a replacement that changes too
+  // many networks is refused there (geo/asn-watch.ts).
   const asnReloads = { success: 0, rejected: 0, lastError: '' };
-  const stopAsnWatch = geo.asn === null ? () => {} : watchAsnSource(geo.asn, (asn, share) => {
-    const previous = geo;
-    geo = { context: contextFor(geo.database, geo.catalog, asn), database: geo.database, catalog: geo.catalog, asn };
-    const outcome = reload('ASN source replaced');
+  const reloadCounts = (source: GeoChange['source']) => (source === 'asn' ? asnReloads : geoReloads);
+  buildHandlers.geoBuilt = (next, result, change) => {
+    const what = change.source === 'asn' ? 'ASN source replaced' : 'GeoIP database replaced';
+    const counts = reloadCounts(change.source);
+    const outcome = swapIn(what, result);
     if (!outcome.ok) {
-      geo = previous;
-      asnReloads.rejected++;
-      asnReloads.lastError = outcome.errors.join('; ');
+      counts.rejected++;
+      counts.lastError = outcome.errors.join('; ');
       return;
     }
-    asnReloads.success++;
-    log.info({ files: asn.files.map((f) => f.path), networks: asn.networks.count, changedShare: Number(share.toFixed(4)), loadMs: Math.round(asn.loadMs) }, 'ASN source replaced');
-  }, (err) => {
-    asnReloads.rejected++;
-    asnReloads.lastError = err.message;
-    log.error({ err: err.message, files: geo.asn?.files.map((f) => f.path) ?? [] }, 'ASN source replacement rejected; the previous data keeps serving');
-  }, { maxChange: settings.asnMaxChange });
+    geo = next;
+    counts.success++;
+    const database = next.database;
+    log.info(change.source === 'asn'
+      ? { files: change.files, networks: next.asn?.networks.count ?? 0, changedShare: Number((change.changedShare ?? 0).toFixed(4)), loadMs: Math.round(next.asn?.loadMs ?? 0) }
+      : { database: change.files[0], type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, what);
+  };
+  buildHandlers.geoRejected = (message, _errors, change) => {
+    const counts = reloadCounts(change.source);
+    counts.rejected++;
+    counts.lastError = message;
+    log.error({ err: message, files: change.files }, change.source === 'asn'
+      ? 'ASN source replacement rejected; the previous data keeps serving'
+      : 'GeoIP database replacement rejected; the previous data keeps serving');
+  };
+  for (const replay of earlyGeoEvents.splice(0)) replay();
+  const stopGeoWatch = (): void => { void builder.stop(); };
 
   let admin: AdminServer | null = null;
   const server: RunningServer = {
@@ -441,7 +457,6 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     } catch (err) {
       for (const w of watchers) w.close();
       stopGeoWatch();
-      stopAsnWatch();
       await abandonStart();
       throw err;
     }
@@ -458,7 +473,6 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     log.info({ drainMs: settings.drainMs }, 'shutting down: unfit for anycast, draining');
     for (const w of watchers) w.close();
     stopGeoWatch();
-    stopAsnWatch();
     if (settings.drainMs > 0) await new Promise((r) => setTimeout(r, settings.drainMs));
     post({ type: 'stop-accepting' });
     health.stop();

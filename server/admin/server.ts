@@ -396,7 +396,7 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
   });
 
   app.post('/v1/reload', { onRequest: requireToken }, async (_req, reply) => {
-    const outcome = host.reload('admin API');
+    const outcome = await host.reload('admin API');
     if (!outcome.ok) return reply.code(422).send({ error: 'invalid_configuration', message: 'the new configuration was rejected; the previous one keeps serving', errors: outcome.errors, hash: outcome.hash });
     return { hash: outcome.hash, changed: outcome.changed };
   });

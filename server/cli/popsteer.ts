@@ -139,7 +139,7 @@ async function serve(args: string[]): Promise<number> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  process.on('SIGHUP', () => { server?.reload('SIGHUP'); });
+  process.on('SIGHUP', () => { void server?.reload('SIGHUP'); });
   try {
     server = await startServer(settings, log);
   } catch (err) {

@@ -236,7 +236,9 @@ export function lookupAsn(source: AsnSource, text: string): AsnAnswer | null {
   if (index < 0) return null;
   const { networks } = source;
   const asn = networks.asns[index];
-  const network = networks.address(index).slice();
+  // Not networks.address(): explain runs on the main thread, where the source
+  // arrives as a structured clone, without AsnNetworkList's methods.
+  const network = networks.addresses.slice(16 * index, 16 * index + 16);
   maskAddress(network, networks.prefixLengths[index]);
   let file = 0;
   while (file + 1 < source.fileStarts.length && source.fileStarts[file + 1] <= index) file++;

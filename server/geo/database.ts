@@ -122,32 +122,47 @@ export function loadGeoDatabase(path: string = DEFAULT_CITY_DATABASE, options: G
       }
     }
   }
+  return withReaders({
+    path, databaseType, buildEpoch, fileSize: stat.size, fileMtimeMs: stat.mtimeMs, fileIno: stat.ino,
+    index, networks, loadMs: performance.now() - started,
+  });
+}
+
+/** A GeoDatabase without its readers and parts: plain data, posted between threads (the build thread builds, the main thread serves). */
+export type GeoDatabaseFacts = Omit<GeoDatabase, 'reader' | 'model' | 'parts'>;
+
+export function factsOf(db: GeoDatabase): GeoDatabaseFacts {
+  const { path, databaseType, buildEpoch, fileSize, fileMtimeMs, fileIno, index, networks, loadMs } = db;
+  return { path, databaseType, buildEpoch, fileSize, fileMtimeMs, fileIno, index, networks, loadMs };
+}
+
+/**
+ * A GeoDatabase over facts built elsewhere (the build thread): the index is
+ * shared, the reference readers are opened here the first time explain asks
+ * for them (of the first file, for a database of several).
+ */
+export function reopenGeoDatabase(facts: GeoDatabaseFacts): GeoDatabase {
+  return withReaders(facts);
+}
+
+function withReaders(facts: GeoDatabaseFacts): GeoDatabase {
   // The query path reads only the index. The file's bytes (60 MB for City)
   // are dropped after the build and read again only if the reference reader
   // is asked for (tests, typed City records for explain).
   let lazyReader: Reader<CityResponse> | null = null;
   let lazyModel: ReaderModel | null = null;
   const openAgain = (): Reader<CityResponse> => {
-    if (!lazyReader) lazyReader = openReader(path, readDatabaseFile(path).bytes);
+    if (!lazyReader) lazyReader = openReader(facts.path, readDatabaseFile(facts.path).bytes);
     return lazyReader;
   };
-  const database: GeoDatabase = {
-    path,
-    databaseType,
-    buildEpoch,
-    fileSize: stat.size,
-    fileMtimeMs: stat.mtimeMs,
-    fileIno: stat.ino,
+  return {
+    ...facts,
     get reader() { return openAgain(); },
     get model() {
       if (!lazyModel) lazyModel = new ReaderModel(openAgain());
       return lazyModel;
     },
-    index,
-    networks: options.networks ?? null,
-    loadMs: performance.now() - started,
   };
-  return database;
 }
 
 function readDatabaseFile(path: string): { bytes: Buffer; stat: Stats } {

@@ -4,8 +4,8 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, ConfigErrors } from '../config/errors.ts';
-import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
+import { ConfigError, ConfigErrors, type SourcePosition } from '../config/errors.ts';
+import { readLargeYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { validateAgainstSchema } from '../policy/schema.ts';
 import { formatAddress, maskAddress, parseAddressInto } from './address.ts';
 import { recodeByField } from './catalog.ts';
@@ -23,7 +23,7 @@ type Entry = { lat?: number; lon?: number; country?: string; continent?: string;
 export function loadCustomNetworks(geoDataDir: string, catalog: PopCatalog): CustomNetworkSet {
   const file = join(geoDataDir, NETWORKS_FILE);
   if (!existsSync(file)) return { file, networks: [] };
-  return customNetworksFromSource(readYamlFile(file), catalog);
+  return customNetworksFromSource(readLargeYamlFile(file), catalog);
 }
 
 export function customNetworksFromSource(source: YamlSource, catalog: PopCatalog): CustomNetworkSet {
@@ -33,10 +33,11 @@ export function customNetworksFromSource(source: YamlSource, catalog: PopCatalog
   const errors: ConfigError[] = [];
   const networks: CustomNetwork[] = [];
   const seen = new Map<string, string>();
+  const lines = keyLines(source.text);
   for (const [cidr, entry] of Object.entries(entries)) {
     const pointer = `/networks/${cidr.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-    const position = source.position(pointer);
-    const fail = (code: string, message: string) => { errors.push(new ConfigError(code, source.file, position, pointer, message)); };
+    // Where the key is written, found without the slow second parse when it is a plain key at a line start.
+    const fail = (code: string, message: string) => { errors.push(new ConfigError(code, source.file, lines.get(cidr) ?? source.position(pointer), pointer, message)); };
     const parsed = parseCidr(cidr);
     if (typeof parsed === 'string') {
       fail(parsed === HOST_BITS ? 'POPSTEER_ERR_NETWORK_HOST_BITS' : parsed === IPV4_SPACE ? 'POPSTEER_ERR_NETWORK_IPV4_SPACE' : 'POPSTEER_ERR_NETWORK_BAD_CIDR',
@@ -73,11 +74,31 @@ export function customNetworksFromSource(source: YamlSource, catalog: PopCatalog
       continent,
       pop,
       label: entry.name ?? '',
-      line: position?.line ?? 0,
+      line: (lines.get(cidr) ?? source.position(pointer))?.line ?? 0,
     });
   }
   if (errors.length > 0) throw new ConfigErrors(errors);
   return { file: source.file, networks };
+}
+
+/**
+ * Line and column of every plain key written at the start of a line
+ * (`  10.0.0.0/24: …`), from one pass over the text: finding each entry
+ * through the YAML tree would cost a second, slow parse (see
+ * readLargeYamlFile). Keys written any other way (quoted, flow style) are not
+ * here and are looked up in the tree.
+ */
+function keyLines(text: string): Map<string, SourcePosition> {
+  const lines = new Map<string, SourcePosition>();
+  const keyAtLineStart = /^([ \t]*)([^\s#'"{}[\],&*!|>%@`-][^\s#]*?)[ \t]*:(?:[ \t]|$)/gm;
+  let line = 1;
+  let counted = 0;
+  for (const match of text.matchAll(keyAtLineStart)) {
+    for (let i = text.indexOf('\n', counted); i !== -1 && i < match.index; i = text.indexOf('\n', i + 1)) line++;
+    counted = match.index;
+    if (!lines.has(match[2])) lines.set(match[2], { line, column: match[1].length + 1 });
+  }
+  return lines;
 }
 
 const BAD_SYNTAX = 'syntax';

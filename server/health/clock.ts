@@ -15,6 +15,12 @@ export interface Clock {
   /** Calls `callback` once after `delayMs`; the timer never keeps the process alive. */
   setTimer(callback: () => void, delayMs: number): TimerHandle;
   clearTimer(handle: TimerHandle): void;
+  /**
+   * Calls `callback` once the I/O that is already waiting has been handled:
+   * after a stall, Node runs due timers before it reads the sockets, so a
+   * deadline judged at once would beat a reply that came in time.
+   */
+  afterPendingIo(callback: () => void): void;
 }
 
 export const systemClock: Clock = {
@@ -27,5 +33,9 @@ export const systemClock: Clock = {
   },
   clearTimer(handle) {
     clearTimeout(handle as NodeJS.Timeout);
+  },
+  // setImmediate runs in the check phase, after the poll phase has handled every socket that is ready.
+  afterPendingIo(callback) {
+    setImmediate(callback);
   },
 };

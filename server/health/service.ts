@@ -159,6 +159,8 @@ interface InFlight {
   controller: AbortController;
   startedHr: number;
   deadline: number;
+  /** The deadline passed; the verdict waits for the replies already received (expire()). */
+  expiring: boolean;
 }
 
 interface TargetRuntime {
@@ -429,10 +431,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
     for (let i = 0; i < this.targets.length; i++) {
       const runtime = this.targets[i];
       const flight = runtime.inFlight;
-      if (flight && flight.deadline <= t) {
-        flight.controller.abort();
-        this.finishProbe(runtime, flight, { ok: false, reason: 'timeout', detail: `no answer within ${runtime.target.timeoutMs}ms` });
-      }
+      if (flight && flight.deadline <= t && !flight.expiring) this.expire(runtime, flight);
       if (!runtime.probed || runtime.nextDueAt > t) continue;
       if (runtime.inFlight || runtime.queued) this.probesSkipped++;
       else {
@@ -454,7 +453,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
     let wake = Infinity;
     for (const runtime of this.targets) {
       if (runtime.probed && runtime.nextDueAt < wake) wake = runtime.nextDueAt;
-      if (runtime.inFlight && runtime.inFlight.deadline < wake) wake = runtime.inFlight.deadline;
+      if (runtime.inFlight && !runtime.inFlight.expiring && runtime.inFlight.deadline < wake) wake = runtime.inFlight.deadline;
     }
     for (const subject of this.subjects) {
       const expires = subject.override?.expires;
@@ -464,6 +463,22 @@ export class HealthService extends EventEmitter<HealthEvents> {
     if (this.timer !== null) this.clock.clearTimer(this.timer);
     const delay = Math.max(TIMER_GRANULARITY_MS, wake - this.now());
     this.timer = this.clock.setTimer(this.tick, delay);
+  }
+
+  /**
+   * The deadline of a probe passed: it is a timeout only if it has still not
+   * completed once the replies already waiting are read. A timer that fired
+   * late because this thread was busy (a long task, a stalled process) must
+   * not turn a reply that arrived in time into a target failure.
+   */
+  private expire(runtime: TargetRuntime, flight: InFlight): void {
+    flight.expiring = true;
+    this.clock.afterPendingIo(() => {
+      if (runtime.inFlight !== flight) return; // it completed: judged on its own result
+      flight.controller.abort();
+      this.finishProbe(runtime, flight, { ok: false, reason: 'timeout', detail: `no answer within ${runtime.target.timeoutMs}ms` });
+      if (this.running) this.scheduleNext();
+    });
   }
 
   private launchQueued(): void {
@@ -476,7 +491,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
 
   private startProbe(runtime: TargetRuntime): void {
     const controller = new AbortController();
-    const flight: InFlight = { controller, startedHr: this.clock.monotonic(), deadline: this.now() + runtime.target.timeoutMs };
+    const flight: InFlight = { controller, startedHr: this.clock.monotonic(), deadline: this.now() + runtime.target.timeoutMs, expiring: false };
     runtime.inFlight = flight;
     this.inFlightCount++;
     const transport = this.transports[runtime.target.kind as Exclude<ProbeKind, 'external'>];

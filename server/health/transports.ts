@@ -121,7 +121,10 @@ const tcpProbe: ProbeTransport = (target, signal) => new Promise((resolve) => {
 
 const dnsProbe: ProbeTransport = async (target, signal) => {
   // socketType is a dns2 option its typings leave out; IPv6 servers need udp6.
-  const options = { dns: target.host, port: target.port, timeout: target.timeoutMs, socketType: isIPv6(target.host) ? 'udp6' : 'udp4' };
+  // The scheduler owns the deadline (and judges it after reading the replies
+  // already waiting); dns2's own timer, due at the same moment, would fire
+  // first after a stall, so it only closes the socket of a probe given up on.
+  const options = { dns: target.host, port: target.port, timeout: 2 * target.timeoutMs, socketType: isIPv6(target.host) ? 'udp6' : 'udp4' };
   const query = DNS.UDPClient(options as ClientOptions);
   const aborted = new Promise<ProbeOutcome>((resolve) => {
     signal.addEventListener('abort', () => resolve({ ok: false, reason: 'timeout', detail: 'no DNS answer in time' }), { once: true });

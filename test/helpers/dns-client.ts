@@ -66,10 +66,15 @@ export class TestDnsClient {
     }
     const packet = dnsPacket.encode({ type: 'query', id, flags: 0, questions: [{ type, name }], additionals });
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      // The verdict waits until the replies already received are read: after
+      // this process was busy (a large synchronous file write in a test), Node
+      // runs due timers before it reads the socket, and a reply that came in
+      // time would count as lost.
+      const timer = setTimeout(() => setImmediate(() => {
+        if (!this.pending.has(id)) return;
         this.pending.delete(id);
         reject(new Error(`timeout: ${name} ${type} ${options.subnet ?? ''}`));
-      }, options.timeoutMs ?? 3000);
+      }), options.timeoutMs ?? 3000);
       this.pending.set(id, { resolve, reject, timer });
       this.socket.send(packet, this.port, this.host);
     });

@@ -39,6 +39,11 @@ export class ManualClock implements Clock {
     if (i >= 0) this.timers.splice(i, 1);
   }
 
+  /** Not time: the promise chains and socket events already waiting run first, as in production. */
+  afterPendingIo(callback: () => void): void {
+    setImmediate(callback);
+  }
+
   /** When the next timer is due, or null when none is set. */
   nextDue(): number | null {
     return this.earliest()?.at ?? null;

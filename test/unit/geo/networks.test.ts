@@ -15,6 +15,8 @@ import { lookupLocation, newLocationResult } from '../../../server/geo/lookup.ts
 import { loadCustomNetworks } from '../../../server/geo/networks.ts';
 import { stringAt } from '../../../server/geo/codes.ts';
 import { REPO_ROOT } from '../../helpers/server.ts';
+import { countArrayScans } from '../../helpers/array-scans.ts';
+import { networksYaml } from '../../bench/networks-gen.ts';
 
 const catalog = loadPopCatalog(join(REPO_ROOT, 'geo-data'));
 const dirs: string[] = [];
@@ -134,4 +136,42 @@ test('YAML syntax errors name the file and line', () => {
   assert.equal(errors[0].code, 'POPSTEER_ERR_YAML_SYNTAX');
   assert.ok(errors[0].line >= 3, `line ${errors[0].line}`);
   assert.ok(errors[0].file.endsWith('networks.yaml'));
+});
+
+test('each network keeps the line it is written on, whether its key is plain or quoted', () => {
+  const set = loadCustomNetworks(geoDataWith([
+    'networks:',
+    '  # a comment',
+    '  192.0.2.0/24: { lat: 1, lon: 2 }',
+    '',
+    '  "198.51.100.0/24": { pop: ams }',
+    '  2001:db8:100::/48:',
+    '    pop: sin',
+    '',
+  ].join('\n')), catalog);
+  assert.deepEqual(set.networks.map((n) => [n.cidr, n.line]), [['192.0.2.0/24', 3], ['198.51.100.0/24', 5], ['2001:db8:100::/48', 6]]);
+});
+
+test('a repeated network key is a YAML error at the second one, as in every other file', () => {
+  const errors = loadErrors(['networks:', '  192.0.2.0/24: { lat: 1, lon: 2 }', '  192.0.2.0/24: { lat: 3, lon: 4 }', ''].join('\n'));
+  assert.deepEqual(errors.map((e) => [e.code, e.line]), [['POPSTEER_ERR_YAML_SYNTAX', 3]]);
+});
+
+test('an alias in networks.yaml is read as YAML defines it (the quick reader passes it to the full one)', () => {
+  const set = loadCustomNetworks(geoDataWith(['networks:', '  192.0.2.0/24: &office { pop: ams }', '  198.51.100.0/24: *office', ''].join('\n')), catalog);
+  assert.deepEqual(set.networks.map((n) => [n.cidr, catalog.ids[n.pop]]), [['192.0.2.0/24', 'ams'], ['198.51.100.0/24', 'ams']]);
+});
+
+test('loading scales linearly: twice the entries visit about twice the elements (a scan per entry would be four times)', () => {
+  const visited = (count: number): number => {
+    const dir = geoDataWith(networksYaml(count, catalog.ids));
+    const { value, visited: elements } = countArrayScans(() => loadCustomNetworks(dir, catalog));
+    assert.equal(value.networks.length, count);
+    return elements;
+  };
+  visited(10); // the schema validator compiles once per process
+  const small = visited(2000);
+  const large = visited(4000);
+  assert.ok(small > 2000, `the counter sees the load's scans (${small})`);
+  assert.ok(large < 2.5 * small, `2,000 entries: ${small} elements visited; 4,000: ${large} (${(large / small).toFixed(2)}×)`);
 });

@@ -3,7 +3,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { HealthInputError } from '../../../server/health/overrides.ts';
-import type { ProbeEvent, TransitionEvent } from '../../../server/health/service.ts';
+import type { HealthService, ProbeEvent, TransitionEvent } from '../../../server/health/service.ts';
+import type { ProbeOutcome, ProbeTransport } from '../../../server/health/transports.ts';
 import { healthCutOff, healthEpoch, readHealth } from '../../../server/health/table.ts';
 import { ManualClock } from '../../helpers/manual-clock.ts';
 import { driveScripted, makeService, nextEvent, scriptedTransport, tempStateFile } from './helpers.ts';
@@ -316,4 +317,54 @@ test('metrics count probe durations, failures by reason and transitions per targ
   assert.equal(m.durationBuckets.at(-1), m.durationCount, 'the +Inf bucket holds every observation');
   const status = service.status().subjects[0].targets[0];
   assert.match(status.last!.detail, /status 503|body lacks ok/);
+});
+
+/**
+ * One target whose probe answers when the test says so; the clock moves only
+ * when the test moves it. Returns the service and a way to answer the probe in flight.
+ */
+async function heldProbe(): Promise<{ clock: ManualClock; service: HealthService; results: Array<{ ok: boolean; reason: string | null }>; answer: () => void }> {
+  const clock = new ManualClock();
+  let pending: ((outcome: ProbeOutcome) => void) | null = null;
+  const transport: ProbeTransport = () => new Promise((resolve) => { pending = resolve; });
+  const yaml = 'defaults: { interval: 1s, timeout: 100ms }\ncut_off: { enabled: false }\ntargets:\n  t1: { kind: tcp, host: 127.0.0.1, port: 1 }\n';
+  const { service } = makeService(yaml, [], transport, { clock });
+  const results: Array<{ ok: boolean; reason: string | null }> = [];
+  service.on('probe', (e) => results.push({ ok: e.ok, reason: e.reason }));
+  service.start();
+  while (pending === null) {
+    if (!clock.fireNext()) throw new Error('the probe never started');
+    await new Promise((r) => setImmediate(r));
+  }
+  return { clock, service, results, answer: () => pending!({ ok: true, detail: 'answered' }) };
+}
+
+test('a probe that answered in time is not a timeout when the loop was blocked past its deadline', async () => {
+  const { clock, service, results, answer } = await heldProbe();
+  try {
+    // The process stalls for 5 s; the reply comes in during the stall (it waits in the socket)...
+    clock.stall(5000);
+    answer();
+    // ...and when the loop runs again, the overdue deadline timer fires before the socket is read.
+    clock.fireNext();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(results, [{ ok: true, reason: null }]);
+    assert.equal(service.metricsSnapshot().targets[0].failures.timeout, 0);
+  } finally {
+    service.stop();
+  }
+});
+
+test('a probe still unanswered once the waiting replies are read is a timeout', async () => {
+  const { clock, service, results } = await heldProbe();
+  try {
+    clock.stall(5000);
+    clock.fireNext();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(results, [{ ok: false, reason: 'timeout' }]);
+    assert.equal(service.metricsSnapshot().targets[0].failures.timeout, 1);
+  } finally {
+    service.stop();
+  }
 });

@@ -1,0 +1,172 @@
+// The main thread's side of the build thread (build-worker.ts): asks for
+// builds, receives finished ones, and turns them back into the objects the
+// server holds. Nothing here compiles: a build of the whole GeoLite2-City
+// index or of every policy's class tries takes seconds, and the main thread
+// must keep answering the admin API, fitness checks and health probes.
+//
+// What comes back is a structured clone, except the large tables (GeoIP
+// index, nearest orders, the group trie, the policies' location → group
+// map), which are on SharedArrayBuffer and shared, not copied: receiving a
+// build costs this thread a few milliseconds. They are shared rather than
+// transferred because the build thread keeps them: its compile cache reuses
+// what did not change at the next reload.
+
+import { Worker } from 'node:worker_threads';
+import { ConfigError, ConfigErrors } from './config/errors.ts';
+import type { Settings } from './config/settings.ts';
+import type { LoadedGeo } from './geo-context.ts';
+import { reopenGeoDatabase, type GeoDatabaseFacts } from './geo/database.ts';
+import type { Logger } from './log/logger.ts';
+import type { GeoContext, LoadResult } from './policy/load.ts';
+import type { DnsSnapshot } from './snapshot/types.ts';
+import type { CompiledPolicy } from './steering/types.ts';
+
+export type BuildSettings = Pick<Settings, 'configDir' | 'geoDataDir' | 'geoipDatabase' | 'asnDatabase' | 'asnMaxChange' | 'pop' | 'hashRecord'> & {
+  cacheDir: string | null;
+  /** Watch the GeoIP database and build each new version (serve: yes). */
+  watchGeo: boolean;
+};
+
+/** A ConfigError as data (ConfigError.toJSON()), posted between threads. */
+export type ConfigErrorData = { code: string; file: string; line: number; column: number; pointer: string; message: string };
+
+export interface BuiltGeo {
+  context: GeoContext;
+  database: GeoDatabaseFacts;
+}
+
+/** Which watched source a replacement came from, for the log and the reload counters. */
+export interface GeoChange {
+  source: 'geoip' | 'asn';
+  /** The files replaced (GeoIP: the one file; ASN: every file of the source). */
+  files: string[];
+  /** ASN: the share of networks that changed. */
+  changedShare?: number;
+}
+
+export interface BuiltLoad {
+  snapshot: DnsSnapshot | null;
+  errors: ConfigErrorData[];
+  files: string[];
+  policies: CompiledPolicy[];
+}
+
+export type ToBuilder =
+  | { type: 'start'; id: number; reason: string }
+  | { type: 'compile'; id: number; reason: string }
+  | { type: 'stop' };
+
+export type FromBuilder =
+  /** A build began (id null: one the build thread started itself, a GeoIP replacement). */
+  | { type: 'build-started'; id: number | null; reason: string }
+  | { type: 'built'; id: number; geo: BuiltGeo | null; load: BuiltLoad }
+  | { type: 'failed'; id: number; errors: ConfigErrorData[]; message: string }
+  /** A new GeoIP database was built with the configuration compiled against it (load.snapshot null: the compile failed). */
+  | { type: 'geo-built'; geo: BuiltGeo; load: BuiltLoad; change: GeoChange }
+  | { type: 'geo-rejected'; errors: ConfigErrorData[]; message: string; change: GeoChange };
+
+export function configErrorOf(data: ConfigErrorData): ConfigError {
+  return new ConfigError(data.code, data.file, data.line > 0 ? { line: data.line, column: data.column } : null, data.pointer, data.message);
+}
+
+/** A compile's result as the main thread keeps it. */
+export function loadResultOf(load: BuiltLoad): LoadResult {
+  return { snapshot: load.snapshot, errors: load.errors.map(configErrorOf), files: load.files, policies: load.policies };
+}
+
+export function loadedGeoOf(built: BuiltGeo): LoadedGeo {
+  return { context: built.context, database: reopenGeoDatabase(built.database), catalog: built.context.catalog, asn: built.context.asnSource ?? null };
+}
+
+export interface BuildEvents {
+  /** A build began on the build thread. */
+  started(reason: string): void;
+  /** A new GeoIP database or ASN source and the configuration compiled against it. */
+  geoBuilt(geo: LoadedGeo, load: LoadResult, change: GeoChange): void;
+  /** A new GeoIP database or ASN source could not be used; the old one keeps serving. */
+  geoRejected(message: string, errors: ConfigError[], change: GeoChange): void;
+}
+
+export class Builder {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (m: FromBuilder) => void; reject: (e: Error) => void }>();
+  private stopped = false;
+  private readonly events: BuildEvents;
+
+  constructor(settings: BuildSettings, events: BuildEvents, log: Logger) {
+    this.events = events;
+    this.worker = new Worker(new URL('./build-worker.ts', import.meta.url), { workerData: settings });
+    // Waiting for a build keeps the process alive; an idle build thread does not.
+    this.worker.unref();
+    this.worker.on('message', (message: FromBuilder) => this.receive(message));
+    this.worker.on('error', (err) => log.error({ err: err.message, stack: err.stack }, 'build thread failed'));
+    this.worker.on('exit', (code) => {
+      const failure = new Error(`the build thread exited (code ${code})`);
+      for (const waiter of this.pending.values()) waiter.reject(failure);
+      this.pending.clear();
+      if (!this.stopped) log.error({ code }, 'build thread exited; reloads fail until the server restarts');
+    });
+  }
+
+  /** Loads the geo data and compiles the configuration; throws ConfigErrors (exit 2 at start-up). */
+  async start(): Promise<{ geo: LoadedGeo; load: LoadResult }> {
+    const reply = await this.request({ type: 'start', id: 0, reason: 'start-up' });
+    if (reply.type === 'failed') throw failureOf(reply);
+    if (reply.type !== 'built' || !reply.geo) throw new Error(`unexpected reply from the build thread: ${reply.type}`);
+    const load = loadResultOf(reply.load);
+    if (!load.snapshot) throw new ConfigErrors(load.errors);
+    return { geo: loadedGeoOf(reply.geo), load };
+  }
+
+  /** Compiles the configuration directory again, against the geo data in force. */
+  async compile(reason: string): Promise<LoadResult> {
+    const reply = await this.request({ type: 'compile', id: 0, reason });
+    if (reply.type === 'failed') throw failureOf(reply);
+    if (reply.type !== 'built') throw new Error(`unexpected reply from the build thread: ${reply.type}`);
+    return loadResultOf(reply.load);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.worker.postMessage({ type: 'stop' } satisfies ToBuilder);
+    await this.worker.terminate();
+  }
+
+  private request(message: ToBuilder & { id: number }): Promise<FromBuilder> {
+    if (this.stopped) return Promise.reject(new Error('the build thread is stopped'));
+    const id = this.nextId++;
+    this.worker.ref();
+    return new Promise<FromBuilder>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id });
+    }).finally(() => { if (this.pending.size === 0) this.worker.unref(); });
+  }
+
+  private receive(message: FromBuilder): void {
+    switch (message.type) {
+      case 'build-started':
+        this.events.started(message.reason);
+        return;
+      case 'geo-built': {
+        const load = loadResultOf(message.load);
+        this.events.geoBuilt(loadedGeoOf(message.geo), load, message.change);
+        return;
+      }
+      case 'geo-rejected':
+        this.events.geoRejected(message.message, message.errors.map(configErrorOf), message.change);
+        return;
+      default: {
+        const waiter = this.pending.get(message.id);
+        if (!waiter) return;
+        this.pending.delete(message.id);
+        waiter.resolve(message);
+      }
+    }
+  }
+}
+
+function failureOf(reply: { errors: ConfigErrorData[]; message: string }): Error {
+  return reply.errors.length > 0 ? new ConfigErrors(reply.errors.map(configErrorOf)) : new Error(reply.message);
+}

