@@ -2,7 +2,7 @@
 //
 // Most of them mirror state that lives elsewhere: the DNS workers' shared
 // counter regions (engine/counters.ts, summed over workers), the steering
-// decision counters (decision-counters.ts), the health service's own counts
+// decision counters (engine/decision-counters.ts), the health service's own counts
 // and the reload counts. Those are ScrapedMetrics: a family whose samples are
 // computed from the source at scrape time, so the query path pays plain
 // increments only and nothing is copied into prom-client's own state.
@@ -17,7 +17,7 @@ import {
 import { OFF_RRL_LIMITED, RRL_ACTIONS } from '../engine/counters.ts';
 import { FAILURE_REASONS, LOCAL_CAUSES } from '../health/transports.ts';
 import { PROBE_DURATION_BOUNDS, type HealthMetrics } from '../health/service.ts';
-import type { DecisionCount, OutcomeCount } from './decision-counters.ts';
+import type { DecisionCount, OutcomeCount } from '../engine/decision-counters.ts';
 
 export interface MetricsSource {
   counters: SharedArrayBuffer;

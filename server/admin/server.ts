@@ -23,7 +23,7 @@ import type { RunningServer } from '../main.ts';
 import { checkBearer, loadAdminToken } from './auth.ts';
 import { limitConnections } from './connections.ts';
 import { hostAllowed } from './host-check.ts';
-import { DecisionTotals } from './decision-counters.ts';
+import { DecisionTotals } from '../engine/decision-counters.ts';
 import { createMetrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
 import { describePolicy } from './policies-view.ts';

@@ -4,7 +4,7 @@
 
 import { ConfigError, ConfigErrors } from '../config/errors.ts';
 import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
-import { validateAgainstSchema } from '../policy/schema.ts';
+import { validateAgainstSchema } from '../config/schema.ts';
 import { parseDurationMs } from './duration.ts';
 
 export type ProbeKind = 'http' | 'https' | 'tcp' | 'dns' | 'external';
