@@ -20,8 +20,10 @@ const SERVER = fileURLToPath(new URL('../../server/', import.meta.url));
  * dns-worker) never reaches the slow path (policy, health, admin, cli, main).
  */
 export const MAY_IMPORT: Record<string, readonly string[]> = {
-  // Leaves: pure code over bytes and files, nothing of ours.
-  'dns': [],
+  // Leaves: pure code over bytes and files. lib/ holds small pieces every
+  // layer shares (the hashes) and imports nothing of ours.
+  'lib': [],
+  'dns': ['lib'],
   'transport': [],
   'fsutil': [],
   'log': [],
@@ -29,16 +31,16 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   // Daemon settings, configuration errors, YAML sources and schema validation.
   'config': [],
   // GeoIP, custom networks, addresses; compiled maps.
-  'geo': ['config', 'fsutil'],
+  'geo': ['config', 'fsutil', 'lib'],
   // Decisions: pure functions over compiled tables (geo only for its table types).
-  'steering': ['geo'],
+  'steering': ['geo', 'lib'],
   'snapshot': ['dns', 'steering'],
-  'rrl': ['config', 'dns', 'geo'],
+  'rrl': ['config', 'dns', 'geo', 'lib'],
   'dnstap': ['config', 'dns', 'geo', 'log'],
   // The per-query pipeline over the current snapshot.
-  'engine': ['dns', 'geo', 'log', 'rrl', 'snapshot', 'steering'],
+  'engine': ['dns', 'geo', 'lib', 'log', 'rrl', 'snapshot', 'steering'],
   // The slow path: compiling policy, probing health, routes, the admin.
-  'policy': ['config', 'dns', 'geo', 'snapshot', 'steering'],
+  'policy': ['config', 'dns', 'geo', 'lib', 'snapshot', 'steering'],
   'health': ['config', 'fsutil', 'log'],
   'anycast': ['config', 'dns', 'log'],
   'geo-context': ['config', 'geo', 'policy'],
