@@ -190,6 +190,31 @@ test('no import cycle between directories (exceptions aside)', () => {
   assert.deepEqual(cyclesOf(modules), []);
 });
 
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const serverDirectories = (): string[] => readdirSync(SERVER).filter((name) => statSync(join(SERVER, name)).isDirectory());
+
+test("docs/architecture.md's rule table is MAY_IMPORT", () => {
+  const text = readFileSync(join(REPO, 'docs/architecture.md'), 'utf8');
+  const section = text.slice(text.indexOf('## Layers and what may import what'), text.indexOf('## Each directory'));
+  const documented: Record<string, string[]> = {};
+  for (const row of section.matchAll(/^\| (`[^|]+`) \| ([^|]+) \| [^|]+ \|$/gm)) {
+    const imports = row[2].trim() === '—' ? [] : row[2].split(',').map((m) => m.trim().replace(/ \(.*\)$/, ''));
+    for (const name of row[1].matchAll(/`([^`]+)`/g)) documented[name[1].replace(/\/$|\.ts$/g, '')] = imports.sort();
+  }
+  const table = Object.fromEntries(Object.entries(MAY_IMPORT).map(([m, allowed]) => [m, [...allowed].sort()]));
+  assert.deepEqual(documented, table);
+});
+
+test('README and docs/architecture.md describe every directory under server/', () => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const notes = readFileSync(join(REPO, 'docs/architecture.md'), 'utf8');
+  const directories = serverDirectories();
+  assert.ok(directories.length >= 15, `found ${directories.length} directories`);
+  const inTable = (d: string): boolean => new RegExp(`^\\| [^|]*\`server/${d}/\``, 'm').test(readme);
+  assert.deepEqual(directories.filter((d) => !inTable(d)), [], 'missing from the README directory table');
+  assert.deepEqual(directories.filter((d) => !notes.includes(`- **\`server/${d}/\`**`)), [], 'missing from docs/architecture.md');
+});
+
 test('the checkers see what they check', () => {
   // Imports: a real file's import lines are found and resolved.
   const engineImports = importedFiles('engine/engine.ts', readFileSync(join(SERVER, 'engine/engine.ts'), 'utf8'));
