@@ -82,6 +82,11 @@ function histogramSamples(name: string, labels: Labels, bounds: readonly number[
   return out;
 }
 
+/**
+ * The Prometheus registry. Longer than a screen on purpose: every metric
+ * popsteer exports is defined here, one after the other, so the names, help
+ * texts and labels read as one list (the README's metric table follows it).
+ */
 export function createMetrics(source: MetricsSource): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ pop: source.pop });

@@ -14,7 +14,7 @@ import {
   type SvcParamValue,
 } from '../dns/rdata.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
-import { ConfigError } from '../config/errors.ts';
+import { ConfigError, type ErrorCode } from '../config/errors.ts';
 import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { createNameTable, insertName } from '../snapshot/name-table.ts';
 import type { NameNode, NameTable, ZoneTables } from '../snapshot/types.ts';
@@ -157,7 +157,7 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
     return null;
   }
   const doc = source.data as ZoneDocument;
-  const err = (code: string, pointer: string, message: string): void => {
+  const err: ZoneFail = (code, pointer, message) => {
     errors.push(new ConfigError(code, file, source.position(pointer), pointer, message));
   };
   let apex: Uint8Array;
@@ -172,38 +172,7 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
   const nodes = new Map<string, BuildNode>();
   const negativeTtl = Math.min(doc.soa.ttl, doc.soa.minimum);
 
-  for (const [ownerText, rrsets] of Object.entries(doc.records)) {
-    const pointer = `/records/${ownerText.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-    let wire: Uint8Array;
-    try {
-      wire = resolveName(ownerText, apex);
-    } catch (e) {
-      err('POPSTEER_ERR_ZONE_NAME', pointer, (e as Error).message);
-      continue;
-    }
-    const key = lowerWire(wire);
-    const k = keyString(key);
-    if (nodes.has(k)) {
-      err('POPSTEER_ERR_ZONE_DUPLICATE_NAME', pointer, `"${ownerText}" names ${wireToName(key)} again (names are case-insensitive); merge the two entries`);
-      continue;
-    }
-    const node: BuildNode = { wire, key, text: wireToName(wire), rrsets: new Map(), pointer, steeredIndex: -1 };
-    nodes.set(k, node);
-    const defaultTtl = typeof rrsets.ttl === 'number' ? rrsets.ttl : doc.ttl;
-    for (const [typeName, value] of Object.entries(rrsets)) {
-      if (typeName === 'ttl') continue;
-      const type = typeFromName(typeName)!;
-      try {
-        node.rrsets.set(type, encodeRRset(type, value, defaultTtl, apex));
-      } catch (e) {
-        if (e instanceof RdataError || e instanceof NameSyntaxError) err('POPSTEER_ERR_ZONE_RDATA', `${pointer}/${typeName}`, e.message);
-        else throw e;
-      }
-    }
-    if (node.rrsets.has(TYPE_CNAME) && node.rrsets.size > 1) {
-      err('POPSTEER_ERR_ZONE_CNAME_AND_OTHER_DATA', `${pointer}/CNAME`, 'a name with a CNAME may have no other records (RFC 1034 §3.6.2): move the other records or drop the CNAME');
-    }
-  }
+  for (const [ownerText, rrsets] of Object.entries(doc.records)) addOwner(ownerText, rrsets, doc.ttl, apex, nodes, err);
 
   const apexNode = nodes.get(keyString(apexKey));
   if (!apexNode || !apexNode.rrsets.has(TYPE_NS)) {
@@ -229,6 +198,42 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
     apex: apexKey, apexText, nxdomain: negative(RCODE_NXDOMAIN), nodata: negative(RCODE_NOERROR), sourceFile: file,
   };
   return { source, doc, apex, apexKey, nodes, negativeTtl, tables };
+}
+
+type ZoneFail = (code: ErrorCode, pointer: string, message: string) => void;
+
+/** One owner name of a zone file and its RRsets, into `nodes`. */
+function addOwner(ownerText: string, rrsets: Record<string, unknown>, zoneTtl: number, apex: Uint8Array, nodes: Map<string, BuildNode>, err: ZoneFail): void {
+  const pointer = `/records/${ownerText.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  let wire: Uint8Array;
+  try {
+    wire = resolveName(ownerText, apex);
+  } catch (e) {
+    err('POPSTEER_ERR_ZONE_NAME', pointer, (e as Error).message);
+    return;
+  }
+  const key = lowerWire(wire);
+  const k = keyString(key);
+  if (nodes.has(k)) {
+    err('POPSTEER_ERR_ZONE_DUPLICATE_NAME', pointer, `"${ownerText}" names ${wireToName(key)} again (names are case-insensitive); merge the two entries`);
+    return;
+  }
+  const node: BuildNode = { wire, key, text: wireToName(wire), rrsets: new Map(), pointer, steeredIndex: -1 };
+  nodes.set(k, node);
+  const defaultTtl = typeof rrsets.ttl === 'number' ? rrsets.ttl : zoneTtl;
+  for (const [typeName, value] of Object.entries(rrsets)) {
+    if (typeName === 'ttl') continue;
+    const type = typeFromName(typeName)!;
+    try {
+      node.rrsets.set(type, encodeRRset(type, value, defaultTtl, apex));
+    } catch (e) {
+      if (e instanceof RdataError || e instanceof NameSyntaxError) err('POPSTEER_ERR_ZONE_RDATA', `${pointer}/${typeName}`, e.message);
+      else throw e;
+    }
+  }
+  if (node.rrsets.has(TYPE_CNAME) && node.rrsets.size > 1) {
+    err('POPSTEER_ERR_ZONE_CNAME_AND_OTHER_DATA', `${pointer}/CNAME`, 'a name with a CNAME may have no other records (RFC 1034 §3.6.2): move the other records or drop the CNAME');
+  }
 }
 
 function asArray<T>(value: T | T[]): T[] {
