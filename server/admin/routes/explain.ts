@@ -4,6 +4,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { explain, formatExplain, type ExplainContext, type ExplainRequest } from '../../engine/explain.ts';
+import { healthEpoch } from '../../health/table.ts';
 import { RequestError } from '../request-errors.ts';
 import type { AdminHost } from '../running-server.ts';
 import { buildWorldMap, type WorldMap } from '../world-map.ts';
@@ -63,7 +64,7 @@ export const explainRoutes: FastifyPluginAsync<{ host: AdminHost }> = async (app
     if (!policy) throw new RequestError(404, 'not_found', `no policy named "${req.query.name ?? ''}"; active: ${policies.map((p) => p.name).join(', ')}`);
     const cell = Number(req.query.cell ?? 2);
     const health = new Int32Array(host.healthTable);
-    const key = `${host.snapshot().hash}|${health[0]}|${policy.name}|${cell}`;
+    const key = `${host.snapshot().hash}|${healthEpoch(health)}|${policy.name}|${cell}`;
     if (mapCache?.key !== key) {
       mapCache = { key, map: buildWorldMap(policy, host.geo().context.index, Int32Array.from(health), cell) };
     }
