@@ -45,7 +45,7 @@ define apt_install_no_service
 	fi
 endef
 
-.PHONY: run test deps debs build-debs native typecheck lint deb bench soak fuzz-nightly clean openapi
+.PHONY: run test deps debs build-debs native typecheck lint deb bench bench-scale soak fuzz-nightly clean openapi
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -100,6 +100,10 @@ deb: deps native
 # Not part of `make test`: figures, not verdicts. Installs the peers it compares with.
 bench: deps native
 	node test/bench/run-all.ts
+
+# What a CDN-sized configuration costs: start-up, memory, reload, q/s (test/bench/scale/run.ts; SCALE_QUICK=1 for the small sizes).
+bench-scale: deps native
+	node test/bench/scale/run.ts
 
 # Ten minutes at 70% of peak with flapping probes and reloads (SOAK_SECONDS to change).
 soak: deps debs

@@ -21,7 +21,7 @@ import { HealthService } from './health/service.ts';
 import { createHealthTable } from './health/table.ts';
 import { createSignals, setDeclaredLoad, setNextPossibleChange } from './steering/signals.ts';
 import type { Logger } from './log/logger.ts';
-import { loadSnapshot, type LoadResult } from './policy/load.ts';
+import { loadSnapshot, snapshotForWorkers, type LoadResult } from './policy/load.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import type { CompiledPolicy } from './steering/types.ts';
 import type { DnsWorkerData, FromWorker, ToWorker } from './dns-worker.ts';
@@ -253,7 +253,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   if (shared.length > 0) log.warn({ listen: shared }, 'sharing DNS addresses with another process (--share-listen): queries are split between the two until one stops');
   for (let index = 0; index < settings.workers; index++) {
     const workerData: DnsWorkerData = {
-      index, snapshot: current, listen, udpIo: udpIo.io, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
+      index, snapshot: snapshotForWorkers(current), listen, udpIo: udpIo.io, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
       decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
       dnstap: dnstap?.workerConfig(index, listen) ?? null,
       tcp: { idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection },
@@ -310,7 +310,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
       current = result.snapshot;
       loaded = result;
       decisionCounters = createDecisionCounterBuffer(current.steering, settings.workers);
-      post({ type: 'snapshot', snapshot: current, decisionCounters });
+      post({ type: 'snapshot', snapshot: snapshotForWorkers(current), decisionCounters });
       log.info({ reason, hash: current.hash }, 'configuration reloaded');
     } else {
       log.info({ reason, hash: current.hash }, 'configuration unchanged');

@@ -45,7 +45,8 @@ function firstEndpointByClass(policy: CompiledPolicy, health: Int32Array): Int16
 }
 
 export function buildWorldMap(policy: CompiledPolicy, geo: GeoIndex, health: Int32Array, cellDegrees: number): WorldMap {
-  const classOfLocation = policy.variantClassOfLocation[0];
+  const classOfGroup = policy.variantClassOfGroup[0];
+  const groupOf = policy.groupOfLocation;
   const byClass = firstEndpointByClass(policy, health);
   const rows = Math.ceil(180 / cellDegrees);
   const columns = Math.ceil(360 / cellDegrees);
@@ -56,7 +57,7 @@ export function buildWorldMap(policy: CompiledPolicy, geo: GeoIndex, health: Int
     const lat = geo.lat[l];
     const lon = geo.lon[l];
     if (Number.isNaN(lat) || Number.isNaN(lon)) continue;
-    const cls = classOfLocation && l < classOfLocation.length ? classOfLocation[l] : -1;
+    const cls = classOfGroup && l < groupOf.length ? classOfGroup[groupOf[l]] : -1;
     const endpoint = cls >= 0 ? byClass[cls] : -1;
     const row = Math.min(rows - 1, Math.floor((lat + 90) / cellDegrees));
     const column = Math.min(columns - 1, Math.floor((lon + 180) / cellDegrees));

@@ -10,6 +10,7 @@
 //   [rule][endpoint + 1]  answers by rule and first endpoint (slot 0: none, i.e. SERVFAIL)
 //   [fail_open, last_resort, servfail]  outcomes when every candidate was down / geofenced out
 
+import { classAt } from '../steering/packed-classes.ts';
 import { OUTCOME_SERVFAIL, type Resolution } from '../steering/decide.ts';
 import { ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, type CompiledPolicy, type SteeringTables } from '../steering/types.ts';
 
@@ -81,7 +82,7 @@ export class DecisionRecorder {
   record(trace: DecisionTraceView): void {
     const p = trace.policy;
     const policy = this.tables.policies[p];
-    const cls = policy.classes[trace.class];
+    const cls = classAt(policy, trace.class);
     const rule = cls.rule;
     const r = trace.resolution;
     const endpointSlot = r.count > 0 ? r.chosen[0] + 1 : 0;

@@ -14,7 +14,8 @@ import { SECTION_ANSWER, TemplateBuilder } from '../dns/builder.ts';
 import { RCODE_NOERROR, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, TYPE_CNAME } from '../dns/constants.ts';
 import type { QueryView } from '../dns/query.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
-import { lookupClass } from '../geo/scope.ts';
+import { lookupGroupClass } from '../geo/scope.ts';
+import { classAt, classCount } from '../steering/packed-classes.ts';
 import type { ClassResult } from '../geo/types.ts';
 import { firstMatchingRule, markMatchingRules, scopeAvoidingCidrs } from '../steering/cidr-trie.ts';
 import { DecisionTrace, OUTCOME_SERVFAIL, Resolution, resolve } from '../steering/decide.ts';
@@ -126,7 +127,7 @@ export class PolicySteering implements SteeringHook {
     this.counters = counters;
     this.trustEcs = trustEcs;
     this.now = now;
-    this.decisions = tables.policies.map((p) => new Array<CachedDecision | undefined>(p.classes.length));
+    this.decisions = tables.policies.map((p) => new Array<CachedDecision | undefined>(classCount(p)));
     this.templates = tables.policies.map(() => new Map());
     this.templateCount = new Int32Array(tables.policies.length);
     this.resolverMatched = tables.policies.map((p) => new Int32Array(p.cidr === null ? 0 : p.rules.length));
@@ -145,17 +146,17 @@ export class PolicySteering implements SteeringHook {
     last.cidrRule = policy.cidr === null ? -1 : this.firstCidrRule(index, policy.cidr);
     const variant = last.cidrRule < 0 ? 0 : policy.cidr!.variantOfRule[last.cidrRule];
     const cls = this.classResult;
-    const tries = this.tables.classTries[index];
-    const uniform = tries.length === 0;
+    const tables = this.tables.classTables[index];
+    const uniform = tables.length === 0;
     if (uniform) {
       cls.class = 0;
       cls.scopeLength = 0;
     } else if (this.memo === null || !this.memo.find(index, variant, address.family, address.bits, address.words, cls)) {
-      lookupClass(this.tables.geo, tries[variant], address.family, address.bytes, address.bits, cls);
+      lookupGroupClass(this.tables.geo, this.tables.groupTrie, tables[variant], address.family, address.bytes, address.bits, cls);
       if (address.fromEcs) cls.scopeLength = this.narrowScope(policy, cls.scopeLength);
       this.memo?.store(cls);
     }
-    const decisionClass = policy.classes[cls.class];
+    const decisionClass = classAt(policy, cls.class);
     const rule = policy.rules[decisionClass.rule];
     let scope = cls.scopeLength;
     if (rule.perNetwork) {

@@ -30,16 +30,66 @@ export function orderPops(catalog: PopCatalog, lat: number, lon: number, country
     else if (hasCoordinates) keys[p] = distanceKm(lat, lon, catalog.lat[p], catalog.lon[p]);
     else keys[p] = country !== 0 && catalog.country[p] === country ? 0 : continent !== 0 && catalog.continent[p] === continent ? 1 : 2;
   }
-  // Insertion sort: PoP counts are small and this runs once per distinct location.
-  for (let i = 0; i < count; i++) {
+  if (count <= SMALL_CATALOG) {
+    // Insertion sort: for a few dozen PoPs the cheapest.
+    for (let i = 0; i < count; i++) {
+      let j = i;
+      while (j > 0 && (keys[out[j - 1]] > keys[i] || (keys[out[j - 1]] === keys[i] && rank[out[j - 1]] > rank[i]))) {
+        out[j] = out[j - 1];
+        j--;
+      }
+      out[j] = i;
+    }
+    return out;
+  }
+  // Hundreds of PoPs: the quadratic sort dominated the whole start-up (this
+  // runs once per distinct place, 150k on GeoLite2-City). The keys are sorted
+  // natively, each carrying its PoP's id rank in its lowest 16 bits (which can
+  // reorder only keys closer than 2^-36 of their size), then an insertion pass
+  // with the exact comparison repairs any such pair: linear on a sorted list.
+  if (packed.length < count) {
+    packed = new Float64Array(count);
+    packedWords = new Uint32Array(packed.buffer);
+  }
+  const byRank = popOfRank(catalog);
+  for (let p = 0; p < count; p++) {
+    packed[p] = keys[p];
+    packedWords[2 * p] = ((packedWords[2 * p] & 0xffff0000) | rank[p]) >>> 0;
+  }
+  let view = packedViews[count];
+  if (view === undefined || view.buffer !== packed.buffer) view = packedViews[count] = packed.subarray(0, count);
+  view.sort();
+  for (let i = 0; i < count; i++) out[i] = byRank[packedWords[2 * i] & 0xffff];
+  for (let i = 1; i < count; i++) {
+    const pop = out[i];
     let j = i;
-    while (j > 0 && (keys[out[j - 1]] > keys[i] || (keys[out[j - 1]] === keys[i] && rank[out[j - 1]] > rank[i]))) {
+    while (j > 0 && (keys[out[j - 1]] > keys[pop] || (keys[out[j - 1]] === keys[pop] && rank[out[j - 1]] > rank[pop]))) {
       out[j] = out[j - 1];
       j--;
     }
-    out[j] = i;
+    out[j] = pop;
   }
   return out;
+}
+
+/** Up to this many PoPs an insertion sort orders them fastest. */
+const SMALL_CATALOG = 32;
+let packed = new Float64Array(0);
+let packedWords = new Uint32Array(0);
+const packedViews: Float64Array[] = [];
+
+const popsByRank = new WeakMap<PopCatalog, Int16Array>();
+
+/** The PoP ordinal at each id rank (the inverse of idRank). */
+function popOfRank(catalog: PopCatalog): Int16Array {
+  let byRank = popsByRank.get(catalog);
+  if (!byRank) {
+    const rank = idRank(catalog);
+    byRank = new Int16Array(catalog.count);
+    for (let p = 0; p < catalog.count; p++) byRank[rank[p]] = p;
+    popsByRank.set(catalog, byRank);
+  }
+  return byRank;
 }
 
 const idRanks = new WeakMap<PopCatalog, Int32Array>();

@@ -133,3 +133,87 @@ export function lookupClass(index: GeoIndex, trie: ClassTrie, family: 4 | 6, add
   result.scopeLength = bits;
   return result;
 }
+
+/**
+ * One policy's class and its ECS scope, read through the shared group trie
+ * (buildClassTrie over the location groups, one per GeoIP index) and the
+ * policy's table from group to class (`classOfGroup`, the last entry for
+ * addresses without data).
+ *
+ * The walk stops at the first edge whose every address is in one group: the
+ * policy gives all of them one class, so that network is a sound scope, and
+ * it is never narrower than the GeoIP network itself. Then, going back up the
+ * walked path, a level is dropped from the scope while the sibling subtree is
+ * also uniform and maps to the same class (merging the cheap part of what a
+ * per-policy trie would merge, without one per policy).
+ */
+export function lookupGroupClass(index: GeoIndex, groupTrie: ClassTrie, classOfGroup: Int32Array, family: 4 | 6, address: Uint8Array, maxBits: number, result: ClassResult): ClassResult {
+  const wholeGroup = family === 4 ? groupTrie.wholeIPv4 : groupTrie.wholeIPv6;
+  if (wholeGroup >= 0) {
+    result.class = classOfGroup[wholeGroup];
+    result.scopeLength = 0;
+    return result;
+  }
+  const children = index.children;
+  const edges = groupTrie.edges;
+  const mixed = groupTrie.mixed;
+  const bits = family === 4 ? 32 : 128;
+  const path = walkedPath;
+  let node = family === 4 ? index.ipv4Root : index.root;
+  for (let depth = 0; depth < bits; depth++) {
+    const bit = depth < maxBits ? (address[depth >> 3] >> (7 - (depth & 7))) & 1 : 0;
+    const slot = 2 * node + bit;
+    path[depth] = slot;
+    const group = edges[slot];
+    if (group !== mixed) {
+      const cls = classOfGroup[group];
+      let scope = depth + 1;
+      while (scope > 0) {
+        const siblingSlot = path[scope - 1] ^ 1;
+        const sibling = edges[siblingSlot];
+        if (sibling === mixed ? !subtreeHasClass(children, edges, mixed, classOfGroup, children[siblingSlot], cls) : classOfGroup[sibling] !== cls) break;
+        scope--;
+      }
+      result.class = cls;
+      result.scopeLength = scope;
+      return result;
+    }
+    node = children[slot];
+  }
+  result.class = MIXED;
+  result.scopeLength = bits;
+  return result;
+}
+
+/** The edges of the current walk (one thread runs one lookup at a time). */
+const walkedPath = new Int32Array(128);
+
+/**
+ * Nodes a lookup may visit to prove that a mixed sibling subtree (several
+ * groups) still gives one class: enough for the small subtrees near the
+ * leaves, where most merging happens, bounded so a lookup stays cheap. An
+ * unproven subtree only leaves the scope narrower, never wrong.
+ */
+const SIBLING_BUDGET = 48;
+const pending = new Int32Array(SIBLING_BUDGET + 2);
+
+function subtreeHasClass(children: Int32Array, edges: Uint16Array | Int32Array, mixed: number, classOfGroup: Int32Array, root: number, cls: number): boolean {
+  let top = 0;
+  let visited = 0;
+  pending[top++] = root;
+  while (top > 0) {
+    if (++visited > SIBLING_BUDGET) return false;
+    const node = pending[--top];
+    for (let bit = 0; bit < 2; bit++) {
+      const slot = 2 * node + bit;
+      const group = edges[slot];
+      if (group !== mixed) {
+        if (classOfGroup[group] !== cls) return false;
+      } else {
+        if (top >= pending.length) return false;
+        pending[top++] = children[slot];
+      }
+    }
+  }
+  return true;
+}

@@ -11,6 +11,7 @@ import { buildClassTrie, type ClassTrie } from '../geo/scope.ts';
 import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import type { CompiledPolicy } from '../steering/types.ts';
+import { forWorkers } from '../steering/packed-classes.ts';
 import { compilePolicies, policyFilesIn, type GeoFacts, type LocationGroup } from './policies.ts';
 import { addHashRecord, compileZones, zoneFilesIn } from './zones.ts';
 
@@ -32,6 +33,7 @@ export interface LoadResult {
 }
 
 const factsCache = new WeakMap<GeoContext, GeoFacts>();
+const EMPTY_GROUPS = new Int32Array(0);
 
 /** The geo facts policies compile against; grouped once per geo context and reused by every reload. */
 export function geoFacts(geo: GeoContext): GeoFacts {
@@ -63,19 +65,40 @@ export function geoFacts(geo: GeoContext): GeoFacts {
     }
     groupOfLocation[i] = group;
   }
+  // Each order's rank of every PoP, made once here rather than by every policy's compile.
+  const ranks = orders.orders.map((order) => {
+    const rank = new Int16Array(catalog.count);
+    order.forEach((ordinal, position) => { rank[ordinal] = position; });
+    return rank;
+  });
   const facts: GeoFacts = {
     pops: catalog.pops.map((p) => ({ id: p.id, lat: p.lat, lon: p.lon, country: p.country, continent: p.continent, ipv4: p.ipv4, ipv6: p.ipv6 })),
     locationCount: index.locationCount,
     groupOfLocation,
     groups,
     orders: orders.orders,
+    ranks,
   };
   factsCache.set(geo, facts);
   return facts;
 }
 
-/** Class tries by the per-location class table they were built from (see compileCached in policies.ts). */
-const trieCache = new WeakMap<Int32Array, ClassTrie>();
+const groupTries = new WeakMap<GeoFacts, ClassTrie>();
+
+/**
+ * The one trie every policy reads: per edge of the GeoIP tree, the location
+ * group of every address below it, or mixed. Built once per geo context
+ * (one pass over the tree) instead of once per policy.
+ */
+export function groupTrieOf(geo: GeoContext): ClassTrie {
+  const facts = geoFacts(geo);
+  let trie = groupTries.get(facts);
+  if (!trie) {
+    trie = buildClassTrie(geo.index, facts.groupOfLocation, facts.groups.length);
+    groupTries.set(facts, trie);
+  }
+  return trie;
+}
 
 /**
  * The active set's identity, comparable across a fleet: each file's path
@@ -108,21 +131,12 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   const files = [...zoneFiles, ...policyFiles];
   if (!result || errors.length > 0) return { snapshot: null, errors, files, policies: [] };
 
-  // A policy whose every client gets the same class needs no trie: its answer
-  // holds for the whole address space (ECS scope 0). A policy that did not
-  // change comes back from the compile cache with the same per-location
-  // table, so its trie is found by that table and not built again.
-  const classTries = loaded.policies.map((p) => (p.classes.length === 1 ? []
-    : p.variantClassOfLocation.map((classOfLocation, v) => {
-      let trie = trieCache.get(classOfLocation);
-      if (!trie) {
-        trie = buildClassTrie(geo.index, classOfLocation, p.variantUnknownClass[v]);
-        trieCache.set(classOfLocation, trie);
-      }
-      return trie;
-    })));
-  // Workers need neither the per-location tables nor the source text.
-  const slim = loaded.policies.map((p) => ({ ...p, variantClassOfLocation: [] }));
+  // A policy whose every client gets the same class needs no table: its
+  // answer holds for the whole address space (ECS scope 0).
+  const groupTrie = groupTrieOf(geo);
+  const classTables = loaded.policies.map((p) => (p.classes.length === 1 ? [] : p.variantClassOfGroup));
+  // Workers read the class tables through classTables; the per-location group map stays here.
+  const slim = loaded.policies.map((p) => ({ ...p, groupOfLocation: EMPTY_GROUPS }));
 
   const contentHash = contentHashOf(configDir, [...result.files, ...loaded.sources], geo.version);
   if (options.hashRecord) {
@@ -132,9 +146,19 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   const snapshot: DnsSnapshot = {
     names: result.names,
     zones: result.zones,
-    steering: slim.length > 0 ? { policies: slim, classTries, geo: geo.index } : null,
+    steering: slim.length > 0 ? { policies: slim, groupTrie, classTables, geo: geo.index } : null,
     hash: contentHash,
     loadedAt: Date.now(),
   };
   return { snapshot: Object.freeze(snapshot), errors: [], files, policies: loaded.policies };
+}
+
+/**
+ * The snapshot as DNS workers get it: each policy's decision classes packed
+ * on shared memory instead of as objects, so posting a set of a thousand
+ * policies copies no class (steering/packed-classes.ts).
+ */
+export function snapshotForWorkers(snapshot: DnsSnapshot): DnsSnapshot {
+  if (!snapshot.steering) return snapshot;
+  return Object.freeze({ ...snapshot, steering: { ...snapshot.steering, policies: snapshot.steering.policies.map(forWorkers) } });
 }

@@ -10,7 +10,8 @@ import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { nameToWire } from '../dns/name.ts';
 import { encodeIPv4, encodeIPv6 } from '../dns/rdata.ts';
 import { buildCidrTrie, type CidrEntry } from '../steering/cidr-trie.ts';
-import { classKey, locationMatches, mix32, planClass } from '../steering/decide.ts';
+import { locationMatches, mix32, planClass } from '../steering/decide.ts';
+import { ClassInterner, GroupClassifier } from '../steering/class-table.ts';
 import { distanceKm } from '../geo/distance.ts';
 import { formatAddress, maskAddress, parseAddressInto } from '../geo/address.ts';
 import { parseCidr } from '../geo/networks.ts';
@@ -36,6 +37,8 @@ export interface GeoFacts {
   groups: LocationGroup[];
   /** PoP ordinals nearest first, per order class. */
   orders: Int16Array[];
+  /** ranks[order][pop]: the PoP's position in that order; shared by every policy's compile. */
+  ranks: Int16Array[];
 }
 
 export interface LocationGroup {
@@ -58,6 +61,7 @@ interface RuleDoc {
 }
 interface PolicyDoc {
   name: string;
+  names?: string[];
   ttl: number;
   degraded_ttl?: number;
   ttl_from_health?: { min: number; max: number };
@@ -87,6 +91,7 @@ export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string,
   const steered: SteeredName[] = [];
   const sources: YamlSource[] = [];
   const seenNames = new Map<string, string>();
+  const load = beginLoad(geo);
   for (const file of files) {
     let source: YamlSource;
     try {
@@ -104,44 +109,72 @@ export function compilePolicies(files: string[], geo: GeoFacts, selfPop: string,
     const docs = (source.data as { policies: PolicyDoc[] }).policies;
     docs.forEach((doc, i) => {
       const pointer = `/policies/${i}`;
-      const lower = doc.name.toLowerCase().replace(/\.$/, '');
-      const other = seenNames.get(lower);
-      if (other) {
-        errors.push(new ConfigError('POPSTEER_ERR_POLICY_DUPLICATE_NAME', file, source.position(`${pointer}/name`), `${pointer}/name`,
-          `${doc.name} already has a policy (${other}); one name, one policy`));
-        return;
+      // `name` and every entry of `names`: each name has one policy, across every file.
+      const written = [{ name: doc.name, at: `${pointer}/name` }, ...(doc.names ?? []).map((name, k) => ({ name, at: `${pointer}/names/${k}` }))];
+      let clash = false;
+      for (const { name, at } of written) {
+        const lower = name.toLowerCase().replace(/\.$/, '');
+        const other = seenNames.get(lower);
+        if (other) {
+          errors.push(new ConfigError('POPSTEER_ERR_POLICY_DUPLICATE_NAME', file, source.position(at), at,
+            `${name} already has a policy (${other}); one name, one policy: remove it here or there`));
+          clash = true;
+          continue;
+        }
+        seenNames.set(lower, `${file}${source.position(at) ? `:${source.position(at)!.line}` : ''}`);
       }
-      seenNames.set(lower, `${file}${source.position(pointer) ? `:${source.position(pointer)!.line}` : ''}`);
+      if (clash) return;
       const before = errors.length;
-      const compiled = compileCached(doc, policies.length, source, pointer, geo, selfPop, errors);
+      const compiled = compileCached(doc, policies.length, source, pointer, geo, selfPop, errors, load);
       if (compiled && errors.length === before) {
-        steered.push({ name: doc.name, index: compiled.index, file, pointer: `${pointer}/name`, position: source.position(`${pointer}/name`) });
+        for (const { name, at } of written) steered.push({ name, index: compiled.index, file, pointer: at, position: source.position(at) });
         policies.push(compiled);
       }
     });
   }
+  endLoad(geo, load);
   return { policies, steered, sources };
 }
 
 /**
  * Compiled policies of the previous loads against the same geo facts, by
- * their source: a reload recompiles only the policies that changed, so it
- * neither pays again for the others nor churns their per-location tables.
+ * what decides their answers (the policy without its names, file and
+ * description): a reload recompiles only the policies that changed, and
+ * policies written alike (one body, many names or files) share one compile:
+ * their classes and per-group tables.
  */
-const compiledCache = new WeakMap<GeoFacts, Map<string, CompiledPolicy>>();
+interface CacheEntry { compiled: CompiledPolicy; usedInLoad: number }
+const compiledCache = new WeakMap<GeoFacts, { entries: Map<string, CacheEntry>; load: number }>();
 
-function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[]): CompiledPolicy | null {
-  const key = `${source.file}\0${selfPop}\0${JSON.stringify(doc)}`;
-  let cache = compiledCache.get(geo);
-  if (!cache) compiledCache.set(geo, (cache = new Map()));
-  const hit = cache.get(key);
-  if (hit) return { ...hit, index };
-  const compiled = compilePolicy(doc, index, source, pointer, geo, selfPop, errors);
-  if (compiled) {
-    if (cache.size > 256) cache.clear();
-    cache.set(key, compiled);
+function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[], load: number): CompiledPolicy | null {
+  const key = `${selfPop}\0${JSON.stringify({ ...doc, name: '', names: undefined, description: undefined })}`;
+  const cache = cacheOf(geo);
+  const hit = cache.entries.get(key);
+  // An error already reported against this policy fails it, as it would fail a fresh compile.
+  if (hit && errors.some((e) => e.file === source.file && (e.pointer === pointer || e.pointer.startsWith(`${pointer}/`)))) return null;
+  if (hit) {
+    hit.usedInLoad = load;
+    return { ...hit.compiled, index, name: doc.name, file: source.file };
   }
+  const compiled = compilePolicy(doc, index, source, pointer, geo, selfPop, errors);
+  if (compiled) cache.entries.set(key, { compiled, usedInLoad: load });
   return compiled;
+}
+
+function cacheOf(geo: GeoFacts): { entries: Map<string, CacheEntry>; load: number } {
+  let cache = compiledCache.get(geo);
+  if (!cache) compiledCache.set(geo, (cache = { entries: new Map(), load: 0 }));
+  return cache;
+}
+
+/** Starts a load: returns its number. Entries neither this load nor the one before used are dropped when it ends. */
+function beginLoad(geo: GeoFacts): number {
+  return ++cacheOf(geo).load;
+}
+
+function endLoad(geo: GeoFacts, load: number): void {
+  const { entries } = cacheOf(geo);
+  for (const [key, entry] of entries) if (entry.usedInLoad < load - 1) entries.delete(key);
 }
 
 function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[]): CompiledPolicy | null {
@@ -348,29 +381,18 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   if (errors.some((e) => e.file === file && (e.pointer === pointer || e.pointer.startsWith(`${pointer}/`)))) return null;
 
   // Classes: per variant (no CIDR rule matched, or CIDR rule k matched first), per location.
-  const classes: DecisionClass[] = [];
-  const classIndex = new Map<string, number>();
-  const intern = (c: DecisionClass): number => {
-    const key = classKey(c);
-    let i = classIndex.get(key);
-    if (i === undefined) {
-      i = classes.length;
-      classes.push(c);
-      classIndex.set(key, i);
-    }
-    return i;
-  };
+  const interner = new ClassInterner();
+  const classes = interner.classes;
+  const intern = (c: DecisionClass): number => interner.intern(c);
+  const classifier = new GroupClassifier(rules, endpoints, unknownOrder, interner);
   const usesCountry = rules.some((r) => r.match.countries.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesContinent = rules.some((r) => r.match.continents.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesSubdivision = rules.some((r) => r.match.subdivisions.length > 0);
-  const ranks = geo.orders.map((order) => {
-    const rank = new Int16Array(geo.pops.length);
-    order.forEach((ordinal, position) => { rank[ordinal] = position; });
-    return rank;
-  });
+  const ranks = geo.ranks;
+  const { attributes, count: attributeCount } = attributesOf(geo, usesCountry, usesContinent, usesSubdivision);
   const cidr = cidrEntries.client.length + cidrEntries.resolver.length > 0 ? compileCidrTries(cidrEntries, rules) : null;
   const variants = [-1, ...new Set([...cidrEntries.client, ...cidrEntries.resolver].map((c) => c.rule))].sort((a, b) => a - b);
-  const variantClassOfLocation: Int32Array[] = [];
+  const variantClassOfGroup: Int32Array[] = [];
   const variantUnknownClass: number[] = [];
   const loc: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
   for (const variantRule of variants) {
@@ -385,8 +407,10 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       }
       return sawDefault;
     };
-    const memo = new Map<string, number>();
-    const classOfGroup = new Int32Array(geo.groups.length);
+    const ruleOfAttributes = new Int32Array(attributeCount).fill(-1);
+    // One entry per location group and, last, the class of addresses without data; shared
+    // memory, so the query path's copy in every worker thread is this one.
+    const classOfGroup = new Int32Array(new SharedArrayBuffer(4 * (geo.groups.length + 1)));
     geo.groups.forEach((g, i) => {
       loc.known = g.order >= 0;
       loc.popRank = g.order >= 0 ? ranks[g.order] : null;
@@ -394,29 +418,25 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
       loc.continent = usesContinent ? g.continent : '';
       loc.subdivision = usesSubdivision ? g.subdivision : '';
       loc.fixedPop = g.fixedPop;
-      const key = `${g.order}|${loc.country}|${loc.continent}|${loc.subdivision}|${loc.fixedPop}`;
-      let c = memo.get(key);
-      if (c === undefined) {
-        const r = firstRule(loc);
-        c = intern(planClass(rules[r], r, endpoints, loc, unknownOrder));
-        memo.set(key, c);
-      }
-      classOfGroup[i] = c;
+      // The rule depends on the attributes the policy reads, not on the order: once per distinct attributes.
+      const a = attributes[i];
+      let r = ruleOfAttributes[a];
+      if (r === -1) ruleOfAttributes[a] = r = firstRule(loc);
+      classOfGroup[i] = classifier.classFor(r, loc, a);
     });
-    const classOfLocation = new Int32Array(geo.locationCount);
-    const groupOf = geo.groupOfLocation;
-    for (let i = 0; i < classOfLocation.length; i++) classOfLocation[i] = classOfGroup[groupOf[i]];
-    variantClassOfLocation.push(classOfLocation);
     const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false };
     const r = firstRule(unknown);
-    variantUnknownClass.push(intern(planClass(rules[r], r, endpoints, unknown, unknownOrder)));
+    const unknownClass = intern(planClass(rules[r], r, endpoints, unknown, unknownOrder));
+    classOfGroup[geo.groups.length] = unknownClass;
+    variantClassOfGroup.push(classOfGroup);
+    variantUnknownClass.push(unknownClass);
   }
   const selfPopEntry = selfOrdinal >= 0 ? geo.pops[selfOrdinal] : null;
   const selfDistanceKm = Float64Array.from(endpoints, (e) => (selfPopEntry && !Number.isNaN(e.lat) ? distanceKm(selfPopEntry.lat, selfPopEntry.lon, e.lat, e.lon) : NaN));
   packTiers(classes);
   return {
     name: doc.name, index, file, ttl: doc.ttl, degradedTtl: doc.degraded_ttl ?? Math.max(1, Math.floor(doc.ttl / 3)),
-    ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, classes, variantClassOfLocation, variantUnknownClass,
+    ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, classes, variantClassOfGroup, groupOfLocation: geo.groupOfLocation, variantUnknownClass,
     cidr, whenAllDown, lastResort, selfEndpoint, unknownOrder, selfDistanceKm,
   };
 }
@@ -539,4 +559,31 @@ export function hashString(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return h >>> 0;
+}
+
+const attributeIds = new WeakMap<GeoFacts, Map<number, { attributes: Int32Array; count: number }>>();
+
+/**
+ * Per location group, an id of what a policy reading these attributes sees
+ * (country, continent, subdivision, whether the location is known); made
+ * once per geo context and combination, shared by every policy's compile.
+ */
+function attributesOf(geo: GeoFacts, country: boolean, continent: boolean, subdivision: boolean): { attributes: Int32Array; count: number } {
+  let byUse = attributeIds.get(geo);
+  if (!byUse) attributeIds.set(geo, (byUse = new Map()));
+  const use = (country ? 1 : 0) | (continent ? 2 : 0) | (subdivision ? 4 : 0);
+  let found = byUse.get(use);
+  if (!found) {
+    const ids = new Map<string, number>();
+    const attributes = new Int32Array(geo.groups.length);
+    geo.groups.forEach((g, i) => {
+      const key = `${country ? g.country : ''}|${continent ? g.continent : ''}|${subdivision ? g.subdivision : ''}|${g.order >= 0 ? 1 : 0}`;
+      let id = ids.get(key);
+      if (id === undefined) ids.set(key, (id = ids.size));
+      attributes[i] = id;
+    });
+    found = { attributes, count: ids.size };
+    byUse.set(use, found);
+  }
+  return found;
 }

@@ -139,6 +139,19 @@ export interface DecisionClass {
   servfail: boolean;
 }
 
+/** Decision classes as typed arrays on shared memory (steering/packed-classes.ts). */
+export interface PackedClasses {
+  count: number;
+  rule: Int32Array;
+  /** 1 where the class is servfail. */
+  servfail: Uint8Array;
+  /** Class c's tiers are tiers firstTier[c] .. firstTier[c + 1]. */
+  firstTier: Int32Array;
+  /** Tier t's endpoints are endpoints[tierStart[t] .. tierStart[t + 1]). */
+  tierStart: Int32Array;
+  endpoints: Int16Array;
+}
+
 /**
  * The `client_cidr` and `resolver_cidr` matches of a policy as two binary
  * prefix tries (steering/cidr-trie.ts): a query walks at most 32 or 128
@@ -176,11 +189,18 @@ export interface CompiledPolicy {
   endpoints: Endpoint[];
   rules: RulePlan[];
   classes: DecisionClass[];
+  /** In DNS workers: the classes packed (classes then fills on first use, steering/packed-classes.ts classAt). */
+  packedClasses?: PackedClasses;
   /**
-   * Class per location for each variant. Variant 0 is used when no CIDR rule
-   * matched the query; variant k when the k-th rule with CIDRs (cidr.variantOfRule) is the first that did.
+   * Class per location group for each variant, the last entry for clients
+   * without a location. Variant 0 is used when no CIDR rule matched the
+   * query; variant k when the k-th rule with CIDRs (cidr.variantOfRule) is
+   * the first that did. A few kilobytes per policy: the per-address part is
+   * the one group trie every policy shares (SteeringTables.groupTrie).
    */
-  variantClassOfLocation: Int32Array[];
+  variantClassOfGroup: Int32Array[];
+  /** Group of each GeoIP location (shared by every policy of a geo context; not posted to workers). */
+  groupOfLocation: Int32Array;
   /** Class for clients without a location, per variant. */
   variantUnknownClass: number[];
   /** The CIDR matches; null when no rule that applies on this instance lists CIDRs. */
@@ -199,9 +219,16 @@ export interface CompiledPolicy {
 export interface SteeringTables {
   policies: CompiledPolicy[];
   /**
-   * classTries[policy][variant]: class and scope per client network
-   * (geo/scope.ts); empty for a policy with a single class.
+   * The location group of every client network and the widest network in
+   * one group (geo/scope.ts buildClassTrie over the groups), shared by every
+   * policy compiled against the same geo data.
    */
-  classTries: ClassTrie[][];
+  groupTrie: ClassTrie;
+  /**
+   * classTables[policy][variant]: class per location group, the last entry
+   * for addresses without data (lookupGroupClass); empty for a policy with a
+   * single class.
+   */
+  classTables: Int32Array[][];
   geo: GeoIndex;
 }

@@ -25,7 +25,13 @@ import { residentBytes } from '../soak/dnsperf-once.ts';
 
 const IDLE_MS = 1500;
 /** Only catches a connection that is never closed. */
-const NEVER_MS = IDLE_MS + 10_000;
+/**
+ * Deadlines for the cap tests: setting up CAP misbehaving connections must fit
+ * inside them (or the first would be closed before the last is open), and on a
+ * loaded 2-core machine that takes seconds, so they get more room than IDLE_MS.
+ */
+const CAP_DEADLINE_MS = 6000;
+const NEVER_MS = CAP_DEADLINE_MS + 10_000;
 const STREAM_BYTES = 1024 * 1024 * 1024;
 const RSS_GROWTH_LIMIT = 20 * 1024 * 1024;
 const CAP = 6;
@@ -154,7 +160,7 @@ async function capAndDeadlines(t: { diagnostic(text: string): void }, server: St
     assert.equal(await metric(server, 'popsteer_dns_tcp_connections'), CAP, `${what} connections hold their slots`);
 
     const allClosed = await gaugeReaches(server, 0, since, NEVER_MS);
-    t.diagnostic(`${what}: ${CAP} connections at a cap of ${CAP} across 2 workers, one more refused; all closed by the server ${allClosed === null ? 'never' : `within ${Math.round(allClosed)} ms`} (idle timeout ${IDLE_MS} ms)`);
+    t.diagnostic(`${what}: ${CAP} connections at a cap of ${CAP} across 2 workers, one more refused; all closed by the server ${allClosed === null ? 'never' : `within ${Math.round(allClosed)} ms`} (idle timeout ${CAP_DEADLINE_MS} ms)`);
     assert.notEqual(allClosed, null, `the server still holds ${await metric(server, 'popsteer_dns_tcp_connections')} ${what} connections`);
     // The clients see it too, once they look: reading meets the reset, and so does writing after the server's FIN.
     for (const socket of sockets) {
@@ -197,7 +203,7 @@ async function received(socket: Socket, bytes: number): Promise<void> {
 test(`connections lingering after the query limit count against the server-wide cap (${CAP}, two workers) and are closed within the idle timeout`, async (t) => {
   const server = await startServer({
     workers: 2,
-    args: ['--tcp-max-queries', '2', '--tcp-max-connections', String(CAP), '--tcp-idle-timeout-ms', String(IDLE_MS), '--tcp-message-timeout-ms', String(IDLE_MS)],
+    args: ['--tcp-max-queries', '2', '--tcp-max-connections', String(CAP), '--tcp-idle-timeout-ms', String(CAP_DEADLINE_MS), '--tcp-message-timeout-ms', String(CAP_DEADLINE_MS)],
   });
   try {
     await capAndDeadlines(t, server, 'lingering', async (socket) => {
@@ -215,7 +221,7 @@ test(`connections lingering after the query limit count against the server-wide 
 test('half-closed connections with replies they never read count against the cap and are closed within the idle timeout', async (t) => {
   const server = await startServer({
     workers: 2,
-    args: ['--tcp-max-connections', String(CAP), '--tcp-idle-timeout-ms', String(IDLE_MS), '--tcp-message-timeout-ms', String(IDLE_MS), '--tcp-max-queries', '1000000'],
+    args: ['--tcp-max-connections', String(CAP), '--tcp-idle-timeout-ms', String(CAP_DEADLINE_MS), '--tcp-message-timeout-ms', String(CAP_DEADLINE_MS), '--tcp-max-queries', '1000000'],
   });
   try {
     // 100,000 queries for a 600-byte TXT answer: some 60 MB of replies, far more than the kernel's socket buffers take.
