@@ -45,7 +45,7 @@ define apt_install_no_service
 	fi
 endef
 
-.PHONY: run test deps debs build-debs native typecheck deb bench bench-scale soak fuzz-nightly clean openapi
+.PHONY: run test deps debs build-debs native typecheck lint deb bench bench-scale soak fuzz-nightly clean openapi
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -77,10 +77,15 @@ run: deps
 typecheck: deps
 	tsc --noEmit -p tsconfig.json
 
+# typescript-eslint with type information (eslint.config.js): unused code,
+# floating and misused promises.
+lint: deps
+	eslint --max-warnings 0 .
+
 # Test servers share one GeoIP index cache made for this run (built once
 # here, before the servers start) and removed after it, so the suite leaves
 # nothing in $$HOME or the tree.
-test: deps debs native typecheck
+test: deps debs native typecheck lint
 	@cache=$$(mktemp -d -t popsteer-test-cache.XXXXXX); \
 	POPSTEER_CACHE_DIR=$$cache node bin/popsteer.js validate >/dev/null; \
 	POPSTEER_TEST_CACHE_DIR=$$cache node --test --test-concurrency=2 --test-timeout=180000 \

@@ -4,8 +4,8 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { DecisionRecorder } from './admin/decision-counters.ts';
-import { QueryLog } from './admin/query-log.ts';
+import { DecisionRecorder } from './engine/decision-counters.ts';
+import { QueryLog } from './engine/query-log.ts';
 import { Counters, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
 import { createSteering, type PolicySteering } from './engine/steering-hook.ts';
@@ -38,7 +38,7 @@ export interface DnsWorkerData {
   signals: SharedArrayBuffer;
   /** Resolver networks whose ECS is used; empty = every resolver. */
   ecsTrust: string[];
-  /** Steering decisions per [policy][rule][endpoint] (admin/decision-counters.ts), one buffer per policy set. */
+  /** Steering decisions per [policy][rule][endpoint] (engine/decision-counters.ts), one buffer per policy set. */
   decisionCounters: SharedArrayBuffer;
   /** Share of queries written to the query log (0 = off). */
   queryLogSample: number;

@@ -3,7 +3,7 @@
 // to the dnstap producer. Kept out of dns-worker.ts so that file only gains a
 // call; imports across modules are allowed here, as in the worker itself.
 
-import { NO_ENDPOINT, type DecisionRecorder } from './admin/decision-counters.ts';
+import { NO_ENDPOINT, type DecisionRecorder } from './engine/decision-counters.ts';
 import { FAMILY_IPV4 } from './dns/constants.ts';
 import type { QueryView } from './dns/query.ts';
 import { DnstapProducer, type DecisionLabels, type DnstapDecision, type DnstapWorkerConfig } from './dnstap/producer.ts';

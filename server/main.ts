@@ -463,7 +463,6 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     server.adminPort = admin.port;
     log.info({ admin: `${settings.admin.host}:${admin.port}`, tls: settings.adminTlsCert !== null }, 'admin HTTP listening');
   }
-  void geo;
 
   async function shutdown(): Promise<void> {
     if (shuttingDown) return;

@@ -2,7 +2,7 @@
 //
 // Most of them mirror state that lives elsewhere: the DNS workers' shared
 // counter regions (engine/counters.ts, summed over workers), the steering
-// decision counters (decision-counters.ts), the health service's own counts
+// decision counters (engine/decision-counters.ts), the health service's own counts
 // and the reload counts. Those are ScrapedMetrics: a family whose samples are
 // computed from the source at scrape time, so the query path pays plain
 // increments only and nothing is copied into prom-client's own state.
@@ -17,7 +17,7 @@ import {
 import { OFF_RRL_LIMITED, RRL_ACTIONS } from '../engine/counters.ts';
 import { FAILURE_REASONS, LOCAL_CAUSES } from '../health/transports.ts';
 import { PROBE_DURATION_BOUNDS, type HealthMetrics } from '../health/service.ts';
-import type { DecisionCount, OutcomeCount } from './decision-counters.ts';
+import type { DecisionCount, OutcomeCount } from '../engine/decision-counters.ts';
 
 export interface MetricsSource {
   counters: SharedArrayBuffer;
@@ -82,6 +82,11 @@ function histogramSamples(name: string, labels: Labels, bounds: readonly number[
   return out;
 }
 
+/**
+ * The Prometheus registry. Longer than a screen on purpose: every metric
+ * popsteer exports is defined here, one after the other, so the names, help
+ * texts and labels read as one list (the README's metric table follows it).
+ */
 export function createMetrics(source: MetricsSource): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ pop: source.pop });

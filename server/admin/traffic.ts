@@ -2,7 +2,7 @@
 // page: a timer reads the decision totals every few seconds and keeps the
 // differences in a ring buffer. Nothing here touches the query path.
 
-import type { DecisionCount } from './decision-counters.ts';
+import type { DecisionCount } from '../engine/decision-counters.ts';
 
 export interface TrafficSeries {
   intervalSeconds: number;

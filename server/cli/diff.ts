@@ -40,6 +40,11 @@ export function readSample(file: string): SampleEntry[] {
   return entries;
 }
 
+/**
+ * `popsteer diff`: loads both sets, replays the client sample through each and
+ * prints what changes. One function a little past a screen: arguments, the
+ * two loads, the sample, the report, each step short and in order.
+ */
 export async function runDiffCommand(args: string[]): Promise<number> {
   const resolved = resolveCommand(args, {
       from: { type: 'string' }, to: { type: 'string' }, sample: { type: 'string' }, 'clients-dnstap': { type: 'string' }, name: { type: 'string' },

@@ -32,7 +32,12 @@ export interface CommandOutput {
   err: { write(text: string): unknown };
 }
 
-/** Runs the subcommand; `args` are the words after "pop". Returns the exit status. */
+/**
+ * Runs the subcommand; `args` are the words after "pop". Returns the exit
+ * status. It reads top to bottom as the command works: arguments, token, one
+ * request to the admin API, its answer; each refusal returns its own status
+ * on the spot, which is why it stays one function a little past a screen.
+ */
 export async function runPopCommand(args: string[], io: CommandOutput = { out: process.stdout, err: process.stderr }): Promise<number> {
   const usage = (message: string): number => {
     io.err.write(`popsteer pop: ${message}\n\n${POP_HELP}\n`);

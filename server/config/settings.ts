@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, ConfigErrors, type SourcePosition } from './errors.ts';
 import { readYamlFile } from './yaml-source.ts';
 import { parseNetwork } from '../rrl/network.ts';
-import { parseDnstapTarget } from '../dnstap/target.ts';
+import { parseDnstapTarget } from './dnstap-target.ts';
 
 export interface ListenAddress {
   host: string;

@@ -1,6 +1,7 @@
 // Domain names in wire form. The slow path (loading zones) converts text to
 // wire; the fast path only hashes and compares lower-cased wire bytes.
 
+import { fnv1a, FNV_OFFSET } from '../lib/hash.ts';
 import { MAX_LABEL_LENGTH, MAX_NAME_WIRE_LENGTH } from './constants.ts';
 
 export class NameSyntaxError extends Error {}
@@ -91,9 +92,6 @@ export function labelOffsetsOf(wire: Uint8Array): number[] {
   return offsets;
 }
 
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
-
 /**
  * Hashes of every suffix of a lower-cased wire name, computed right to left so
  * one pass gives all of them: `out[i]` is the hash of the name from label i on;
@@ -105,11 +103,7 @@ export function hashSuffixes(key: Uint8Array, labelOffsets: ArrayLike<number>, l
   out[labelCount] = h | 0;
   for (let l = labelCount - 1; l >= 0; l--) {
     const start = labelOffsets[l];
-    const end = start + key[start] + 1;
-    for (let i = start; i < end; i++) {
-      h ^= key[i];
-      h = Math.imul(h, FNV_PRIME);
-    }
+    h = fnv1a(key, start, start + key[start] + 1, h);
     out[l] = h | 0;
   }
 }

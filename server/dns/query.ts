@@ -132,7 +132,12 @@ export function parseQuery(buf: Uint8Array, length: number, view: QueryView): Pa
   return view.opcode === 0 ? status : PARSE_NOTIMP;
 }
 
-/** Question, answer, authority and additional sections, after the header. */
+/**
+ * Question, answer, authority and additional sections, after the header.
+ * Longer than a screen on purpose: it is one pass over the packet on the fast
+ * path, the cursor a local and every exit a status code; split into calls it
+ * would carry the offset and the status through each of them.
+ */
 function parseSections(buf: Uint8Array, length: number, view: QueryView): ParseStatus {
   const qdcount = (buf[4] << 8) | buf[5];
   const ancount = (buf[6] << 8) | buf[7];

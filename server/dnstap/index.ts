@@ -12,7 +12,7 @@ import type { Logger } from '../log/logger.ts';
 import { CONNECTED, CONNECTIONS, createControl } from './control.ts';
 import type { DnstapWorkerConfig } from './producer.ts';
 import { createRing, ringStats } from './ring.ts';
-import { parseDnstapTarget, type DnstapOutput } from './target.ts';
+import { parseDnstapTarget, type DnstapOutput } from '../config/dnstap-target.ts';
 import type { FromWriterThread, ToWriterThread, WriterThreadData } from './writer-thread.ts';
 
 export interface DnstapStats {

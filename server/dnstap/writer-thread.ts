@@ -3,7 +3,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../log/logger.ts';
-import type { DnstapOutput } from './target.ts';
+import type { DnstapOutput } from '../config/dnstap-target.ts';
 import { DnstapWriter } from './writer.ts';
 
 export interface WriterThreadData {

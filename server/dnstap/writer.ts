@@ -19,7 +19,7 @@ import {
   CONTROL_ACCEPT, CONTROL_FINISH, CONTROL_READY, CONTROL_START, CONTROL_STOP, ControlFrameReader, DNSTAP_CONTENT_TYPE, controlFrame,
 } from './frame-streams.ts';
 import { RingConsumer } from './ring.ts';
-import type { DnstapOutput } from './target.ts';
+import type { DnstapOutput } from '../config/dnstap-target.ts';
 
 
 export interface WriterOptions {

@@ -22,6 +22,7 @@ import {
 } from '../dns/query.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
 import { ResponseWriter, TCP_SIZE_LIMIT, udpSizeLimit } from '../dns/writer.ts';
+import { fnv1a, fnv1aStep } from '../lib/hash.ts';
 import { findName } from '../snapshot/name-table.ts';
 import type { DnsSnapshot, NameNode } from '../snapshot/types.ts';
 import { Counters, OFF_DROPPED, OFF_TRUNCATED } from './counters.ts';
@@ -80,12 +81,6 @@ function responseKeyOf(nameHash: number, answered: number): number {
   return Math.imul(h, 0xc2b2ae35) ^ (h >>> 16);
 }
 
-/** FNV-1a over wire bytes: the zone apex of an NXDOMAIN has no precomputed hash. */
-function hashWire(bytes: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
-  return h;
-}
 
 export class Engine {
   snapshot: DnsSnapshot;
@@ -193,7 +188,7 @@ export class Engine {
       if (node === null) continue;
       if (node.delegation !== null) return this.referral(node.delegation);
       if (node.wildcard !== null) return this.answerAt(node.wildcard, qtype, client);
-      this.responseKey = responseKeyOf(hashWire(node.zone.apex), ANSWERED_NXDOMAIN);
+      this.responseKey = responseKeyOf(fnv1a(node.zone.apex), ANSWERED_NXDOMAIN);
       return node.zone.nxdomain;
     }
     return REFUSED; // in no zone we serve: never recurse
@@ -266,12 +261,12 @@ export class Engine {
     let h2 = Math.imul(this.cookieSecret, 0x9e3779b1) ^ 0x85ebca6b;
     const cc = this.view.clientCookie;
     for (let i = 0; i < 8; i++) {
-      h1 = Math.imul(h1 ^ cc[i], 0x01000193);
+      h1 = fnv1aStep(h1, cc[i]);
       h2 = Math.imul(h2 ^ cc[7 - i], 0x5bd1e995);
     }
     const address = client.address;
     for (let i = 0; i < address.length; i++) {
-      h1 = Math.imul(h1 ^ address.charCodeAt(i), 0x01000193);
+      h1 = fnv1aStep(h1, address.charCodeAt(i));
       h2 = Math.imul(h2 ^ address.charCodeAt(i), 0x5bd1e995);
     }
     h1 ^= h1 >>> 15; h2 ^= h2 >>> 13;

@@ -25,6 +25,7 @@ import { ClassMemo } from './class-memo.ts';
 import {
   chooseDecidingAddress, DecidingAddress, ecsTrustCheck, MAX_IPV4_BITS, MAX_IPV6_BITS, SCOPE_EMBEDDED_IPV4, scopeAvoidingSpecialUse, type TrustEcs,
 } from './client-address.ts';
+import { fnv1a, fnv1aStep, FNV_OFFSET } from '../lib/hash.ts';
 import { Counters, OFF_DECISION_CACHE_HITS, OFF_DECISION_CACHE_MISSES, OFF_DECISION_CACHE_SIZE, OFF_ECS } from './counters.ts';
 import type { ClientAddress, SteeringHook, SteeringResult } from './engine.ts';
 
@@ -284,7 +285,7 @@ export class PolicySteering implements SteeringHook {
     const cache = this.templates[index];
     // A hash picks the bucket; the endpoints are compared exactly, so colliding sets never share an answer.
     let h = qtype;
-    for (let i = 0; i < r.count; i++) h = Math.imul(h ^ r.chosen[i], 0x01000193);
+    for (let i = 0; i < r.count; i++) h = fnv1aStep(h, r.chosen[i]);
     const bucket = cache.get(h);
     if (bucket !== undefined) {
       for (let b = 0; b < bucket.length; b++) {
@@ -334,10 +335,9 @@ function sameEndpoints(endpoints: Int16Array, r: Resolution): boolean {
 
 /** Hash of the deciding network (address masked to the scope): the sticky-weighting key. */
 function stickyKeyOf(bytes: Uint8Array, scope: number, family: 4 | 6): number {
-  let h = 0x811c9dc5 ^ family;
   const whole = scope >> 3;
-  for (let i = 0; i < whole; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  let h = fnv1a(bytes, 0, whole, FNV_OFFSET ^ family);
   const rest = scope & 7;
-  if (rest > 0) h = Math.imul(h ^ (bytes[whole] & ((0xff00 >> rest) & 0xff)), 0x01000193);
-  return Math.imul(h ^ scope, 0x01000193) >>> 0;
+  if (rest > 0) h = fnv1aStep(h, bytes[whole] & ((0xff00 >> rest) & 0xff));
+  return fnv1aStep(h, scope) >>> 0;
 }

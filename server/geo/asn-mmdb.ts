@@ -6,7 +6,7 @@
 
 import { Reader } from 'maxmind';
 import { ConfigError } from '../config/errors.ts';
-import type { AsnFileContent, AsnNetworkList } from './asn-source.ts';
+import type { AsnFileContent, AsnNetworkList } from './asn-networks.ts';
 import { MmdbDataReader, treeRecordReader } from './mmdb-format.ts';
 
 const METADATA_MARKER = Buffer.from('\xab\xcd\xefMaxMind.com', 'latin1');

@@ -7,7 +7,7 @@
 
 import { ConfigError } from '../config/errors.ts';
 import { maskAddress, parseAddressInto } from './address.ts';
-import type { AsnFileContent, AsnNetworkList } from './asn-source.ts';
+import type { AsnFileContent, AsnNetworkList } from './asn-networks.ts';
 
 const MAX_ASN = 4294967295;
 

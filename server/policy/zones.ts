@@ -14,7 +14,7 @@ import {
   type SvcParamValue,
 } from '../dns/rdata.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
-import { ConfigError } from '../config/errors.ts';
+import { ConfigError, type ErrorCode } from '../config/errors.ts';
 import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { createNameTable, insertName } from '../snapshot/name-table.ts';
 import type { NameNode, NameTable, ZoneTables } from '../snapshot/types.ts';
@@ -157,7 +157,7 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
     return null;
   }
   const doc = source.data as ZoneDocument;
-  const err = (code: string, pointer: string, message: string): void => {
+  const err: ZoneFail = (code, pointer, message) => {
     errors.push(new ConfigError(code, file, source.position(pointer), pointer, message));
   };
   let apex: Uint8Array;
@@ -172,38 +172,7 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
   const nodes = new Map<string, BuildNode>();
   const negativeTtl = Math.min(doc.soa.ttl, doc.soa.minimum);
 
-  for (const [ownerText, rrsets] of Object.entries(doc.records)) {
-    const pointer = `/records/${ownerText.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-    let wire: Uint8Array;
-    try {
-      wire = resolveName(ownerText, apex);
-    } catch (e) {
-      err('POPSTEER_ERR_ZONE_NAME', pointer, (e as Error).message);
-      continue;
-    }
-    const key = lowerWire(wire);
-    const k = keyString(key);
-    if (nodes.has(k)) {
-      err('POPSTEER_ERR_ZONE_DUPLICATE_NAME', pointer, `"${ownerText}" names ${wireToName(key)} again (names are case-insensitive); merge the two entries`);
-      continue;
-    }
-    const node: BuildNode = { wire, key, text: wireToName(wire), rrsets: new Map(), pointer, steeredIndex: -1 };
-    nodes.set(k, node);
-    const defaultTtl = typeof rrsets.ttl === 'number' ? rrsets.ttl : doc.ttl;
-    for (const [typeName, value] of Object.entries(rrsets)) {
-      if (typeName === 'ttl') continue;
-      const type = typeFromName(typeName)!;
-      try {
-        node.rrsets.set(type, encodeRRset(type, value, defaultTtl, apex));
-      } catch (e) {
-        if (e instanceof RdataError || e instanceof NameSyntaxError) err('POPSTEER_ERR_ZONE_RDATA', `${pointer}/${typeName}`, e.message);
-        else throw e;
-      }
-    }
-    if (node.rrsets.has(TYPE_CNAME) && node.rrsets.size > 1) {
-      err('POPSTEER_ERR_ZONE_CNAME_AND_OTHER_DATA', `${pointer}/CNAME`, 'a name with a CNAME may have no other records (RFC 1034 §3.6.2): move the other records or drop the CNAME');
-    }
-  }
+  for (const [ownerText, rrsets] of Object.entries(doc.records)) addOwner(ownerText, rrsets, doc.ttl, apex, nodes, err);
 
   const apexNode = nodes.get(keyString(apexKey));
   if (!apexNode || !apexNode.rrsets.has(TYPE_NS)) {
@@ -229,6 +198,42 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
     apex: apexKey, apexText, nxdomain: negative(RCODE_NXDOMAIN), nodata: negative(RCODE_NOERROR), sourceFile: file,
   };
   return { source, doc, apex, apexKey, nodes, negativeTtl, tables };
+}
+
+type ZoneFail = (code: ErrorCode, pointer: string, message: string) => void;
+
+/** One owner name of a zone file and its RRsets, into `nodes`. */
+function addOwner(ownerText: string, rrsets: Record<string, unknown>, zoneTtl: number, apex: Uint8Array, nodes: Map<string, BuildNode>, err: ZoneFail): void {
+  const pointer = `/records/${ownerText.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  let wire: Uint8Array;
+  try {
+    wire = resolveName(ownerText, apex);
+  } catch (e) {
+    err('POPSTEER_ERR_ZONE_NAME', pointer, (e as Error).message);
+    return;
+  }
+  const key = lowerWire(wire);
+  const k = keyString(key);
+  if (nodes.has(k)) {
+    err('POPSTEER_ERR_ZONE_DUPLICATE_NAME', pointer, `"${ownerText}" names ${wireToName(key)} again (names are case-insensitive); merge the two entries`);
+    return;
+  }
+  const node: BuildNode = { wire, key, text: wireToName(wire), rrsets: new Map(), pointer, steeredIndex: -1 };
+  nodes.set(k, node);
+  const defaultTtl = typeof rrsets.ttl === 'number' ? rrsets.ttl : zoneTtl;
+  for (const [typeName, value] of Object.entries(rrsets)) {
+    if (typeName === 'ttl') continue;
+    const type = typeFromName(typeName)!;
+    try {
+      node.rrsets.set(type, encodeRRset(type, value, defaultTtl, apex));
+    } catch (e) {
+      if (e instanceof RdataError || e instanceof NameSyntaxError) err('POPSTEER_ERR_ZONE_RDATA', `${pointer}/${typeName}`, e.message);
+      else throw e;
+    }
+  }
+  if (node.rrsets.has(TYPE_CNAME) && node.rrsets.size > 1) {
+    err('POPSTEER_ERR_ZONE_CNAME_AND_OTHER_DATA', `${pointer}/CNAME`, 'a name with a CNAME may have no other records (RFC 1034 §3.6.2): move the other records or drop the CNAME');
+  }
 }
 
 function asArray<T>(value: T | T[]): T[] {
@@ -328,14 +333,29 @@ function attachSteeredNames(zones: LoadedZone[], steered: SteeredName[], errors:
 }
 
 const ANY_PREFERENCE = [TYPE_CNAME, TYPE_A, TYPE_AAAA, TYPE_HTTPS, TYPE_MX, TYPE_TXT, TYPE_SOA, TYPE_NS];
+/** CNAME links chased inside a zone when pre-building an answer. */
+const MAX_CNAME_CHAIN = 8;
 
+/**
+ * Compiles one zone's names into NameNodes, in phases: add the empty
+ * non-terminals, find the zone cuts and refuse what they occlude, pre-build
+ * every node's answers, then link each node to its delegation and wildcard.
+ */
 function buildZoneNodes(zone: LoadedZone, errors: ConfigError[]): NameNode[] {
-  const { apex, apexKey, tables } = zone;
+  const nodes = withEmptyNonTerminals(zone);
+  const cuts = zoneCuts(nodes, zone.apexKey);
+  checkOccludedNames(zone, nodes, cuts, errors);
+  const answers = new ZoneAnswers(zone, nodes, cuts);
   const built = new Map<string, NameNode>();
-  const apexDepth = countLabels(apexKey);
+  for (const node of nodes.values()) built.set(keyString(node.key), compileNode(node, answers, zone));
+  linkDelegationsAndWildcards(built, cuts);
+  return [...built.values()];
+}
 
-  // Every owner name, and the empty non-terminals between it and the apex.
-  const buildNodes = new Map(zone.nodes);
+/** Every owner name, and the empty non-terminals between it and the apex. */
+function withEmptyNonTerminals(zone: LoadedZone): Map<string, BuildNode> {
+  const apexDepth = countLabels(zone.apexKey);
+  const nodes = new Map(zone.nodes);
   for (const node of zone.nodes.values()) {
     let key = node.key;
     let wire = node.wire;
@@ -343,20 +363,30 @@ function buildZoneNodes(zone: LoadedZone, errors: ConfigError[]): NameNode[] {
       wire = wire.subarray(wire[0] + 1);
       key = key.subarray(key[0] + 1);
       const k = keyString(key);
-      if (!buildNodes.has(k)) buildNodes.set(k, { wire, key, text: wireToName(wire), rrsets: new Map(), pointer: node.pointer, steeredIndex: -1 });
+      if (!nodes.has(k)) nodes.set(k, { wire, key, text: wireToName(wire), rrsets: new Map(), pointer: node.pointer, steeredIndex: -1 });
     }
   }
+  return nodes;
+}
 
-  // Zone cuts: NS records below the apex.
+/** Zone cuts: the names below the apex that have NS records. */
+function zoneCuts(nodes: Map<string, BuildNode>, apexKey: Uint8Array): BuildNode[] {
   const cuts: BuildNode[] = [];
-  for (const node of buildNodes.values()) if (node.rrsets.has(TYPE_NS) && node.key.length !== apexKey.length) cuts.push(node);
-  const cutAbove = (key: Uint8Array): BuildNode | null => {
-    let best: BuildNode | null = null;
-    for (const cut of cuts) if (isSubdomain(key, cut.key) && (!best || cut.key.length > best.key.length)) best = cut;
-    return best;
-  };
-  for (const node of buildNodes.values()) {
-    const cut = cutAbove(node.key);
+  for (const node of nodes.values()) if (node.rrsets.has(TYPE_NS) && node.key.length !== apexKey.length) cuts.push(node);
+  return cuts;
+}
+
+/** The closest cut at or above `key`, or null. */
+function cutAbove(cuts: BuildNode[], key: Uint8Array): BuildNode | null {
+  let best: BuildNode | null = null;
+  for (const cut of cuts) if (isSubdomain(key, cut.key) && (!best || cut.key.length > best.key.length)) best = cut;
+  return best;
+}
+
+/** Below a cut only glue (A/AAAA) may live, and no steered name. */
+function checkOccludedNames(zone: LoadedZone, nodes: Map<string, BuildNode>, cuts: BuildNode[], errors: ConfigError[]): void {
+  for (const node of nodes.values()) {
+    const cut = cutAbove(cuts, node.key);
     if (!cut || cut === node) continue;
     for (const type of node.rrsets.keys()) {
       if (type !== TYPE_A && type !== TYPE_AAAA) {
@@ -369,134 +399,172 @@ function buildZoneNodes(zone: LoadedZone, errors: ConfigError[]): NameNode[] {
         `${node.text} is steered but lies below the delegation to ${cut.text}`));
     }
   }
+}
 
-  const lookup = (key: Uint8Array): BuildNode | undefined => buildNodes.get(keyString(key));
-  const addAddresses = (b: TemplateBuilder, targets: Uint8Array[]): void => {
+/** Pre-builds the answers of one zone's names: RRsets, in-zone CNAME chains, additional addresses, negative SOA. */
+class ZoneAnswers {
+  private readonly zone: LoadedZone;
+  private readonly nodes: Map<string, BuildNode>;
+  private readonly cuts: BuildNode[];
+
+  constructor(zone: LoadedZone, nodes: Map<string, BuildNode>, cuts: BuildNode[]) {
+    this.zone = zone;
+    this.nodes = nodes;
+    this.cuts = cuts;
+  }
+
+  lookup(key: Uint8Array): BuildNode | undefined {
+    return this.nodes.get(keyString(key));
+  }
+
+  /**
+   * Answer for `type` at `node`, written with owner `owner`. CNAMEs are chased
+   * inside the zone (at most MAX_CNAME_CHAIN links, never into a cut or a steered name).
+   */
+  answerFor(node: BuildNode, type: number, owner: Owner, depth: number): { builder: TemplateBuilder; rcode: number } {
+    const b = new TemplateBuilder(this.zone.apex);
+    const cname = node.rrsets.get(TYPE_CNAME);
+    if (cname && type !== TYPE_CNAME) return this.chaseCname(b, cname, type, owner, depth);
+    const rr = node.rrsets.get(type);
+    if (rr) {
+      addRRset(b, SECTION_ANSWER, owner, rr);
+      if (type === TYPE_MX || type === TYPE_SRV || type === TYPE_NS || type === TYPE_HTTPS || type === TYPE_SVCB) this.addAddresses(b, rr.targets);
+    } else {
+      this.addNegativeSoa(b);
+    }
+    return { builder: b, rcode: RCODE_NOERROR };
+  }
+
+  /** The referral for a delegation: its NS RRset in the authority section, with glue. */
+  referralFor(node: BuildNode, ns: RRset): AnswerTemplate {
+    const b = new TemplateBuilder(this.zone.apex);
+    addRRset(b, SECTION_AUTHORITY, node.wire, ns);
+    this.addAddresses(b, ns.targets);
+    const glueRequired = ns.targets.some((t) => isSubdomain(lowerWire(t), node.key));
+    return b.build(RCODE_NOERROR, false, glueRequired);
+  }
+
+  private chaseCname(b: TemplateBuilder, cname: RRset, type: number, owner: Owner, depth: number): { builder: TemplateBuilder; rcode: number } {
+    addRRset(b, SECTION_ANSWER, owner, cname);
+    const target = cname.targets[0];
+    const targetKey = lowerWire(target);
+    if (depth < MAX_CNAME_CHAIN && isSubdomain(targetKey, this.zone.apexKey) && !cutAbove(this.cuts, targetKey)) {
+      const t = this.lookup(targetKey) ?? this.wildcardFor(targetKey);
+      if (t && t.steeredIndex < 0) {
+        const chained = this.answerFor(t, type, target, depth + 1);
+        b.append(chained.builder);
+        return { builder: b, rcode: chained.rcode };
+      }
+      if (!t) {
+        this.addNegativeSoa(b);
+        return { builder: b, rcode: RCODE_NXDOMAIN };
+      }
+    }
+    return { builder: b, rcode: RCODE_NOERROR };
+  }
+
+  /** Closest encloser's wildcard (RFC 4592 §3.3.1), for chasing CNAMEs onto synthesized names. */
+  private wildcardFor(key: Uint8Array): BuildNode | undefined {
+    let k = key;
+    while (k.length > this.zone.apexKey.length) {
+      k = k.subarray(k[0] + 1);
+      if (this.lookup(k)) {
+        const star = new Uint8Array(k.length + 2);
+        star[0] = 1; star[1] = 0x2a; star.set(k, 2);
+        return this.lookup(star);
+      }
+    }
+    return undefined;
+  }
+
+  /** In-zone A/AAAA of the targets, in the additional section. */
+  private addAddresses(b: TemplateBuilder, targets: Uint8Array[]): void {
     for (const target of targets) {
-      const t = lookup(lowerWire(target));
+      const t = this.lookup(lowerWire(target));
       if (!t) continue;
       for (const type of [TYPE_A, TYPE_AAAA]) {
         const rr = t.rrsets.get(type);
         if (rr) for (const rdata of rr.rdatas) b.add(SECTION_ADDITIONAL, target, type, rr.ttl, rdata);
       }
     }
-  };
-  const addRRset = (b: TemplateBuilder, section: number, owner: Owner, rr: RRset): void => {
-    for (const rdata of rr.rdatas) b.add(section, owner, rr.type, rr.ttl, rdata);
-  };
-
-  /**
-   * Answer for `type` at `node`, written with owner `owner`. CNAMEs are chased
-   * inside the zone (at most 8 links, never into a cut or a steered name).
-   */
-  const answerFor = (node: BuildNode, type: number, owner: Owner, depth: number): { builder: TemplateBuilder; rcode: number } => {
-    const b = new TemplateBuilder(apex);
-    const cname = node.rrsets.get(TYPE_CNAME);
-    if (cname && type !== TYPE_CNAME) {
-      addRRset(b, SECTION_ANSWER, owner, cname);
-      const target = cname.targets[0];
-      const targetKey = lowerWire(target);
-      if (depth < 8 && isSubdomain(targetKey, apexKey) && !cutAbove(targetKey)) {
-        const t = lookup(targetKey) ?? wildcardFor(targetKey);
-        if (t && t.steeredIndex < 0) {
-          const chained = answerFor(t, type, target, depth + 1);
-          b.append(chained.builder);
-          return { builder: b, rcode: chained.rcode };
-        }
-        if (!t) {
-          b.add(SECTION_AUTHORITY, apex, TYPE_SOA, zone.negativeTtl, zone.nodes.get(keyString(apexKey))!.rrsets.get(TYPE_SOA)!.rdatas[0]);
-          return { builder: b, rcode: RCODE_NXDOMAIN };
-        }
-      }
-      return { builder: b, rcode: RCODE_NOERROR };
-    }
-    const rr = node.rrsets.get(type);
-    if (rr) {
-      addRRset(b, SECTION_ANSWER, owner, rr);
-      if (type === TYPE_MX || type === TYPE_SRV || type === TYPE_NS || type === TYPE_HTTPS || type === TYPE_SVCB) addAddresses(b, rr.targets);
-    } else {
-      b.add(SECTION_AUTHORITY, apex, TYPE_SOA, zone.negativeTtl, zone.nodes.get(keyString(apexKey))!.rrsets.get(TYPE_SOA)!.rdatas[0]);
-    }
-    return { builder: b, rcode: RCODE_NOERROR };
-  };
-  const wildcardFor = (key: Uint8Array): BuildNode | undefined => {
-    // Closest encloser's wildcard (RFC 4592 §3.3.1), for chasing CNAMEs onto synthesized names.
-    let k = key;
-    while (k.length > apexKey.length) {
-      k = k.subarray(k[0] + 1);
-      if (lookup(k)) {
-        const star = new Uint8Array(k.length + 2);
-        star[0] = 1; star[1] = 0x2a; star.set(k, 2);
-        return lookup(star);
-      }
-    }
-    return undefined;
-  };
-
-  for (const node of buildNodes.values()) {
-    const isApex = node.key.length === apexKey.length;
-    const types: number[] = [];
-    const templates: AnswerTemplate[] = [];
-    const typeSet = new Set<number>(node.rrsets.keys());
-    const cname = node.rrsets.get(TYPE_CNAME);
-    if (cname) {
-      // A CNAME's answer depends on the type found at the end of the chain.
-      const end = lookup(lowerWire(cname.targets[0]));
-      if (end) for (const t of end.rrsets.keys()) typeSet.add(t);
-      typeSet.add(TYPE_A);
-      typeSet.add(TYPE_AAAA);
-    }
-    for (const type of typeSet) {
-      const { builder, rcode } = answerFor(node, type, 'qname', 0);
-      types.push(type);
-      templates.push(builder.build(rcode, true));
-    }
-    const other = answerFor(node, -1, 'qname', 0);
-    const otherTypes = other.builder.build(other.rcode, true);
-    let anyTemplate = tables.nodata;
-    for (const t of [...ANY_PREFERENCE, ...node.rrsets.keys()]) {
-      const i = types.indexOf(t);
-      if (i >= 0 && node.rrsets.has(t)) {
-        anyTemplate = templates[i];
-        break;
-      }
-    }
-    let referral: AnswerTemplate | null = null;
-    const ns = node.rrsets.get(TYPE_NS);
-    if (!isApex && ns) {
-      const b = new TemplateBuilder(apex);
-      addRRset(b, SECTION_AUTHORITY, node.wire, ns);
-      addAddresses(b, ns.targets);
-      const glueRequired = ns.targets.some((t) => isSubdomain(lowerWire(t), node.key));
-      referral = b.build(RCODE_NOERROR, false, glueRequired);
-    }
-    built.set(keyString(node.key), {
-      key: node.key,
-      hash: hashName(node.key),
-      next: null,
-      zone: tables,
-      text: node.text,
-      delegation: null,
-      referral,
-      parentSideDs: referral !== null ? tables.nodata : null,
-      wildcard: null,
-      types: Int32Array.from(types),
-      templates,
-      otherTypes: isApex || node.rrsets.size > 0 || node.steeredIndex >= 0 ? otherTypes : tables.nodata,
-      any: anyTemplate,
-      steeredIndex: node.steeredIndex,
-    });
   }
-  // Links: delegation above each node, wildcard child of each node.
+
+  private addNegativeSoa(b: TemplateBuilder): void {
+    const { apex, apexKey, negativeTtl } = this.zone;
+    b.add(SECTION_AUTHORITY, apex, TYPE_SOA, negativeTtl, this.zone.nodes.get(keyString(apexKey))!.rrsets.get(TYPE_SOA)!.rdatas[0]);
+  }
+}
+
+function addRRset(b: TemplateBuilder, section: number, owner: Owner, rr: RRset): void {
+  for (const rdata of rr.rdatas) b.add(section, owner, rr.type, rr.ttl, rdata);
+}
+
+/** One name's NameNode: a template per type it has (and per type its CNAME chain may end in), ANY, other types, referral. */
+function compileNode(node: BuildNode, answers: ZoneAnswers, zone: LoadedZone): NameNode {
+  const { tables } = zone;
+  const isApex = node.key.length === zone.apexKey.length;
+  const types: number[] = [];
+  const templates: AnswerTemplate[] = [];
+  for (const type of answeredTypes(node, answers)) {
+    const { builder, rcode } = answers.answerFor(node, type, 'qname', 0);
+    types.push(type);
+    templates.push(builder.build(rcode, true));
+  }
+  const other = answers.answerFor(node, -1, 'qname', 0);
+  const otherTypes = other.builder.build(other.rcode, true);
+  const ns = node.rrsets.get(TYPE_NS);
+  const referral = !isApex && ns ? answers.referralFor(node, ns) : null;
+  return {
+    key: node.key,
+    hash: hashName(node.key),
+    next: null,
+    zone: tables,
+    text: node.text,
+    delegation: null,
+    referral,
+    parentSideDs: referral !== null ? tables.nodata : null,
+    wildcard: null,
+    types: Int32Array.from(types),
+    templates,
+    otherTypes: isApex || node.rrsets.size > 0 || node.steeredIndex >= 0 ? otherTypes : tables.nodata,
+    any: anyTemplate(node, types, templates, tables.nodata),
+    steeredIndex: node.steeredIndex,
+  };
+}
+
+/** The types a node gets a template for: its own, and for a CNAME those at the end of the chain plus A and AAAA. */
+function answeredTypes(node: BuildNode, answers: ZoneAnswers): Set<number> {
+  const typeSet = new Set<number>(node.rrsets.keys());
+  const cname = node.rrsets.get(TYPE_CNAME);
+  if (cname) {
+    // A CNAME's answer depends on the type found at the end of the chain.
+    const end = answers.lookup(lowerWire(cname.targets[0]));
+    if (end) for (const t of end.rrsets.keys()) typeSet.add(t);
+    typeSet.add(TYPE_A);
+    typeSet.add(TYPE_AAAA);
+  }
+  return typeSet;
+}
+
+/** ANY is answered with one RRset the node has (RFC 8482), the first in ANY_PREFERENCE order. */
+function anyTemplate(node: BuildNode, types: number[], templates: AnswerTemplate[], nodata: AnswerTemplate): AnswerTemplate {
+  for (const t of [...ANY_PREFERENCE, ...node.rrsets.keys()]) {
+    const i = types.indexOf(t);
+    if (i >= 0 && node.rrsets.has(t)) return templates[i];
+  }
+  return nodata;
+}
+
+/** Links: the delegation above each node, the wildcard child of each node. */
+function linkDelegationsAndWildcards(built: Map<string, NameNode>, cuts: BuildNode[]): void {
   for (const node of built.values()) {
-    const cut = cutAbove(node.key);
+    const cut = cutAbove(cuts, node.key);
     if (cut) node.delegation = built.get(keyString(cut.key)) ?? null;
     if (node.key[0] === 1 && node.key[1] === 0x2a) {
       const parent = built.get(keyString(node.key.subarray(2)));
       if (parent) parent.wildcard = node;
     }
   }
-  return [...built.values()];
 }
 
 function countLabels(key: Uint8Array): number {

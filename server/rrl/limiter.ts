@@ -25,6 +25,7 @@
 
 import { RCODE_NOERROR, RCODE_NXDOMAIN } from '../dns/constants.ts';
 import type { QueryView } from '../dns/query.ts';
+import { fnv1a } from '../lib/hash.ts';
 import { formatAddress, maskAddress, parseAddressInto } from '../geo/address.ts';
 import { networkContains, parseNetwork, type CidrNetwork } from './network.ts';
 
@@ -72,11 +73,6 @@ export interface LimitedNetworkEvent {
 /** Response keys of the per-network pseudo entries: the error bucket and the log record. */
 const ERROR_KEY = 0x5e77e770;
 const LOG_KEY = 0x10661060;
-
-function hashBytes(hash: number, bytes: Uint8Array, start: number, end: number): number {
-  for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
-  return hash;
-}
 
 function finish(hash: number): number {
   hash ^= hash >>> 16;
@@ -162,7 +158,7 @@ export class ResponseRateLimiter {
   private networkKey(): number {
     const bits = this.family === 4 ? IPV4_NETWORK_BITS : IPV6_NETWORK_BITS;
     maskAddress(this.address, bits);
-    return finish(hashBytes(this.family, this.address, 0, bits >> 3));
+    return finish(fnv1a(this.address, 0, bits >> 3, this.family));
   }
 
   private isExempt(): boolean {
