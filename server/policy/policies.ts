@@ -10,7 +10,8 @@ import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { nameToWire } from '../dns/name.ts';
 import { encodeIPv4, encodeIPv6 } from '../dns/rdata.ts';
 import { buildCidrTrie, type CidrEntry } from '../steering/cidr-trie.ts';
-import { locationMatches, mix32, planClass } from '../steering/decide.ts';
+import { fnv1aString, mix32 } from '../lib/hash.ts';
+import { locationMatches, planClass } from '../steering/decide.ts';
 import { ClassInterner, GroupClassifier } from '../steering/class-table.ts';
 import { distanceKm } from '../geo/distance.ts';
 import { formatAddress, maskAddress, parseAddressInto } from '../geo/address.ts';
@@ -227,7 +228,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   const popEndpoint = (ordinal: number, weight: number): Endpoint => {
     const p = geo.pops[ordinal];
     return {
-      id: p.id, kind: ENDPOINT_ADDRESSES, healthSubject: ordinal, pop: ordinal, idHash: mix32(hashString(p.id)), weight,
+      id: p.id, kind: ENDPOINT_ADDRESSES, healthSubject: ordinal, pop: ordinal, idHash: mix32(fnv1aString(p.id)), weight,
       ipv4: p.ipv4.map(encodeIPv4), ipv6: p.ipv6.map(encodeIPv6), cname: null, lat: p.lat, lon: p.lon, continent: p.continent, country: p.country,
     };
   };
@@ -288,7 +289,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
         healthSubject = ordinal;
       }
       addMember(members, addEndpoint({
-        id: e.id, kind: cname ? ENDPOINT_CNAME : ENDPOINT_ADDRESSES, healthSubject, pop: -1, idHash: mix32(hashString(e.id)),
+        id: e.id, kind: cname ? ENDPOINT_CNAME : ENDPOINT_ADDRESSES, healthSubject, pop: -1, idHash: mix32(fnv1aString(e.id)),
         weight: e.weight, ipv4: (e.ipv4 ?? []).map(encodeIPv4), ipv6: (e.ipv6 ?? []).map(encodeIPv6), cname,
         lat: NaN, lon: NaN, continent: '', country: '',
       }));
@@ -597,12 +598,6 @@ function packTiers(classes: DecisionClass[]): void {
       return view;
     });
   }
-}
-
-export function hashString(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
 }
 
 const attributeIds = new WeakMap<GeoFacts, Map<number, { attributes: Int32Array; count: number }>>();

@@ -10,6 +10,7 @@
 // instead of reconstructing it. The query path passes no trace and
 // allocates nothing.
 
+import { mix32 } from '../lib/hash.ts';
 import { declaredLoad } from './signals.ts';
 import {
   ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, OP_CAPACITY, OP_FAILOVER, OP_FIRST, OP_HEALTHY, OP_PREFER_SELF, OP_WEIGHTED,
@@ -436,12 +437,3 @@ function reasonFor(op: number): string {
   return op === OP_HEALTHY ? 'down' : op === OP_FAILOVER ? 'not in the chosen pool' : '';
 }
 
-/** A 32-bit integer finaliser (murmur3 fmix32). */
-export function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
