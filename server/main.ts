@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { Settings } from './config/settings.ts';
 import { createCounterBuffer } from './engine/counters.ts';
-import { createDecisionCounterBuffer } from './admin/decision-counters.ts';
+import { createDecisionCounterBuffer } from './engine/decision-counters.ts';
 import type { LoadedGeo } from './geo-context.ts';
 import { Builder, type GeoChange } from './builds.ts';
 import { checkExistingFile, ensurePrivateDirectory, UnsafePathError } from './fsutil/safe-files.ts';
@@ -60,7 +60,7 @@ export interface RunningServer {
   /** Open DNS-over-TCP connections of the whole server. */
   tcpConnections(): number;
   counters: SharedArrayBuffer;
-  /** Steering decision counters of the active snapshot (admin/decision-counters.ts); replaced with it. */
+  /** Steering decision counters of the active snapshot (engine/decision-counters.ts); replaced with it. */
   decisionCounters(): SharedArrayBuffer;
   /** Reload counts by outcome, for metrics. */
   reloads: { success: number; failure: number; lastError: string[] };

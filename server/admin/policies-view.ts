@@ -3,7 +3,7 @@
 // steps), in plain JSON, without the per-location tables.
 
 import { wireToName } from '../dns/name.ts';
-import { formatAddress } from '../geo/address.ts';
+import { formatAddress } from '../lib/address.ts';
 import { ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ENDPOINT_CNAME, WEIGHTED_RANDOM, type CompiledPolicy, type RulePlan } from '../steering/types.ts';
 
 const WHEN_ALL_DOWN: Record<number, string> = { [ALL_DOWN_FAIL_OPEN]: 'fail_open', [ALL_DOWN_POOL]: 'last_resort_pool' };

@@ -9,7 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, ConfigErrors, type SourcePosition } from './errors.ts';
 import { readYamlFile } from './yaml-source.ts';
-import { parseNetwork } from '../rrl/network.ts';
+import { isCidrProblem, parseCidr } from '../lib/cidr.ts';
 import { parseDnstapTarget } from './dnstap-target.ts';
 
 export interface ListenAddress {
@@ -250,8 +250,8 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
     case 'cidr-list': {
       const items = (Array.isArray(raw) ? raw : String(raw).split(',')).map((s) => String(s).trim()).filter((s) => s !== '');
       for (const item of items) {
-        const parsed = parseNetwork(item);
-        if (typeof parsed === 'string') fail(parsed);
+        const parsed = parseCidr(item, 'match');
+        if (isCidrProblem(parsed)) fail(parsed.message);
       }
       return items;
     }

@@ -7,7 +7,7 @@
 
 import { isIPv6 } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { parseAddressInto } from '../geo/address.ts';
+import { parseAddressInto } from '../lib/address.ts';
 import { DecisionExtra, type DecisionLabels, type DnstapDecision } from './extra.ts';
 import { AUTH_QUERY, AUTH_RESPONSE, DnstapExchange, INET, INET6, SOCKET_TCP, SOCKET_UDP } from './message.ts';
 import { RingProducer } from './ring.ts';

@@ -11,7 +11,7 @@
 import { closeSync, openSync, readSync, constants } from 'node:fs';
 import { PARSE_DROP, QueryView, parseQuery } from '../dns/query.ts';
 import { FAMILY_IPV4 } from '../dns/constants.ts';
-import { formatAddress, maskAddress } from '../geo/address.ts';
+import { formatAddress, maskAddress } from '../lib/address.ts';
 import { CONTROL_FRAME_MAX, CONTROL_START, CONTROL_STOP, DNSTAP_CONTENT_TYPE, decodeControlPayload } from './frame-streams.ts';
 
 const MAX_FRAME = 1 << 20;

@@ -16,8 +16,8 @@
 
 import { FAMILY_IPV4 } from '../dns/constants.ts';
 import type { QueryView } from '../dns/query.ts';
-import { parseAddressInto } from '../geo/address.ts';
-import { parseNetwork, networkContains } from '../rrl/network.ts';
+import { parseAddressInto } from '../lib/address.ts';
+import { isCidrProblem, networkContains, parseCidr } from '../lib/cidr.ts';
 import { buildCidrTrie, longestContaining, scopeAvoidingCidrs, type CidrEntry } from '../steering/cidr-trie.ts';
 import type { CidrTrie } from '../steering/types.ts';
 
@@ -138,8 +138,8 @@ export type TrustEcs = (family: 4 | 6, address: Uint8Array) => boolean;
 export function ecsTrustCheck(networks: readonly string[]): TrustEcs | null {
   if (networks.length === 0) return null;
   const trusted = networks.map((text) => {
-    const parsed = parseNetwork(text);
-    if (typeof parsed === 'string') throw new Error(`ecs_trust: ${parsed}`);
+    const parsed = parseCidr(text, 'match');
+    if (isCidrProblem(parsed)) throw new Error(`ecs_trust: ${parsed.message}`);
     return parsed;
   });
   return (family, address) => {

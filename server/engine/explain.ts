@@ -15,7 +15,7 @@ import {
   EMBEDDED_IPV4_PREFIXES, SCOPE_EMBEDDED_IPV4, SCOPE_LOCATED, SCOPE_NO_ECS, SCOPE_SOURCE_ZERO, SCOPE_SPECIAL_USE, SCOPE_UNTRUSTED,
   SPECIAL_USE_BLOCKS, parseEcsAddress, type DecidingAddress,
 } from './client-address.ts';
-import { formatAddress, maskAddress, parseAddressInto, prefixMatches } from '../geo/address.ts';
+import { formatAddress, maskAddress, parseAddressInto, prefixMatches } from '../lib/address.ts';
 import { CONTINENT_CODES, countryText, stringAt } from '../geo/codes.ts';
 import { distanceKm } from '../geo/distance.ts';
 import { lookupLocation, newLocationResult } from '../geo/lookup.ts';

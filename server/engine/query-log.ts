@@ -2,7 +2,7 @@
 // DNS worker that answered it. The sampling decision is a countdown (no random
 // number per query) and the line is built only for the sampled query.
 
-import { formatAddress } from '../geo/address.ts';
+import { formatAddress } from '../lib/address.ts';
 import { wireToName } from '../dns/name.ts';
 import type { QueryView } from '../dns/query.ts';
 import type { Logger } from '../log/logger.ts';

@@ -14,7 +14,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ConfigError } from '../config/errors.ts';
-import { formatAddress, maskAddress, parseAddressInto } from './address.ts';
+import { formatAddress, maskAddress, parseAddressInto } from '../lib/address.ts';
 import { isMmdb, readAsnMmdb } from './asn-mmdb.ts';
 import { readAsnText } from './asn-text.ts';
 import { AsnNetworkList, type AsnLayout } from './asn-networks.ts';

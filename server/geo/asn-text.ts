@@ -6,7 +6,7 @@
 // the fewest CIDRs that cover it exactly. Every mistake names the file and line.
 
 import { ConfigError } from '../config/errors.ts';
-import { maskAddress, parseAddressInto } from './address.ts';
+import { maskAddress, parseAddressInto } from '../lib/address.ts';
 import type { AsnFileContent, AsnNetworkList } from './asn-networks.ts';
 
 const MAX_ASN = 4294967295;

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { ConfigError, ConfigErrors } from '../config/errors.ts';
 import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
-import { validateAgainstSchema } from '../policy/schema.ts';
+import { validateAgainstSchema } from '../config/schema.ts';
 import { continentNumber, countryNumber } from './codes.ts';
 import type { Pop, PopCatalog } from './types.ts';
 

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { ReaderModel, type City } from '@maxmind/geoip2-node';
 import { Reader, type CityResponse } from 'maxmind';
 import { ConfigError } from '../config/errors.ts';
-import { formatAddress, maskAddress, parseAddressInto } from './address.ts';
+import { formatAddress, maskAddress, parseAddressInto } from '../lib/address.ts';
 import { buildGeoIndex } from './build-index.ts';
 import { CONTINENT_CODES, countryText, stringAt } from './codes.ts';
 import { lookupLocation, newLocationResult } from './lookup.ts';

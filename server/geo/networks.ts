@@ -6,8 +6,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, ConfigErrors, type SourcePosition } from '../config/errors.ts';
 import { readLargeYamlFile, type YamlSource } from '../config/yaml-source.ts';
-import { validateAgainstSchema } from '../policy/schema.ts';
-import { formatAddress, maskAddress, parseAddressInto } from './address.ts';
+import { validateAgainstSchema } from '../config/schema.ts';
+import { formatAddress } from '../lib/address.ts';
+import { isCidrProblem, parseCidr, type CidrProblem } from '../lib/cidr.ts';
 import { recodeByField } from './catalog.ts';
 import type { CustomNetwork, CustomNetworkSet, PopCatalog } from './types.ts';
 
@@ -38,10 +39,9 @@ export function customNetworksFromSource(source: YamlSource, catalog: PopCatalog
     const pointer = `/networks/${cidr.replace(/~/g, '~0').replace(/\//g, '~1')}`;
     // Where the key is written, found without the slow second parse when it is a plain key at a line start.
     const fail = (code: string, message: string) => { errors.push(new ConfigError(code, source.file, lines.get(cidr) ?? source.position(pointer), pointer, message)); };
-    const parsed = parseCidr(cidr);
-    if (typeof parsed === 'string') {
-      fail(parsed === HOST_BITS ? 'POPSTEER_ERR_NETWORK_HOST_BITS' : parsed === IPV4_SPACE ? 'POPSTEER_ERR_NETWORK_IPV4_SPACE' : 'POPSTEER_ERR_NETWORK_BAD_CIDR',
-        describeCidrProblem(cidr, parsed));
+    const parsed = parseCidr(cidr, 'trie');
+    if (isCidrProblem(parsed)) {
+      fail(CODE_BY_PROBLEM[parsed.problem], parsed.message);
       continue;
     }
     const canonical = `${formatAddress(parsed.family, parsed.address)}/${parsed.prefixLength}`;
@@ -101,60 +101,8 @@ function keyLines(text: string): Map<string, SourcePosition> {
   return lines;
 }
 
-const BAD_SYNTAX = 'syntax';
-const HOST_BITS = 'host-bits';
-const IPV4_SPACE = 'ipv4-space';
-
-interface ParsedCidr {
-  family: 4 | 6;
-  address: Uint8Array;
-  prefixLength: number;
-}
-
-/** IPv6 prefixes that hold IPv4 addresses in popsteer's trie (::/96) or alias them (::ffff:0:0/96). */
-const IPV4_SPACES_IN_IPV6: Uint8Array[] = [new Uint8Array(16), Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0])];
-
-export function parseCidr(text: string): ParsedCidr | string {
-  const slash = text.indexOf('/');
-  if (slash < 0 || !/^\d{1,3}$/.test(text.slice(slash + 1))) return BAD_SYNTAX;
-  const address = new Uint8Array(16);
-  const addressText = text.slice(0, slash);
-  const family = parseAddressInto(addressText, address);
-  if (family === 0) return BAD_SYNTAX;
-  if (family === 4 && addressText.includes(':')) return IPV4_SPACE;
-  const prefixLength = Number(text.slice(slash + 1));
-  if (prefixLength > (family === 4 ? 32 : 128)) return BAD_SYNTAX;
-  const masked = address.slice();
-  maskAddress(masked, prefixLength);
-  if (masked.some((b, i) => b !== address[i])) return HOST_BITS;
-  if (family === 6 && IPV4_SPACES_IN_IPV6.some((space) => overlaps(address, prefixLength, space, 96))) return IPV4_SPACE;
-  return { family, address, prefixLength };
-}
-
-function overlaps(a: Uint8Array, aLength: number, b: Uint8Array, bLength: number): boolean {
-  const common = Math.min(aLength, bLength);
-  const x = a.slice();
-  const y = b.slice();
-  maskAddress(x, common);
-  maskAddress(y, common);
-  return x.every((v, i) => v === y[i]);
-}
-
-function describeCidrProblem(cidr: string, problem: string): string {
-  if (problem === HOST_BITS) {
-    const parsed = parseCidrLoosely(cidr);
-    return `${cidr} has host bits set${parsed ? `; did you mean ${parsed}?` : ''}`;
-  }
-  if (problem === IPV4_SPACE) return `${cidr} overlaps the IPv4 space (::/96, ::ffff:0:0/96); write IPv4 networks in IPv4 notation`;
-  return `"${cidr}" is not a network in CIDR notation (e.g. 198.51.100.0/24 or 2001:db8:100::/48)`;
-}
-
-function parseCidrLoosely(cidr: string): string | null {
-  const slash = cidr.indexOf('/');
-  const address = new Uint8Array(16);
-  const family = parseAddressInto(cidr.slice(0, slash), address);
-  if (family === 0) return null;
-  const prefixLength = Number(cidr.slice(slash + 1));
-  maskAddress(address, prefixLength);
-  return `${formatAddress(family, address)}/${prefixLength}`;
-}
+const CODE_BY_PROBLEM: Record<CidrProblem['problem'], string> = {
+  'syntax': 'POPSTEER_ERR_NETWORK_BAD_CIDR',
+  'host-bits': 'POPSTEER_ERR_NETWORK_HOST_BITS',
+  'ipv4-space': 'POPSTEER_ERR_NETWORK_IPV4_SPACE',
+};

@@ -14,8 +14,7 @@ import { fnv1aString, mix32 } from '../lib/hash.ts';
 import { locationMatches, planClass } from '../steering/decide.ts';
 import { ClassInterner, GroupClassifier } from '../steering/class-table.ts';
 import { distanceKm } from '../geo/distance.ts';
-import { formatAddress, maskAddress, parseAddressInto } from '../geo/address.ts';
-import { parseCidr } from '../geo/networks.ts';
+import { isCidrProblem, parseCidr } from '../lib/cidr.ts';
 import {
   ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, ENDPOINT_ADDRESSES, ENDPOINT_CNAME, WEIGHTED_RANDOM, WEIGHTED_STICKY,
   healthOpsOf,
@@ -24,7 +23,7 @@ import {
 } from '../steering/types.ts';
 import type { AsnSource } from '../geo/asn-source.ts';
 import { asnMatchProblem, resolverAsnEntries } from './asn-rules.ts';
-import { validateAgainstSchema } from './schema.ts';
+import { validateAgainstSchema } from '../config/schema.ts';
 import type { SteeredName } from './zones.ts';
 
 /** What policy compilation needs to know from the geo module. */
@@ -351,8 +350,8 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     const selfOk = match.self.length === 0 || match.self.includes(selfPop);
     for (const on of ['client', 'resolver'] as const) {
       (on === 'client' ? match.clientCidrs : match.resolverCidrs).forEach((text, k) => {
-        const parsed = parseCidr(text);
-        if (typeof parsed === 'string') fail('POPSTEER_ERR_POLICY_BAD_CIDR', `${p}/match/${on}_cidr/${k}`, cidrProblem(text, parsed));
+        const parsed = parseCidr(text, 'trie');
+        if (isCidrProblem(parsed)) fail('POPSTEER_ERR_POLICY_BAD_CIDR', `${p}/match/${on}_cidr/${k}`, parsed.message);
         else if (selfOk) cidrEntries[on].push({ rule: r, family: parsed.family, network: parsed.address, prefixLength: parsed.prefixLength });
       });
     }
@@ -546,25 +545,6 @@ function checkStepOrder(steps: Array<StepPlan | null>, count: number, p: string,
     }
     seen.add(step.kind);
   });
-}
-
-/** The message for a CIDR that parseCidr refused, saying what exactly is wrong. */
-function cidrProblem(text: string, problem: string): string {
-  if (problem === 'host-bits') {
-    const slash = text.indexOf('/');
-    const parsed = parseCidrLoosely(text.slice(0, slash), Number(text.slice(slash + 1)));
-    return `"${text}" has host bits set beyond /${text.slice(slash + 1)}${parsed ? `; did you mean ${parsed}?` : ''}`;
-  }
-  if (problem === 'ipv4-space') return `"${text}" lies in the IPv4 space of IPv6 (::/96, ::ffff:0:0/96): write it as an IPv4 network (e.g. 192.0.2.0/24)`;
-  return `"${text}" is not a network address/prefix (e.g. 203.0.113.0/24 or 2001:db8:100::/48)`;
-}
-
-function parseCidrLoosely(addressText: string, prefixLength: number): string | null {
-  const address = new Uint8Array(16);
-  const family = parseAddressInto(addressText, address);
-  if (family === 0) return null;
-  maskAddress(address, prefixLength);
-  return `${formatAddress(family, address)}/${prefixLength}`;
 }
 
 /** The CIDR tries of a policy, with each CIDR rule's variant (its position among the CIDR rules, from 1). */

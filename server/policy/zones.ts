@@ -18,7 +18,7 @@ import { ConfigError, type ErrorCode } from '../config/errors.ts';
 import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { createNameTable, insertName } from '../snapshot/name-table.ts';
 import type { NameNode, NameTable, ZoneTables } from '../snapshot/types.ts';
-import { validateAgainstSchema } from './schema.ts';
+import { validateAgainstSchema } from '../config/schema.ts';
 
 interface ZoneDocument {
   zone: string;

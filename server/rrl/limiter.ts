@@ -26,8 +26,8 @@
 import { RCODE_NOERROR, RCODE_NXDOMAIN } from '../dns/constants.ts';
 import type { QueryView } from '../dns/query.ts';
 import { fnv1a } from '../lib/hash.ts';
-import { formatAddress, maskAddress, parseAddressInto } from '../geo/address.ts';
-import { networkContains, parseNetwork, type CidrNetwork } from './network.ts';
+import { formatAddress, maskAddress, parseAddressInto } from '../lib/address.ts';
+import { isCidrProblem, networkContains, parseCidr, type CidrNetwork } from '../lib/cidr.ts';
 
 /** Send the reply as it is. */
 export const RRL_SEND = 0;
@@ -112,8 +112,8 @@ export class ResponseRateLimiter {
     this.slip = config.slip;
     this.onLimited = onLimited;
     this.exempt = config.exempt.map((text) => {
-      const parsed = parseNetwork(text);
-      if (typeof parsed === 'string') throw new Error(`RRL exempt network: ${parsed}`);
+      const parsed = parseCidr(text, 'match');
+      if (isCidrProblem(parsed)) throw new Error(`RRL exempt network: ${parsed.message}`);
       return parsed;
     });
     let size = 1;

@@ -13,7 +13,7 @@ import { loadPopCatalog } from '../../server/geo/catalog.ts';
 import { loadGeoDatabase } from '../../server/geo/database.ts';
 import { nearestOrderClasses } from '../../server/geo/distance.ts';
 import { lookupLocation, newLocationResult } from '../../server/geo/lookup.ts';
-import { parseAddressInto } from '../../server/geo/address.ts';
+import { parseAddressInto } from '../../server/lib/address.ts';
 import { buildClassTrie, lookupClass, newClassResult, type ClassTrie } from '../../server/geo/scope.ts';
 import type { GeoIndex } from '../../server/geo/types.ts';
 import { REPO_ROOT } from '../helpers/server.ts';

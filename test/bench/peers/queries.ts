@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Reader, type CityResponse } from 'maxmind';
 import { CLASS_IN, EDNS_OPTION_ECS, TYPE_A, TYPE_OPT } from '../../../server/dns/constants.ts';
-import { formatAddress } from '../../../server/geo/address.ts';
+import { formatAddress } from '../../../server/lib/address.ts';
 import { seededRandom } from '../../unit/geo/helpers.ts';
 import { nearestPop, type Scenario } from './scenario.ts';
 

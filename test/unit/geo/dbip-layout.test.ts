@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseAddressInto } from '../../../server/geo/address.ts';
+import { parseAddressInto } from '../../../server/lib/address.ts';
 import { CONTINENT_CODES, continentOfCountry, countryText, stringAt } from '../../../server/geo/codes.ts';
 import { loadGeoDatabases, type GeoDatabase } from '../../../server/geo/database.ts';
 import { lookupLocation, newLocationResult } from '../../../server/geo/lookup.ts';

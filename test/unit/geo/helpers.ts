@@ -1,7 +1,7 @@
 // Shared by the geo tests and the geo benchmark: a seeded PRNG and address
 // samplers that cover the whole GeoLite2 database.
 
-import { formatAddress } from '../../../server/geo/address.ts';
+import { formatAddress } from '../../../server/lib/address.ts';
 import type { GeoIndex } from '../../../server/geo/types.ts';
 
 /** mulberry32: small, seeded, good enough to spread samples. */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { isIPv6 } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { formatAddress, parseAddressInto } from '../../../server/geo/address.ts';
+import { formatAddress, parseAddressInto } from '../../../server/lib/address.ts';
 import { countryText } from '../../../server/geo/codes.ts';
 import { loadGeoDatabase } from '../../../server/geo/database.ts';
 import { lookupLocation, newLocationResult } from '../../../server/geo/lookup.ts';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ConfigError, ConfigErrors } from '../../../server/config/errors.ts';
-import { parseAddressInto } from '../../../server/geo/address.ts';
+import { parseAddressInto } from '../../../server/lib/address.ts';
 import { loadPopCatalog } from '../../../server/geo/catalog.ts';
 import { loadGeoDatabase } from '../../../server/geo/database.ts';
 import { nearestOrderClasses } from '../../../server/geo/distance.ts';

@@ -13,7 +13,7 @@ import { Engine, TRANSPORT_UDP } from '../../../server/engine/engine.ts';
 import {
   RRL_DROP, RRL_SEND, RRL_SLIP, ResponseRateLimiter, slipReply, type LimitedNetworkEvent, type RrlAction, type RrlConfig,
 } from '../../../server/rrl/limiter.ts';
-import { parseNetwork } from '../../../server/rrl/network.ts';
+import { parseCidr, type CidrNetwork, type CidrProblem } from '../../../server/lib/cidr.ts';
 import { CONFORMANCE_CONFIG } from '../../conformance/cases.ts';
 import { zonesOnlySnapshot } from '../../conformance/snapshot.ts';
 import { query, TYPE } from '../../conformance/wire.ts';
@@ -191,10 +191,13 @@ test('the table has a fixed size: 100,000 networks recycle old entries, and a li
   assert.notEqual(l.check('198.51.100.7', 'www.cdn.example'), RRL_SEND, 'the flooder is still limited');
 });
 
-test('exempt networks are validated: host bits and bad syntax are errors', () => {
-  assert.equal(typeof parseNetwork('198.51.100.0/24'), 'object');
-  assert.match(parseNetwork('198.51.100.1/24') as string, /host bits/);
-  assert.match(parseNetwork('198.51.100.0') as string, /CIDR/);
-  assert.match(parseNetwork('2001:db8::/129') as string, /CIDR/);
+test('exempt networks are validated: host bits and bad syntax are errors, IPv6 loopback is not', () => {
+  const problem = (text: string): string => (parseCidr(text, 'match') as CidrProblem).message;
+  assert.equal((parseCidr('198.51.100.0/24', 'match') as CidrNetwork).prefixLength, 24);
+  assert.equal((parseCidr('::1/128', 'match') as CidrNetwork).prefixLength, 128, 'the default rrl_exempt parses');
+  assert.match(problem('198.51.100.1/24'), /host bits/);
+  assert.match(problem('198.51.100.0'), /CIDR/);
+  assert.match(problem('2001:db8::/129'), /CIDR/);
   assert.throws(() => limiter({ exempt: ['nonsense'] }), /exempt/);
+  assert.doesNotThrow(() => limiter({ exempt: ['127.0.0.1/32', '::1/128', '::/0'] }));
 });
