@@ -65,20 +65,20 @@ export type FromBuilder =
   | { type: 'geo-built'; geo: BuiltGeo; load: BuiltLoad; change: GeoChange }
   | { type: 'geo-rejected'; errors: ConfigErrorData[]; message: string; change: GeoChange };
 
-export function configErrorOf(data: ConfigErrorData): ConfigError {
+function configErrorOf(data: ConfigErrorData): ConfigError {
   return new ConfigError(data.code, data.file, data.line > 0 ? { line: data.line, column: data.column } : null, data.pointer, data.message);
 }
 
 /** A compile's result as the main thread keeps it. */
-export function loadResultOf(load: BuiltLoad): LoadResult {
+function loadResultOf(load: BuiltLoad): LoadResult {
   return { snapshot: load.snapshot, errors: load.errors.map(configErrorOf), files: load.files, policies: load.policies };
 }
 
-export function loadedGeoOf(built: BuiltGeo): LoadedGeo {
+function loadedGeoOf(built: BuiltGeo): LoadedGeo {
   return { context: built.context, database: reopenGeoDatabase(built.database), catalog: built.context.catalog, asn: built.context.asnSource ?? null };
 }
 
-export interface BuildEvents {
+interface BuildEvents {
   /** A build began on the build thread. */
   started(reason: string): void;
   /** A new GeoIP database or ASN source and the configuration compiled against it. */

@@ -34,7 +34,7 @@ import { fitConnectionCaps, openFileLimit, type ConnectionCaps } from './transpo
 import { ConnectionSlots, createSlotBuffer } from './transport/slots.ts';
 import { DNSTAP_OFF, startDnstap, type DnstapStats } from './dnstap/index.ts';
 
-export interface ReloadOutcome {
+interface ReloadOutcome {
   ok: boolean;
   errors: string[];
   hash: string;

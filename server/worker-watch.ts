@@ -15,7 +15,7 @@ import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { FromWorker } from './dns-worker.ts';
 import type { Logger } from './log/logger.ts';
 
-export interface WorkerWatch {
+interface WorkerWatch {
   /** Resolves once the worker listens; rejects when it cannot (ConfigErrors for a bind failure: exit 2). */
   listening: Promise<void>;
 }

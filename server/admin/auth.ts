@@ -14,7 +14,7 @@ export interface AdminToken {
   source: string;
 }
 
-export type AuthResult =
+type AuthResult =
   | { ok: true }
   | { ok: false; status: 401 | 403; error: string; message: string };
 

@@ -21,7 +21,7 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 
-export interface AdminConnectionStats {
+interface AdminConnectionStats {
   open: number;
   /** Closed at the cap to make room for a new one. */
   evicted: number;

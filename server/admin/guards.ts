@@ -11,7 +11,7 @@ import { hostAllowed } from './host-check.ts';
 /** Refusals are logged at most once per this interval, with the count of those not logged. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
-export type RefusalLog = (fields: Record<string, unknown>, message: string) => void;
+type RefusalLog = (fields: Record<string, unknown>, message: string) => void;
 /** onRequest hook of a mutating route. */
 export type TokenCheck = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 

@@ -10,7 +10,7 @@
 import { isIP } from 'node:net';
 
 /** The host part of a Host header, lower-cased, without port, brackets or trailing dot. */
-export function hostOfHeader(header: string): string {
+function hostOfHeader(header: string): string {
   const text = header.trim().toLowerCase();
   if (text.startsWith('[')) return text.slice(1, text.indexOf(']') < 0 ? undefined : text.indexOf(']'));
   const colon = text.indexOf(':');

@@ -19,7 +19,7 @@ import { FAILURE_REASONS, LOCAL_CAUSES } from '../health/transports.ts';
 import { PROBE_DURATION_BOUNDS, type HealthMetrics } from '../health/service.ts';
 import type { DecisionCount, OutcomeCount } from '../engine/decision-counters.ts';
 
-export interface MetricsSource {
+interface MetricsSource {
   counters: SharedArrayBuffer;
   workers: number;
   pop: string;
@@ -35,7 +35,7 @@ export interface MetricsSource {
   connections(): ConnectionMetrics;
 }
 
-export interface ConnectionMetrics {
+interface ConnectionMetrics {
   /** Connection caps in force (after fitting under the open-file limit). */
   caps: { tcp: number; admin: number };
   /** Open DNS-over-TCP connections of the whole server. */

@@ -16,7 +16,7 @@ export type AdminSettings = Pick<Settings,
   'adminTokenFile' | 'adminTimeoutMs' | 'adminHosts' | 'adminTlsCert' | 'adminTlsKey' | 'workers' | 'pop' | 'ecsTrust'>;
 
 /** The outcome of a reload the admin asked for. */
-export interface AdminReloadOutcome {
+interface AdminReloadOutcome {
   ok: boolean;
   errors: string[];
   hash: string;

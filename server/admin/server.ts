@@ -46,7 +46,7 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export interface AdminOptions {
+interface AdminOptions {
   env?: NodeJS.ProcessEnv;
   /** Traffic-share sampling for the status page. */
   trafficIntervalMs?: number;

@@ -4,7 +4,7 @@
 
 import type { DecisionCount } from '../engine/decision-counters.ts';
 
-export interface TrafficSeries {
+interface TrafficSeries {
   intervalSeconds: number;
   /** End of each interval, ms since the epoch, oldest first; the last one is the interval still running. */
   times: number[];

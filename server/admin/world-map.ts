@@ -10,7 +10,7 @@ import { SLOT_EPOCH } from '../health/table.ts';
 import { OUTCOME_SERVFAIL, Resolution, isUp, resolve } from '../steering/decide.ts';
 import type { CompiledPolicy } from '../steering/types.ts';
 
-export interface MapEndpoint {
+interface MapEndpoint {
   id: string;
   /** Null for endpoints that are not a catalog PoP (explicit addresses, CNAME). */
   lat: number | null;

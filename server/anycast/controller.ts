@@ -10,7 +10,7 @@ import { observeFitness, type FitnessObservation, type FitnessTargets } from './
 import { RouteHoldDown, type RouteAction } from './route-state.ts';
 import type { RouteSpeaker } from './speakers.ts';
 
-export interface RouteControllerOptions {
+interface RouteControllerOptions {
   prefixes: string[];
   targets: FitnessTargets;
   intervalMs: number;

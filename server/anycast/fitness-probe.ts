@@ -109,7 +109,7 @@ export function encodeSelfQuery(id: number): Buffer {
  * Sends CHAOS TXT id.server over UDP and waits for a NOERROR answer with at
  * least one record. Returns null when answered, else why not.
  */
-export function dnsSelfQuery(dns: Endpoint, timeoutMs: number): Promise<string | null> {
+function dnsSelfQuery(dns: Endpoint, timeoutMs: number): Promise<string | null> {
   return new Promise((resolveProblem) => {
     const id = Math.floor(Math.random() * 0x10000);
     const socket = createSocket(isIPv6(dns.host) ? 'udp6' : 'udp4');

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { parseListen } from '../config/settings.ts';
 import type { AdminTls, Endpoint } from './fitness-probe.ts';
 
-export type AnycastMode = 'exabgp' | 'bird';
+type AnycastMode = 'exabgp' | 'bird';
 
 export interface AnycastOptions {
   mode: AnycastMode;
@@ -90,7 +90,7 @@ function endpoint(flag: string, text: string | undefined): Endpoint {
 }
 
 /** "192.0.2.53/32" or "2001:db8::53/128"; the length must fit the family. */
-export function checkPrefix(text: string): string {
+function checkPrefix(text: string): string {
   const slash = text.indexOf('/');
   const family = isIP(slash < 0 ? '' : text.slice(0, slash));
   const length = Number(text.slice(slash + 1));

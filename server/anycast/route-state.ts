@@ -15,7 +15,7 @@
 
 export type RouteAction = 'announce' | 'withdraw';
 
-export type RouteStatus = 'unknown' | 'announced' | 'withdrawn';
+type RouteStatus = 'unknown' | 'announced' | 'withdrawn';
 
 export class RouteHoldDown {
   readonly holdDownMs: number;

@@ -44,7 +44,7 @@ export class ExaBgpSpeaker implements RouteSpeaker {
   }
 }
 
-export interface BirdOptions {
+interface BirdOptions {
   protocol: string;
   birdc: string;
   socket: string | null;

@@ -5,7 +5,7 @@ import { ConfigErrors } from '../config/errors.ts';
 import { resolveSettings, type ExtraOptions, type Settings } from '../config/settings.ts';
 import { loadGeo, type LoadedGeo } from '../geo-context.ts';
 
-export interface ResolvedCommand {
+interface ResolvedCommand {
   settings: Settings;
   positionals: string[];
   extra: Record<string, string | boolean | string[] | undefined>;

@@ -27,7 +27,7 @@ missing --from/--to, an unknown option, an unreadable sample).`;
 
 interface SampleEntry { cidr: string; weight: number }
 
-export function readSample(file: string): SampleEntry[] {
+function readSample(file: string): SampleEntry[] {
   const entries: SampleEntry[] = [];
   readFileSync(file, 'utf8').split('\n').forEach((raw, i) => {
     const line = raw.replace(/#.*/, '').trim();

@@ -27,7 +27,7 @@ Exit status: 0 applied, 1 refused or unreachable, 2 bad usage.`;
 const DEFAULT_ADMIN = '127.0.0.1:8053';
 const REQUEST_TIMEOUT_MS = 10_000;
 
-export interface CommandOutput {
+interface CommandOutput {
   out: { write(text: string): unknown };
   err: { write(text: string): unknown };
 }

@@ -17,7 +17,7 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUni
 const validators = new Map<string, ValidateFunction>();
 
 /** Validator for policies/schema/<kind>.schema.json, compiled once per process. */
-export function schemaValidator(kind: string): ValidateFunction {
+function schemaValidator(kind: string): ValidateFunction {
   let validate = validators.get(kind);
   if (!validate) {
     const schema = JSON.parse(readFileSync(new URL(`${kind}.schema.json`, SCHEMA_DIR), 'utf8'));

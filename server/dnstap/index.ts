@@ -24,7 +24,7 @@ export interface DnstapStats {
   connections: number;
 }
 
-export interface DnstapService {
+interface DnstapService {
   /** What DNS worker `index` needs, with the listen addresses as bound (ports resolved). */
   workerConfig(index: number, listen: Array<{ host: string; port: number }>): DnstapWorkerConfig;
   stats(): DnstapStats;

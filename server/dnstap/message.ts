@@ -42,7 +42,7 @@ const TAG_RESPONSE_TIME_NSEC = (13 << 3) | 5;
 const TAG_RESPONSE_MESSAGE = (14 << 3) | 2;
 
 /** Octets of `value` (a non-negative integer up to 2^53) as a protobuf varint. */
-export function varintSize(value: number): number {
+function varintSize(value: number): number {
   if (value < 0x80) return 1;
   if (value < 0x4000) return 2;
   if (value < 0x200000) return 3;

@@ -31,7 +31,7 @@ export interface DnstapWorkerConfig {
 }
 
 /** 1 in how many queries is logged for a share in (0, 1]. */
-export function sampleEvery(share: number): number {
+function sampleEvery(share: number): number {
   return Math.max(1, Math.round(1 / share));
 }
 

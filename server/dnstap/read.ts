@@ -23,7 +23,7 @@ const ECS_MAX_BITS_V6 = 56;
 /** Dnstap.Message.Type: which count as a logged exchange. */
 const RESPONSE_TYPES = new Set([2, 4, 6, 8, 10, 12, 14]);
 
-export interface ClientNetwork {
+interface ClientNetwork {
   cidr: string;
   weight: number;
 }

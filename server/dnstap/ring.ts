@@ -16,7 +16,7 @@ const TAIL = 16; // Int32 index (64 octets further): the consumer's next read of
 const STATS_OFFSET = 128; // Float64s: frames queued, frames dropped
 const FRAMES = 0;
 const DROPPED = 1;
-export const RING_HEADER_BYTES = 192;
+const RING_HEADER_BYTES = 192;
 /** A length no frame has: the producer wrapped to offset 0 here. */
 const WRAP = 0xffffffff;
 

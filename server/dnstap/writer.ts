@@ -22,7 +22,7 @@ import { RingConsumer } from './ring.ts';
 import type { DnstapOutput } from '../config/dnstap-target.ts';
 
 
-export interface WriterOptions {
+interface WriterOptions {
   output: DnstapOutput;
   rings: SharedArrayBuffer[];
   control: SharedArrayBuffer;

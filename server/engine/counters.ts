@@ -38,7 +38,7 @@ export const OFF_DECISION_CACHE_SIZE = OFF_DECISION_CACHE_MISSES + 1; // a gauge
 export const RRL_ACTIONS = ['dropped', 'slipped'] as const;
 export const OFF_RRL_LIMITED = OFF_DECISION_CACHE_SIZE + 1; // [dropped, slipped]
 /** Free slots for later modules (steering decisions are counted by the steering module's own table). */
-export const REGION_SIZE = 128;
+const REGION_SIZE = 128;
 
 if (OFF_RRL_LIMITED + RRL_ACTIONS.length > REGION_SIZE) throw new Error('counter layout overflows its region');
 

@@ -14,7 +14,7 @@ import { classAt } from '../steering/packed-classes.ts';
 import { OUTCOME_SERVFAIL, type Resolution } from '../steering/decide.ts';
 import { ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, type CompiledPolicy, type SteeringTables } from '../steering/types.ts';
 
-export const DECISION_OUTCOMES = ['fail_open', 'last_resort', 'servfail'] as const;
+const DECISION_OUTCOMES = ['fail_open', 'last_resort', 'servfail'] as const;
 const OUTCOME_FAIL_OPEN = 0;
 const OUTCOME_LAST_RESORT = 1;
 const OUTCOME_SERVFAIL_SLOT = 2;
@@ -22,7 +22,7 @@ const OUTCOME_SERVFAIL_SLOT = 2;
 /** Label shown for answers that named no endpoint (SERVFAIL). */
 export const NO_ENDPOINT = '(none)';
 
-export interface DecisionLayout {
+interface DecisionLayout {
   /** First slot of each policy in a worker's region. */
   policyBase: Int32Array;
   /** Slots in one worker's region. */
@@ -33,7 +33,7 @@ function outcomeBase(policy: CompiledPolicy, base: number): number {
   return base + policy.rules.length * (policy.endpoints.length + 1);
 }
 
-export function decisionLayout(tables: SteeringTables | null): DecisionLayout {
+function decisionLayout(tables: SteeringTables | null): DecisionLayout {
   const policies = tables?.policies ?? [];
   const policyBase = new Int32Array(policies.length);
   let size = 0;
@@ -51,7 +51,7 @@ export function createDecisionCounterBuffer(tables: SteeringTables | null, worke
 }
 
 /** What the query path knows after a steered answer (steering-hook's DecisionTrace, narrowed). */
-export interface DecisionTraceView {
+interface DecisionTraceView {
   policy: number;
   class: number;
   resolution: Resolution;
@@ -116,7 +116,7 @@ export interface OutcomeCount {
 }
 
 /** Sums of every worker's region, by label. */
-export function readDecisionCounts(tables: SteeringTables | null, buffer: SharedArrayBuffer, workers: number): { decisions: DecisionCount[]; outcomes: OutcomeCount[] } {
+function readDecisionCounts(tables: SteeringTables | null, buffer: SharedArrayBuffer, workers: number): { decisions: DecisionCount[]; outcomes: OutcomeCount[] } {
   const decisions: DecisionCount[] = [];
   const outcomes: OutcomeCount[] = [];
   if (!tables) return { decisions, outcomes };

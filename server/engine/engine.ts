@@ -55,7 +55,7 @@ export interface SteeringResult {
   ttl: number;
 }
 
-export interface EngineOptions {
+interface EngineOptions {
   /** This instance's PoP id: NSID payload and CHAOS id.server / hostname.bind answer. */
   popId: string;
   /** Answer to CHAOS version.bind; null (the default) refuses it. */

@@ -54,7 +54,7 @@ export interface ExplainContext {
   now?: () => number;
 }
 
-export interface ExplainCandidate {
+interface ExplainCandidate {
   id: string;
   up: boolean;
   distance_km: number | null;
@@ -62,7 +62,7 @@ export interface ExplainCandidate {
   note?: string;
 }
 
-export interface ExplainResult {
+interface ExplainResult {
   name: string;
   type: string;
   steered: boolean;
@@ -97,7 +97,7 @@ export interface ExplainResult {
   answer: { rcode: string; records: string[]; ttl: number | null; ecs_scope: number | null };
 }
 
-export interface ExplainAsn {
+interface ExplainAsn {
   number: number;
   organization: string;
   /** The ASN source's network holding the address. */

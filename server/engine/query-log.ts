@@ -12,7 +12,7 @@ import { NO_ENDPOINT, type DecisionRecorder } from './decision-counters.ts';
 const TYPE_NAMES: Record<number, string> = { 1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 64: 'SVCB', 65: 'HTTPS', 255: 'ANY', 257: 'CAA' };
 
 /** 1 in how many queries is logged for a sample rate in (0, 1]; 0 = off. */
-export function sampleInterval(rate: number): number {
+function sampleInterval(rate: number): number {
   return rate > 0 ? Math.max(1, Math.round(1 / rate)) : 0;
 }
 

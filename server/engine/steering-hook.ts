@@ -52,7 +52,7 @@ const MAX_TEMPLATES_PER_POLICY = 4096;
 const SERVFAIL: AnswerTemplate = new TemplateBuilder(null).build(RCODE_SERVFAIL, false);
 
 /** What the last answer() decided, for the decision counters, the query log and explain. */
-export interface LastDecision {
+interface LastDecision {
   policy: number;
   variant: number;
   /** The first rule whose CIDRs matched, -1 when none did. */

@@ -26,7 +26,7 @@ export interface CidrProblem {
 }
 
 /** How the network will be used: compared family first, or put in a trie shared with IPv4. */
-export type CidrUse = 'match' | 'trie';
+type CidrUse = 'match' | 'trie';
 
 /** IPv6 prefixes (/96) that hold IPv4 addresses in a trie (::/96) or alias them (::ffff:0:0/96). */
 const IPV4_SPACES_IN_IPV6: readonly Uint8Array[] = [new Uint8Array(16), Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0])];

@@ -5,7 +5,7 @@
 // wants an unsigned value or a table index applies `>>> 0` or a mask.
 
 export const FNV_OFFSET = 0x811c9dc5;
-export const FNV_PRIME = 0x01000193;
+const FNV_PRIME = 0x01000193;
 
 /** One FNV-1a step: `value` (a byte, or any 32-bit integer) folded into `h`. */
 export function fnv1aStep(h: number, value: number): number {

@@ -25,7 +25,7 @@ const networksByAsn = new WeakMap<AsnSource, Map<number, AsnNetwork[]>>();
  * prefixes is left out (longest prefix wins, as for clients). Collected in
  * one walk for the ASes not asked for before, and kept per source.
  */
-export function networksOfAsns(source: AsnSource, asns: readonly number[]): Map<number, AsnNetwork[]> {
+function networksOfAsns(source: AsnSource, asns: readonly number[]): Map<number, AsnNetwork[]> {
   let known = networksByAsn.get(source);
   if (!known) networksByAsn.set(source, (known = new Map()));
   const missing = new Set(asns.filter((asn) => !known!.has(asn)));

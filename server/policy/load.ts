@@ -127,7 +127,7 @@ const groupTries = new WeakMap<GeoFacts, ClassTrie>();
  * group of every address below it, or mixed. Built once per geo facts (geo
  * context and named ASes: one pass over the tree) instead of once per policy.
  */
-export function groupTrieOf(geo: GeoContext, facts: GeoFacts = geoFacts(geo)): ClassTrie {
+function groupTrieOf(geo: GeoContext, facts: GeoFacts = geoFacts(geo)): ClassTrie {
   let trie = groupTries.get(facts);
   if (!trie) {
     trie = buildClassTrie(geo.index, facts.groupOfLocation, facts.groups.length);
@@ -143,7 +143,7 @@ export function groupTrieOf(geo: GeoContext, facts: GeoFacts = geoFacts(geo)): C
  * the same inputs — where the files live, their times, this instance's PoP
  * id — goes in, so PoPs serving the same set publish the same hash.
  */
-export function contentHashOf(configDir: string, files: ReadonlyArray<{ file: string; text: string }>, geoVersion: string): string {
+function contentHashOf(configDir: string, files: ReadonlyArray<{ file: string; text: string }>, geoVersion: string): string {
   const hash = createHash('sha256');
   for (const f of files) hash.update(relative(configDir, f.file)).update('\0').update(f.text).update('\0');
   hash.update(geoVersion);

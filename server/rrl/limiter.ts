@@ -38,10 +38,10 @@ export const RRL_SLIP = 2;
 export type RrlAction = typeof RRL_SEND | typeof RRL_DROP | typeof RRL_SLIP;
 
 /** Client networks are /24 (IPv4) and /56 (IPv6), as in BIND and Knot. */
-export const IPV4_NETWORK_BITS = 24;
-export const IPV6_NETWORK_BITS = 56;
+const IPV4_NETWORK_BITS = 24;
+const IPV6_NETWORK_BITS = 56;
 /** Table entries per limiter (one per DNS worker): 65,536 × 33 bytes ≈ 2.2 MB. */
-export const DEFAULT_TABLE_SIZE = 65536;
+const DEFAULT_TABLE_SIZE = 65536;
 /** Slots examined per lookup before the least recently used one is recycled. */
 const PROBE_LIMIT = 16;
 const EMPTY = -Infinity;

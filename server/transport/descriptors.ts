@@ -34,7 +34,7 @@ export function openFileLimit(): number | null {
   }
 }
 
-export interface FittedCaps {
+interface FittedCaps {
   caps: ConnectionCaps;
   /** Why the caps were lowered, or '' when the wanted caps fit. */
   lowered: string;

@@ -60,7 +60,7 @@ export interface TcpListener {
   close(): Promise<void>;
 }
 
-export interface TcpEvents {
+interface TcpEvents {
   onError(err: Error): void;
   /** A connection refused at the cap. */
   onRefused(): void;

@@ -29,7 +29,7 @@ interface NativeUdp {
   NAME_SLOT: number;
 }
 
-export const NATIVE_MODULE_PATH = fileURLToPath(new URL('../../build/udp_batch.node', import.meta.url));
+const NATIVE_MODULE_PATH = fileURLToPath(new URL('../../build/udp_batch.node', import.meta.url));
 
 let nativeModule: NativeUdp | null | undefined;
 let loadError = '';
@@ -51,7 +51,7 @@ export function nativeUdpUnavailable(): string {
   return loadError;
 }
 
-export interface BatchUdpListener {
+interface BatchUdpListener {
   port: number;
   /** The socket's path-MTU mode and DF setting, as the kernel reports them. */
   fragmentation(): { mtuDiscover: string; dontFragment: boolean };

@@ -15,7 +15,7 @@ export interface UdpListener {
 }
 
 /** How UDP datagrams are read and written: 'auto' = batch when the native module loads, else dgram. */
-export type UdpIoSetting = 'auto' | 'batch' | 'dgram';
+type UdpIoSetting = 'auto' | 'batch' | 'dgram';
 export type UdpIo = 'batch' | 'dgram';
 
 /** What 'auto' resolves to here, and why when it is dgram. */

@@ -8,11 +8,10 @@
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-
-const SERVER = fileURLToPath(new URL('../../server/', import.meta.url));
+import { cyclesOf, importedFiles, importGraph, SERVER } from '../helpers/import-graph.ts';
 
 /**
  * What each module may import, bottom layer first. A module may always import
@@ -68,67 +67,6 @@ export const EXCEPTIONS: readonly { from: string; to: string; issue: number; why
 function moduleOf(path: string): string {
   const parts = path.split('/');
   return parts.length > 1 ? parts[0] : parts[0].replace(/\.ts$/, '');
-}
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? filesUnder(path) : name.endsWith('.ts') ? [path] : [];
-  });
-}
-
-/** Paths under server/ that `text` (a file at `file`, under server/) imports or re-exports. */
-export function importedFiles(file: string, text: string): string[] {
-  const targets: string[] = [];
-  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+'(\.{1,2}\/[^']+)'/g)) {
-    const target = relative(SERVER, join(SERVER, file, '..', m[1]));
-    if (!target.startsWith('..')) targets.push(target);
-  }
-  return targets;
-}
-
-/** Every .ts file under server/ with the files it imports. */
-function importGraph(): Map<string, string[]> {
-  const graph = new Map<string, string[]>();
-  for (const path of filesUnder(SERVER)) {
-    const file = relative(SERVER, path);
-    graph.set(file, importedFiles(file, readFileSync(path, 'utf8')));
-  }
-  return graph;
-}
-
-/** The cycles of a directed graph (strongly connected components of more than one node, or a self-loop). */
-export function cyclesOf(graph: Map<string, Iterable<string>>): string[][] {
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const stack: string[] = [];
-  const onStack = new Set<string>();
-  const cycles: string[][] = [];
-  const visit = (node: string): void => {
-    index.set(node, index.size);
-    low.set(node, index.get(node)!);
-    stack.push(node);
-    onStack.add(node);
-    for (const next of graph.get(node) ?? []) {
-      if (!index.has(next)) {
-        visit(next);
-        low.set(node, Math.min(low.get(node)!, low.get(next)!));
-      } else if (onStack.has(next)) {
-        low.set(node, Math.min(low.get(node)!, index.get(next)!));
-      }
-    }
-    if (low.get(node) !== index.get(node)) return;
-    const component: string[] = [];
-    let member: string;
-    do {
-      member = stack.pop()!;
-      onStack.delete(member);
-      component.push(member);
-    } while (member !== node);
-    if (component.length > 1 || [...(graph.get(node) ?? [])].includes(node)) cycles.push(component.sort());
-  };
-  for (const node of graph.keys()) if (!index.has(node)) visit(node);
-  return cycles;
 }
 
 const isException = (from: string, to: string): boolean => EXCEPTIONS.some((e) => e.from === from && e.to === to);
