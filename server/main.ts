@@ -169,15 +169,14 @@ function preparePrivatePaths(settings: Settings): void {
   if (problems.length > 0) throw new ConfigErrors(problems);
 }
 
-export async function startServer(settings: Settings, log: Logger): Promise<RunningServer> {
-  const startedAt = Date.now();
-  // Before the long load: an address mistake is reported in a moment, not after the GeoIP index is built.
-  await checkAddressesFree(settings);
-  preparePrivatePaths(settings);
-  // Builds (GeoIP index, nearest orders, policy compiles, class tries) run on
-  // the build thread; this thread swaps finished results in (builds.ts). The
-  // GeoIP handlers are bound once the DNS workers run; a database replaced
-  // before then waits for them (the build thread already serves from it).
+/**
+ * Starts the build thread and waits for the first build (GeoIP index,
+ * nearest orders, policy compiles, class tries); this thread swaps finished
+ * results in (builds.ts). The GeoIP handlers are bound once the DNS workers
+ * run; a database replaced before then is queued in earlyGeoEvents and
+ * replayed (the build thread already serves from it).
+ */
+async function startBuilds(settings: Settings, log: Logger) {
   const earlyGeoEvents: Array<() => void> = [];
   const buildHandlers = {
     geoBuilt: (next: LoadedGeo, load: LoadResult, change: GeoChange): void => { earlyGeoEvents.push(() => buildHandlers.geoBuilt(next, load, change)); },
@@ -198,12 +197,204 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     await builder.stop();
     throw err;
   }
-  let geo = built.geo;
+  const geo = built.geo;
   log.info({
     database: geo.database.path, type: geo.database.databaseType, built: geo.database.buildEpoch.toISOString(),
     locations: geo.database.index.locationCount, pops: geo.catalog.count, loadMs: Math.round(geo.database.loadMs),
     ...(geo.asn ? { asnFiles: geo.asn.files.map((f) => `${f.path} (${f.layout})`), asnNetworks: geo.asn.networks.count, asnLoadMs: Math.round(geo.asn.loadMs), locationsWithAsn: geo.context.index.locationCount } : {}),
   }, 'geo data loaded');
+  return { builder, built, buildHandlers, earlyGeoEvents };
+}
+
+/**
+ * The load leaves hundreds of MB of garbage (the mmdb bytes, build-time
+ * tables); collect it now, before the workers start, rather than whenever V8
+ * next decides to, so the steady-state footprint is what is really used.
+ */
+function releaseLoadGarbage(log: Logger): void {
+  collectGarbage();
+  // Freed build-time tables sit between live ones in malloc's heap, resident
+  // until handed back; without the native module they stay.
+  nativeUdp()?.releaseFreeMemory();
+  const memory = process.memoryUsage();
+  log.info({ rssMB: Math.round(memory.rss / 1e6), heapMB: Math.round(memory.heapUsed / 1e6), arrayBuffersMB: Math.round(memory.arrayBuffers / 1e6), externalMB: Math.round(memory.external / 1e6) }, 'memory after load');
+}
+
+/**
+ * Every connection is a descriptor: the caps must fit under the open-file
+ * limit with room left for probes (`probesInFlight`) and everything else.
+ */
+function fitCaps(settings: Settings, probesInFlight: number, log: Logger): ConnectionCaps {
+  const descriptorLimit = openFileLimit();
+  let fitted: ReturnType<typeof fitConnectionCaps>;
+  try {
+    fitted = fitConnectionCaps({ tcp: settings.tcpMaxConnections, admin: settings.admin ? settings.adminMaxConnections : 0 },
+      descriptorLimit, DESCRIPTOR_RESERVE + probesInFlight);
+  } catch (err) {
+    throw new ConfigErrors([new ConfigError('POPSTEER_ERR_SETTING', 'tcp-max-connections', null, '/tcp_max_connections', (err as Error).message)]);
+  }
+  const caps = fitted.caps;
+  if (fitted.lowered !== '') log.warn({ openFileLimit: descriptorLimit, tcpMaxConnections: caps.tcp, adminMaxConnections: caps.admin }, `connection caps lowered: ${fitted.lowered}`);
+  return caps;
+}
+
+/** The DNS addresses to bind, with `host:0` given a port free for both UDP and TCP. */
+async function listenAddresses(settings: Settings): Promise<Array<{ host: string; port: number }>> {
+  const listen = [];
+  for (const address of settings.listen) {
+    listen.push({ host: address.host, port: address.port === 0 ? await pickPort(address.host) : address.port });
+  }
+  return listen;
+}
+
+/** The UDP I/O the workers use (a bad udp_io setting is a configuration error, exit 2). */
+function udpIoOf(settings: Settings, log: Logger): ReturnType<typeof resolveUdpIo> {
+  let udpIo: ReturnType<typeof resolveUdpIo>;
+  try {
+    udpIo = resolveUdpIo(settings.udpIo);
+  } catch (err) {
+    throw new ConfigErrors([new ConfigError('POPSTEER_ERR_SETTING', 'udp-io', null, '/udp_io', (err as Error).message)]);
+  }
+  if (udpIo.reason !== '') log.info({ udp_io: udpIo.io, reason: udpIo.reason }, 'UDP on dgram, one system call per datagram');
+  return udpIo;
+}
+
+/**
+ * Calls `changed` on edits under the config directory (zones/, steering/),
+ * debounced so that an editor's write-rename-chmod counts once.
+ */
+function watchConfigDirectories(settings: Settings, changed: (file: string) => void, log: Logger): FSWatcher[] {
+  const watchers: FSWatcher[] = [];
+  let reloadTimer: NodeJS.Timeout | null = null;
+  const scheduleReload = (file: string): void => {
+    if (reloadTimer) clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(() => { reloadTimer = null; changed(file); }, 150);
+  };
+  for (const dir of ['zones', 'steering']) {
+    const path = join(settings.configDir, dir);
+    if (!existsSync(path)) continue;
+    const watcher = watch(path, { persistent: false }, (_event, file) => {
+      if (file && /\.ya?ml$/.test(String(file))) scheduleReload(join(dir, String(file)));
+    });
+    watcher.on('error', (err) => log.warn({ err: err.message, dir: path }, 'config watch error'));
+    watchers.push(watcher);
+  }
+  return watchers;
+}
+
+/** Anycast fitness from health: this PoP drained, forced down or down, or cut off from most targets. */
+function healthFitnessChecks(health: HealthService, pop: string): Array<() => string | null> {
+  const localPop = (): string | null => {
+    const self = health.status().subjects.find((s) => s.id === pop);
+    if (!self) return null;
+    if (self.override && (self.override.kind === 'drain' || self.override.kind === 'force-down')) return `local PoP ${pop} is ${self.override.kind === 'drain' ? 'drained' : 'forced down'}: ${self.override.reason}`;
+    if (self.state === 'down') return `local PoP ${pop} is down`;
+    return null;
+  };
+  return [localPop, () => (health.cutOff().active ? 'cut off: most targets unreachable from here' : null)];
+}
+
+/** Asks a DNS worker to close its sockets and waits for it; one that does not answer in 2 s is terminated. */
+function closeWorker(w: Worker): Promise<void> {
+  return new Promise<void>((resolveP) => {
+    const timer = setTimeout(() => { void w.terminate().then(() => resolveP()); }, 2000);
+    w.on('message', (m: FromWorker) => { if (m.type === 'closed') { clearTimeout(timer); resolveP(); } });
+    w.once('exit', () => { clearTimeout(timer); resolveP(); });
+    w.postMessage({ type: 'close' } satisfies ToWorker);
+  });
+}
+
+/**
+ * Signals for TTLs derived from health and for capacity steps, refreshed
+ * every second and at every health change. `ids` is read at each refresh:
+ * a GeoIP reload replaces the catalog object (with the same PoPs).
+ */
+function startSignals(count: number, ids: () => readonly string[], health: HealthService) {
+  const signals = createSignals(count);
+  const signalsView = new Float64Array(signals);
+  const refreshSignals = (): void => {
+    const now = Date.now();
+    ids().forEach((id, i) => setNextPossibleChange(signalsView, i, now + health.secondsUntilPossibleChange(id) * 1000));
+  };
+  refreshSignals();
+  health.on('transition', refreshSignals);
+  const signalsTimer = setInterval(refreshSignals, 1000);
+  signalsTimer.unref();
+  return { signals, signalsView, signalsTimer };
+}
+
+/** Starts `count` DNS worker threads; `listening` settles when each has bound its sockets (or failed to). */
+function spawnDnsWorkers(count: number, dataOf: (index: number) => DnsWorkerData, log: Logger, stopping: () => boolean, died: () => void) {
+  const workers: Worker[] = [];
+  const listening: Array<Promise<void>> = [];
+  for (let index = 0; index < count; index++) {
+    // Every datagram leaves a little garbage (the message Buffer, rinfo, the
+    // reply); under sustained load V8 grows a worker's young generation to
+    // its maximum and keeps it. A small young generation keeps the committed
+    // heap flat (scavenges stay cheap: almost nothing survives them).
+    const worker = new Worker(new URL('./dns-worker.ts', import.meta.url), { workerData: dataOf(index), resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
+    workers.push(worker);
+    listening.push(watchWorker(worker, index, log, stopping, died).listening);
+  }
+  return { workers, listening };
+}
+
+type BuildHandlers = Awaited<ReturnType<typeof startBuilds>>['buildHandlers'];
+
+/**
+ * The GeoIP database is watched by the build thread: geoipupdate renames a
+ * new file into place. A new file is loaded, checked and compiled against
+ * there and swapped in here with a new snapshot (`swapIn`, then `setGeo`); a
+ * truncated or corrupt one is rejected and the old data serves. The ASN
+ * source is watched the same way; a replacement that changes too many
+ * networks is refused there (geo/asn-watch.ts). Returns the GeoIP counts
+ * (for metrics).
+ */
+function bindGeoReloads(handlers: BuildHandlers, swapIn: (reason: string, result: LoadResult) => ReloadOutcome, setGeo: (next: LoadedGeo) => void, log: Logger) {
+  const geoReloads = { success: 0, rejected: 0, lastError: '' };
+  const asnReloads = { success: 0, rejected: 0, lastError: '' };
+  const reloadCounts = (source: GeoChange['source']) => (source === 'asn' ? asnReloads : geoReloads);
+  handlers.geoBuilt = (next, result, change) => {
+    const what = change.source === 'asn' ? 'ASN source replaced' : 'GeoIP database replaced';
+    const counts = reloadCounts(change.source);
+    const outcome = swapIn(what, result);
+    if (!outcome.ok) {
+      counts.rejected++;
+      counts.lastError = outcome.errors.join('; ');
+      return;
+    }
+    setGeo(next);
+    counts.success++;
+    const database = next.database;
+    log.info(change.source === 'asn'
+      ? { files: change.files, networks: next.asn?.networks.count ?? 0, changedShare: Number((change.changedShare ?? 0).toFixed(4)), loadMs: Math.round(next.asn?.loadMs ?? 0) }
+      : { database: change.files[0], type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, what);
+  };
+  handlers.geoRejected = (message, _errors, change) => {
+    const counts = reloadCounts(change.source);
+    counts.rejected++;
+    counts.lastError = message;
+    log.error({ err: message, files: change.files }, change.source === 'asn'
+      ? 'ASN source replacement rejected; the previous data keeps serving'
+      : 'GeoIP database replacement rejected; the previous data keeps serving');
+  };
+  return geoReloads;
+}
+
+/**
+ * Starts the server in named phases (the functions above) and holds what
+ * they share while it runs: the current snapshot, policies and geo data, the
+ * decision counters, and whether it is shutting down. reload, swapIn,
+ * shutdown and the RunningServer the admin sees are closures over that state.
+ */
+// eslint-disable-next-line max-lines-per-function -- the composition root: its closures share the running state above; each phase is a named function, and moving the state into a class is left for after the fleet work that also wires in here
+export async function startServer(settings: Settings, log: Logger): Promise<RunningServer> {
+  const startedAt = Date.now();
+  // Before the long load: an address mistake is reported in a moment, not after the GeoIP index is built.
+  await checkAddressesFree(settings);
+  preparePrivatePaths(settings);
+  const { builder, built, buildHandlers, earlyGeoEvents } = await startBuilds(settings, log);
+  let geo = built.geo;
   let loaded: LoadResult = built.load;
   let current: DnsSnapshot = loaded.snapshot!;
   log.info({ hash: current.hash, zones: current.zones.map((z) => z.apexText), policies: loaded.policies.map((p) => p.name), files: loaded.files.length }, 'configuration loaded');
@@ -211,15 +402,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // dnstap's output is opened before anything starts, so a bad one stops start-up (exit 2).
   const dnstap = settings.dnstap ? startDnstap(settings, log) : null;
 
-  // The load leaves hundreds of MB of garbage (the mmdb bytes, build-time
-  // tables); collect it now, before the workers start, rather than whenever
-  // V8 next decides to, so the steady-state footprint is what is really used.
-  collectGarbage();
-  // Freed build-time tables sit between live ones in malloc's heap, resident
-  // until handed back; without the native module they stay.
-  nativeUdp()?.releaseFreeMemory();
-  const memory = process.memoryUsage();
-  log.info({ rssMB: Math.round(memory.rss / 1e6), heapMB: Math.round(memory.heapUsed / 1e6), arrayBuffersMB: Math.round(memory.arrayBuffers / 1e6), externalMB: Math.round(memory.external / 1e6) }, 'memory after load');
+  releaseLoadGarbage(log);
 
   // Health: probed here, once per server; workers read the shared table.
   const healthTable = createHealthTable(geo.catalog.count);
@@ -228,70 +411,29 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     subjects: geo.catalog.ids, config: probes, stateFile: settings.stateFile!, log, table: healthTable,
   });
 
-  // Every connection is a descriptor: the caps must fit under the open-file
-  // limit with room left for probes and everything else.
-  const descriptorLimit = openFileLimit();
-  let fitted: ReturnType<typeof fitConnectionCaps>;
-  try {
-    fitted = fitConnectionCaps({ tcp: settings.tcpMaxConnections, admin: settings.admin ? settings.adminMaxConnections : 0 },
-      descriptorLimit, DESCRIPTOR_RESERVE + probes.maxInFlight);
-  } catch (err) {
-    throw new ConfigErrors([new ConfigError('POPSTEER_ERR_SETTING', 'tcp-max-connections', null, '/tcp_max_connections', (err as Error).message)]);
-  }
-  const connectionCaps = fitted.caps;
-  if (fitted.lowered !== '') log.warn({ openFileLimit: descriptorLimit, tcpMaxConnections: connectionCaps.tcp, adminMaxConnections: connectionCaps.admin }, `connection caps lowered: ${fitted.lowered}`);
+  const connectionCaps = fitCaps(settings, probes.maxInFlight, log);
   const tcpSlotBuffer = createSlotBuffer();
   const tcpSlots = new ConnectionSlots(tcpSlotBuffer, connectionCaps.tcp);
   health.start();
 
-  // Signals for TTLs derived from health and for capacity steps, refreshed
-  // every second and at every health change.
-  const signals = createSignals(geo.catalog.count);
-  const signalsView = new Float64Array(signals);
-  const refreshSignals = (): void => {
-    const now = Date.now();
-    geo.catalog.ids.forEach((id, i) => setNextPossibleChange(signalsView, i, now + health.secondsUntilPossibleChange(id) * 1000));
-  };
-  refreshSignals();
-  health.on('transition', refreshSignals);
-  const signalsTimer = setInterval(refreshSignals, 1000);
-  signalsTimer.unref();
+  const { signals, signalsView, signalsTimer } = startSignals(geo.catalog.count, () => geo.catalog.ids, health);
 
-  const listen = [];
-  for (const address of settings.listen) {
-    listen.push({ host: address.host, port: address.port === 0 ? await pickPort(address.host) : address.port });
-  }
-  let udpIo: ReturnType<typeof resolveUdpIo>;
-  try {
-    udpIo = resolveUdpIo(settings.udpIo);
-  } catch (err) {
-    throw new ConfigErrors([new ConfigError('POPSTEER_ERR_SETTING', 'udp-io', null, '/udp_io', (err as Error).message)]);
-  }
-  if (udpIo.reason !== '') log.info({ udp_io: udpIo.io, reason: udpIo.reason }, 'UDP on dgram, one system call per datagram');
+  const listen = await listenAddresses(settings);
+  const udpIo = udpIoOf(settings, log);
   const counters = createCounterBuffer(settings.workers);
   let decisionCounters = createDecisionCounterBuffer(current.steering, settings.workers);
-  const workers: Worker[] = [];
-  const listening: Array<Promise<void>> = [];
   let shuttingDown = false;
   // Once more, just before binding: the load took a while.
   const shared = await checkAddressesFree(settings);
   if (shared.length > 0) log.warn({ listen: shared }, 'sharing DNS addresses with another process (--share-listen): queries are split between the two until one stops');
-  for (let index = 0; index < settings.workers; index++) {
-    const workerData: DnsWorkerData = {
-      index, snapshot: snapshotForWorkers(current), listen, udpIo: udpIo.io, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
-      decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
-      dnstap: dnstap?.workerConfig(index, listen) ?? null,
-      tcp: { idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection },
-      tcpSlots: tcpSlotBuffer, tcpMaxConnections: connectionCaps.tcp,
-    };
-    // Every datagram leaves a little garbage (the message Buffer, rinfo, the
-    // reply); under sustained load V8 grows a worker's young generation to
-    // its maximum and keeps it. A small young generation keeps the committed
-    // heap flat (scavenges stay cheap: almost nothing survives them).
-    const worker = new Worker(new URL('./dns-worker.ts', import.meta.url), { workerData, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
-    workers.push(worker);
-    listening.push(watchWorker(worker, index, log, () => shuttingDown, () => { void shutdown().then(() => process.exit(1)); }).listening);
-  }
+  const workerDataOf = (index: number): DnsWorkerData => ({
+    index, snapshot: snapshotForWorkers(current), listen, udpIo: udpIo.io, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
+    decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
+    dnstap: dnstap?.workerConfig(index, listen) ?? null,
+    tcp: { idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection },
+    tcpSlots: tcpSlotBuffer, tcpMaxConnections: connectionCaps.tcp,
+  });
+  const { workers, listening } = spawnDnsWorkers(settings.workers, workerDataOf, log, () => shuttingDown, () => { void shutdown().then(() => process.exit(1)); });
   /** A start-up that fails after threads and timers began leaves nothing running behind it. */
   const abandonStart = async (): Promise<void> => {
     shuttingDown = true;
@@ -349,57 +491,9 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     return { ok: true, errors: [], hash: current.hash, changed };
   };
 
-  // Reload on edits under the config directory (zones/, steering/), debounced
-  // so that an editor's write-rename-chmod counts once.
-  const watchers: FSWatcher[] = [];
-  let reloadTimer: NodeJS.Timeout | null = null;
-  const scheduleReload = (file: string): void => {
-    if (reloadTimer) clearTimeout(reloadTimer);
-    reloadTimer = setTimeout(() => { reloadTimer = null; void reload(`file changed: ${file}`); }, 150);
-  };
-  for (const dir of ['zones', 'steering']) {
-    const path = join(settings.configDir, dir);
-    if (!existsSync(path)) continue;
-    const watcher = watch(path, { persistent: false }, (_event, file) => {
-      if (file && /\.ya?ml$/.test(String(file))) scheduleReload(join(dir, String(file)));
-    });
-    watcher.on('error', (err) => log.warn({ err: err.message, dir: path }, 'config watch error'));
-    watchers.push(watcher);
-  }
+  const watchers = watchConfigDirectories(settings, (file) => { void reload(`file changed: ${file}`); }, log);
 
-  // The GeoIP database is watched by the build thread: geoipupdate renames a
-  // new file into place. A new file is loaded, checked and compiled against
-  // there and swapped in here with a new snapshot; a truncated or corrupt one
-  // is rejected and the old data serves.
-  const geoReloads = { success: 0, rejected: 0, lastError: '' };
-  // The ASN source is watched the same way; a replacement that changes too
-  // many networks is refused there (geo/asn-watch.ts).
-  const asnReloads = { success: 0, rejected: 0, lastError: '' };
-  const reloadCounts = (source: GeoChange['source']) => (source === 'asn' ? asnReloads : geoReloads);
-  buildHandlers.geoBuilt = (next, result, change) => {
-    const what = change.source === 'asn' ? 'ASN source replaced' : 'GeoIP database replaced';
-    const counts = reloadCounts(change.source);
-    const outcome = swapIn(what, result);
-    if (!outcome.ok) {
-      counts.rejected++;
-      counts.lastError = outcome.errors.join('; ');
-      return;
-    }
-    geo = next;
-    counts.success++;
-    const database = next.database;
-    log.info(change.source === 'asn'
-      ? { files: change.files, networks: next.asn?.networks.count ?? 0, changedShare: Number((change.changedShare ?? 0).toFixed(4)), loadMs: Math.round(next.asn?.loadMs ?? 0) }
-      : { database: change.files[0], type: database.databaseType, built: database.buildEpoch.toISOString(), loadMs: Math.round(database.loadMs) }, what);
-  };
-  buildHandlers.geoRejected = (message, _errors, change) => {
-    const counts = reloadCounts(change.source);
-    counts.rejected++;
-    counts.lastError = message;
-    log.error({ err: message, files: change.files }, change.source === 'asn'
-      ? 'ASN source replacement rejected; the previous data keeps serving'
-      : 'GeoIP database replacement rejected; the previous data keeps serving');
-  };
+  const geoReloads = bindGeoReloads(buildHandlers, swapIn, (next) => { geo = next; }, log);
   for (const replay of earlyGeoEvents.splice(0)) replay();
   const stopGeoWatch = (): void => { void builder.stop(); };
 
@@ -442,15 +536,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     shutdown: () => shutdown(),
     startedAt,
   };
-  // This PoP drained or down by health: stop attracting anycast traffic.
-  server.fitnessChecks.push(() => {
-    const self = health.status().subjects.find((s) => s.id === settings.pop);
-    if (!self) return null;
-    if (self.override && (self.override.kind === 'drain' || self.override.kind === 'force-down')) return `local PoP ${settings.pop} is ${self.override.kind === 'drain' ? 'drained' : 'forced down'}: ${self.override.reason}`;
-    if (self.state === 'down') return `local PoP ${settings.pop} is down`;
-    return null;
-  });
-  server.fitnessChecks.push(() => (health.cutOff().active ? 'cut off: most targets unreachable from here' : null));
+  server.fitnessChecks.push(...healthFitnessChecks(health, settings.pop));
   if (settings.admin) {
     try {
       admin = await startAdmin(server, settings.admin, log);
@@ -476,12 +562,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     post({ type: 'stop-accepting' });
     health.stop();
     clearInterval(signalsTimer);
-    await Promise.all(workers.map((w) => new Promise<void>((resolveP) => {
-      const timer = setTimeout(() => { void w.terminate().then(() => resolveP()); }, 2000);
-      w.on('message', (m: FromWorker) => { if (m.type === 'closed') { clearTimeout(timer); resolveP(); } });
-      w.once('exit', () => { clearTimeout(timer); resolveP(); });
-      w.postMessage({ type: 'close' } satisfies ToWorker);
-    })));
+    await Promise.all(workers.map(closeWorker));
     // After the DNS workers: their last frames are written before the stream's STOP.
     await dnstap?.close();
     if (admin) await admin.close();

@@ -32,11 +32,29 @@ interface CommandOutput {
   err: { write(text: string): unknown };
 }
 
+/** The admin token from --token-file or POPSTEER_ADMIN_TOKEN; null (the reason written to `io.err`) when there is none. */
+function adminToken(tokenFile: string | undefined, io: CommandOutput): string | null {
+  let token = process.env.POPSTEER_ADMIN_TOKEN ?? '';
+  if (tokenFile) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      io.err.write(`popsteer pop: cannot read the token file: ${(err as Error).message}\n`);
+      return null;
+    }
+  }
+  if (!token) {
+    io.err.write('popsteer pop: no admin token (use --token-file or POPSTEER_ADMIN_TOKEN); the admin API refuses changes without one\n');
+    return null;
+  }
+  return token;
+}
+
 /**
  * Runs the subcommand; `args` are the words after "pop". Returns the exit
  * status. It reads top to bottom as the command works: arguments, token, one
  * request to the admin API, its answer; each refusal returns its own status
- * on the spot, which is why it stays one function a little past a screen.
+ * on the spot.
  */
 export async function runPopCommand(args: string[], io: CommandOutput = { out: process.stdout, err: process.stderr }): Promise<number> {
   const usage = (message: string): number => {
@@ -79,19 +97,8 @@ export async function runPopCommand(args: string[], io: CommandOutput = { out: p
     expiresInSeconds = ms / 1000;
   }
 
-  let token = process.env.POPSTEER_ADMIN_TOKEN ?? '';
-  if (values['token-file']) {
-    try {
-      token = readFileSync(values['token-file'], 'utf8').trim();
-    } catch (err) {
-      io.err.write(`popsteer pop: cannot read the token file: ${(err as Error).message}\n`);
-      return 1;
-    }
-  }
-  if (!token) {
-    io.err.write('popsteer pop: no admin token (use --token-file or POPSTEER_ADMIN_TOKEN); the admin API refuses changes without one\n');
-    return 1;
-  }
+  const token = adminToken(values['token-file'], io);
+  if (token === null) return 1;
 
   const admin = values.admin ?? process.env.POPSTEER_ADMIN ?? DEFAULT_ADMIN;
   const url = `${adminOrigin(admin)}/v1/pops/${encodeURIComponent(popId)}/${action as OverrideAction}`;

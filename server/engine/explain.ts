@@ -114,6 +114,26 @@ function explainAsn(answer: AsnAnswer | null): ExplainAsn | null {
   return { number: answer.asn, organization: answer.organization, network: answer.network, source: answer.file, text };
 }
 
+/** A copy of the live health table with the PoPs the caller takes down marked down (and its version moved on). */
+function healthWithDown(ctx: ExplainContext, down: readonly string[]): Int32Array {
+  const health = Int32Array.from(ctx.health);
+  for (const id of down) {
+    const i = ctx.subjects.indexOf(id);
+    if (i < 0) throw new Error(`unknown PoP "${id}" in down list; known: ${ctx.subjects.join(', ')}`);
+    health[3 + i] = 0;
+  }
+  health[0]++;
+  return health;
+}
+
+/** The AS of the deciding address and, when ECS decided, of the resolver too (when an ASN source is loaded). */
+function addAsns(ctx: ExplainContext, result: ExplainResult, resolverWhenEcs: string | null): void {
+  const asnSource = ctx.geo.asnSource ?? null;
+  if (!asnSource) return;
+  result.asn = explainAsn(lookupAsn(asnSource, result.deciding.address));
+  if (resolverWhenEcs !== null) result.resolver_asn = explainAsn(lookupAsn(asnSource, resolverWhenEcs));
+}
+
 /** Explains one query; throws Error with a message for bad input. */
 export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainResult {
   const qtype = request.type === 'AAAA' ? TYPE_AAAA : TYPE_A;
@@ -122,14 +142,7 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
   const resolverFamily = parseAddressInto(resolver, new Uint8Array(16));
   if (resolverFamily === 0) throw new Error(`resolver "${resolver}" is not an IP address`);
 
-  // Health: the live state, plus the PoPs the caller takes down.
-  const health = Int32Array.from(ctx.health);
-  for (const id of request.down ?? []) {
-    const i = ctx.subjects.indexOf(id);
-    if (i < 0) throw new Error(`unknown PoP "${id}" in down list; known: ${ctx.subjects.join(', ')}`);
-    health[3 + i] = 0;
-  }
-  health[0]++;
+  const health = healthWithDown(ctx, request.down ?? []);
 
   const engine = new Engine(ctx.snapshot, { popId: ctx.selfPop, versionBind: null, counters: new Counters(null, 0) });
   const tables = ctx.snapshot.steering;
@@ -177,11 +190,7 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
   const clientLat = l >= 0 ? geo.lat[l] : NaN;
   const clientLon = l >= 0 ? geo.lon[l] : NaN;
   result.location = locationOf(geo, family, bytes, found.location, found.prefixLength, ctx.subjects);
-  const asnSource = ctx.geo.asnSource ?? null;
-  if (asnSource) {
-    result.asn = explainAsn(lookupAsn(asnSource, result.deciding.address));
-    if (address.fromEcs) result.resolver_asn = explainAsn(lookupAsn(asnSource, resolver));
-  }
+  addAsns(ctx, result, address.fromEcs ? resolver : null);
 
   const cls = policy.classes[last.class];
   const rule = policy.rules[cls.rule];

@@ -204,6 +204,7 @@ function endLoad(geo: GeoFacts, load: number): void {
   for (const [key, entry] of entries) if (entry.usedInLoad < load - 1) entries.delete(key);
 }
 
+// eslint-disable-next-line max-lines-per-function -- to be split into named phases (rules, steps, classes, tries) once the steering work rewriting this file lands; splitting it now would conflict with it (issue 18)
 function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[]): CompiledPolicy | null {
   const file = source.file;
   const at = (p: string): SourcePosition | null => source.position(p);
