@@ -43,8 +43,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts a 3-node JetStream cluster and waits until every node is ready. */
-export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+export interface ClusterOptions {
+  /** Nodes: 3 by default; 1 is a single server without a cluster block. */
+  size?: number;
+  /** Clients must log in with this user and password. */
+  auth?: { user: string; password: string };
+}
+
+/** Starts a JetStream cluster (3 nodes unless told) and waits until every node is ready. */
+export async function startNatsCluster(options: ClusterOptions = {}): Promise<NatsCluster> {
+  const size = options.size ?? 3;
   const dir = mkdtempSync(join(tmpdir(), 'popsteer-nats-'));
   const clientPorts: number[] = [];
   const clusterPorts: number[] = [];
@@ -60,7 +68,8 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       `server_name: ${name}`,
       `listen: 127.0.0.1:${clientPort}`,
       `jetstream { store_dir: "${join(dir, name)}", max_memory_store: 64MB, max_file_store: 256MB }`,
-      `cluster { name: popsteer-test, listen: 127.0.0.1:${clusterPorts[i]}, routes: [${routes.join(', ')}] }`,
+      size > 1 ? `cluster { name: popsteer-test, listen: 127.0.0.1:${clusterPorts[i]}, routes: [${routes.join(', ')}] }` : '',
+      options.auth ? `authorization { user: "${options.auth.user}", password: "${options.auth.password}" }` : '',
       '',
     ].join('\n'));
     return natsNode(name, clientPort, config);

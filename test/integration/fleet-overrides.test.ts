@@ -94,6 +94,24 @@ test('`popsteer pop undrain` through another instance lifts it everywhere', asyn
   for (const s of servers) assert.equal(await dig(s), 'lhr');
 });
 
+test('an expiry is one absolute time: every instance lifts the drain at the same moment', async () => {
+  const answer = await fetch(`http://127.0.0.1:${servers[0].adminPort}/v1/pops/lhr/drain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ reason: 'fleet drain for 3s', expires: '3s' }),
+  });
+  assert.equal(answer.status, 200, await answer.clone().text());
+  await appliedEverywhere('fleet drain for 3s');
+  const expiries = await Promise.all(servers.map(async (s) => {
+    const pops = await (await fetch(`http://127.0.0.1:${s.adminPort}/v1/pops`)).json() as { pops: Array<{ id: string; override: { expires: string | null } | null }> };
+    return pops.pops.find((p) => p.id === 'lhr')!.override?.expires ?? null;
+  }));
+  assert.ok(expiries[0] !== null);
+  assert.deepEqual(expiries, [expiries[0], expiries[0], expiries[0]]);
+  await Promise.all(servers.map((s) => s.waitForLog((l) => l.msg === 'health override expired' && l.subject === 'lhr', WAIT_MS)));
+  for (const s of servers) assert.equal(await dig(s), 'lhr');
+});
+
 test('one hub server killed changes nothing', async () => {
   await hub.nodes[0].stop('SIGKILL');
   const answer = await override(servers[0], 'lhr', 'force-down', 'fleet force-down with a hub server gone');
