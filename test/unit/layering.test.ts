@@ -46,7 +46,7 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   // The fleet link (NATS KV): feeds the health service fleet-wide overrides;
   // it knows health's override types and the settings' errors, nothing of
   // the query path.
-  'fleet': ['config', 'health', 'log'],
+  'fleet': ['config', 'health', 'lib', 'log'],
   'geo-context': ['config', 'geo', 'policy'],
   // The admin sees the running server through admin/running-server.ts, never main.
   'admin': ['config', 'dns', 'dnstap', 'engine', 'fleet', 'geo', 'health', 'log', 'snapshot', 'steering', 'transport'],
