@@ -2,7 +2,7 @@
 // threads → admin → watchers. Nothing else lives here.
 
 import { createSocket } from 'node:dgram';
-import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { createServer, isIPv6 } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -33,6 +33,7 @@ import { addressInUse } from './transport/address-check.ts';
 import { fitConnectionCaps, openFileLimit, type ConnectionCaps } from './transport/descriptors.ts';
 import { ConnectionSlots, createSlotBuffer } from './transport/slots.ts';
 import { DNSTAP_OFF, startDnstap, type DnstapStats } from './dnstap/index.ts';
+import { Fleet } from './fleet/fleet.ts';
 
 interface ReloadOutcome {
   ok: boolean;
@@ -77,6 +78,8 @@ export interface RunningServer {
   shuttingDown(): boolean;
   shutdown(): Promise<void>;
   startedAt: number;
+  /** The fleet link when --fleet is set (server/fleet); null for a single node. */
+  fleet: Fleet | null;
 }
 
 const WORKER_YOUNG_GENERATION_MB = 6;
@@ -86,6 +89,10 @@ const WORKER_YOUNG_GENERATION_MB = 6;
  * GeoIP reload, logs. An idle server with two workers holds about 40.
  */
 const DESCRIPTOR_RESERVE = 256;
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 /** A full garbage collection, without needing node --expose-gc on the command line. */
 function collectGarbage(): void {
@@ -414,7 +421,13 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const connectionCaps = fitCaps(settings, probes.maxInFlight, log);
   const tcpSlotBuffer = createSlotBuffer();
   const tcpSlots = new ConnectionSlots(tcpSlotBuffer, connectionCaps.tcp);
+  // The fleet connects in the background: answering never waits for it. Its
+  // credentials are read here, before anything runs (a bad file is exit 2).
+  const fleet = settings.fleetServers.length === 0 ? null : new Fleet({
+    servers: settings.fleetServers, name: settings.fleetName, credsFile: settings.fleetCreds, pop: settings.pop, version: packageVersion(), health, log,
+  });
   health.start();
+  fleet?.start();
 
   const { signals, signalsView, signalsTimer } = startSignals(geo.catalog.count, () => geo.catalog.ids, health);
 
@@ -439,6 +452,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     shuttingDown = true;
     await builder.stop();
     health.stop();
+    await fleet?.stop();
     clearInterval(signalsTimer);
     await Promise.all(workers.map((w) => w.terminate()));
     await dnstap?.close();
@@ -535,6 +549,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     shuttingDown: () => shuttingDown,
     shutdown: () => shutdown(),
     startedAt,
+    fleet,
   };
   server.fitnessChecks.push(...healthFitnessChecks(health, settings.pop));
   if (settings.admin) {
@@ -561,6 +576,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     if (settings.drainMs > 0) await new Promise((r) => setTimeout(r, settings.drainMs));
     post({ type: 'stop-accepting' });
     health.stop();
+    await fleet?.stop();
     clearInterval(signalsTimer);
     await Promise.all(workers.map(closeWorker));
     // After the DNS workers: their last frames are written before the stream's STOP.

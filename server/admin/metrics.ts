@@ -33,6 +33,8 @@ interface MetricsSource {
   /** Whether this instance is fit for anycast traffic (GET /v1/fitness). */
   fit(): boolean;
   connections(): ConnectionMetrics;
+  /** 1 connected to the fleet, 0 not; null without --fleet (no sample then). */
+  fleetConnected?(): 0 | 1 | null;
 }
 
 interface ConnectionMetrics {
@@ -193,6 +195,10 @@ export function createMetrics(source: MetricsSource): Registry {
     () => [{ labels: {}, value: source.dnstap().dropped }]);
   metric('popsteer_dnstap_connected', 'gauge', '1 while the dnstap output is open (a collector accepted the stream, or the file is open); 0 otherwise or when dnstap is off.',
     () => [{ labels: {}, value: source.dnstap().connected ? 1 : 0 }]);
+  metric('popsteer_fleet_connected', 'gauge', '1 while this instance is connected to its fleet\'s NATS servers (--fleet); 0 while it answers from the last known fleet state. No sample without --fleet.', () => {
+    const connected = source.fleetConnected?.() ?? null;
+    return connected === null ? [] : [{ labels: {}, value: connected }];
+  });
   metric('popsteer_dnstap_connections_total', 'counter', 'Times the dnstap output was opened: 1 for a file, one more for every collector (re)connection.',
     () => [{ labels: {}, value: source.dnstap().connections }]);
 

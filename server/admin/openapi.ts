@@ -22,7 +22,7 @@ const json = (description: string, schema: Schema): Schema => ({ description, co
 const text = (description: string, type: string): Schema => ({ description, content: { [type]: { schema: str } } });
 
 const error = json('An error: a stable code and what to change', obj({ error: str, message: str }));
-const override = obj({ kind: { type: 'string', enum: ['drain', 'force-down', 'force-up'] }, reason: str, since: time, expires: nullableTime });
+const override = obj({ kind: { type: 'string', enum: ['drain', 'force-down', 'force-up'] }, reason: str, since: time, expires: nullableTime, author: str });
 const mutatingErrors = { 401: error, 403: error };
 /** A POST with a body: too large, or not JSON. */
 const bodyErrors = { 413: error, 415: error };
@@ -76,6 +76,16 @@ const ROUTES: Record<string, RouteDoc> = {
       })),
     },
   },
+  'GET /v1/fleet': {
+    summary: 'The fleet (--fleet) as this instance sees it: connected or not, every instance with its last heartbeat, the fleet-wide overrides; enabled: false without a fleet', tags: ['pops'],
+    response: {
+      200: json('The fleet', obj({
+        enabled: bool, name: str, pop: str, instance: str, connected: bool, since: nullableTime, servers: { type: 'array', items: str },
+        instances: { type: 'array', items: obj({ pop: str, instance: str, self: bool, connected: bool, last_seen: nullableTime, started_at: nullableTime, version: str }) },
+        overrides: { type: 'array', items: obj({ subject: str, action: str, reason: str, author: str, at: time, expires: nullableTime, via: str }) },
+      })),
+    },
+  },
   'GET /v1/policies': { summary: 'The active policy set: hash, load time and each policy as compiled', tags: ['policies'], response: { 200: json('Active policies', obj({ hash: str, loaded_at: time, policies: { type: 'array', items: { type: 'object', additionalProperties: true } } })) } },
   'GET /v1/fitness': {
     summary: 'Whether this instance should receive anycast traffic (read by `popsteer anycast`)', tags: ['health'],
@@ -96,9 +106,13 @@ const ROUTES: Record<string, RouteDoc> = {
   'GET /status.js': { summary: 'Status page script', tags: ['status page'], response: { 200: text('JavaScript', 'text/javascript') } },
   'GET /v1/openapi.json': { summary: 'This description (OpenAPI 3)', tags: ['status'], response: { 200: json('OpenAPI document', { type: 'object', additionalProperties: true }) } },
   'POST /v1/pops/{id}/{action}': {
-    summary: 'Set or clear an override on a PoP: drain, undrain, force-down, force-up (optionally with a reason and an expiry; the body may be empty); persisted',
+    summary: 'Set or clear an override on a PoP: drain, undrain, force-down, force-up (optionally with a reason, an expiry and an author; the body may be empty); persisted, and fleet-wide with --fleet',
     tags: ['pops'], mutating: true,
-    response: { 200: json('The PoP after the change', obj({ id: str, state: str, since: nullableTime, override: { ...override, nullable: true } })), 400: error, 404: error, ...mutatingErrors, ...bodyErrors },
+    response: {
+      200: json('The PoP after the change (in a fleet: once the fleet acknowledged it)', obj({ id: str, state: str, since: nullableTime, override: { ...override, nullable: true } })),
+      400: error, 404: error, 503: { ...error, description: 'In a fleet: the fleet could not take the override in time (unreachable); not applied' },
+      ...mutatingErrors, ...bodyErrors,
+    },
   },
   'POST /v1/reload': {
     summary: 'Reload zones and policies now; an invalid set is rejected and the previous one keeps serving', tags: ['policies'], mutating: true,

@@ -6,6 +6,7 @@ import type { Settings } from '../config/settings.ts';
 import type { DnstapStats } from '../dnstap/index.ts';
 import type { GeoDatabase } from '../geo/database.ts';
 import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
+import type { Fleet } from '../fleet/fleet.ts';
 import type { HealthService } from '../health/service.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import type { CompiledPolicy } from '../steering/types.ts';
@@ -46,4 +47,6 @@ export interface AdminHost {
   dnstap(): DnstapStats;
   connectionCaps: ConnectionCaps;
   tcpConnections(): number;
+  /** The fleet link (server/fleet) when --fleet is set; overrides then go through it. */
+  fleet: Pick<Fleet, 'status' | 'setOverride'> | null;
 }

@@ -30,6 +30,7 @@ import { registerOpenApi } from './openapi.ts';
 import { installErrorHandlers } from './request-errors.ts';
 import { controlRoutes } from './routes/control.ts';
 import { explainRoutes } from './routes/explain.ts';
+import { fleetRoutes } from './routes/fleet.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { readinessRoutes } from './routes/readiness.ts';
 import { statusPageRoutes } from './routes/status-page.ts';
@@ -84,6 +85,7 @@ export async function startAdmin(host: AdminHost, address: ListenAddress, log: L
   await app.register(readinessRoutes, { host });
   await app.register(viewRoutes, { host, version: VERSION });
   await app.register(explainRoutes, { host });
+  await app.register(fleetRoutes, { host });
   await app.register(metricsRoutes, { registry, traffic });
   await app.register(statusPageRoutes);
   await app.register(controlRoutes, { host, log: adminLog, requireToken: tokenCheck(token, refusalLog) });
@@ -144,6 +146,7 @@ function metricSources(host: AdminHost, adminConnections: () => ConnectionStats,
     dnstap: () => host.dnstap(),
     fit: () => host.fitness().fit,
     connections: () => ({ caps: host.connectionCaps, tcpOpen: host.tcpConnections(), admin: adminConnections() }),
+    fleetConnected: () => (host.fleet ? (host.fleet.status().connected ? 1 : 0) : null),
   });
   const traffic = new TrafficHistory(() => totals.read(host.snapshot().steering, host.decisionCounters()).decisions,
     options.trafficIntervalMs ?? 5000, options.trafficSamples ?? 120);

@@ -11,6 +11,7 @@ import { loadSnapshot } from '../policy/load.ts';
 import { runAnycastCommand } from './anycast.ts';
 import { DIFF_HELP, runDiffCommand } from './diff.ts';
 import { EXPLAIN_HELP, runExplainCommand } from './explain.ts';
+import { FLEET_HELP, runFleetCommand } from './fleet.ts';
 import { POP_HELP, runPopCommand } from './pop.ts';
 
 const USAGE = `popsteer — authoritative DNS that steers clients to the best healthy PoP
@@ -24,6 +25,8 @@ Usage:
                                     how answers move between two policy sets
   popsteer pop drain|undrain|force-down|force-up <id> --reason "…" [--expires 30m]
                                     override a PoP's health through the admin API
+  popsteer fleet status [--admin host:port]
+                                    the fleet's instances and overrides, as one instance sees them
   popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
   popsteer --version                popsteer's version and the Node.js runtime it runs on
   popsteer --help | <command> --help
@@ -101,6 +104,12 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       return runPopCommand(rest);
+    case 'fleet':
+      if (wantsHelp) {
+        process.stdout.write(`${FLEET_HELP}\n`);
+        return 0;
+      }
+      return runFleetCommand(rest);
     case 'anycast':
       return runAnycastCommand(rest);
     default:

@@ -72,9 +72,17 @@ export interface Settings {
   dnstapSample: number;
   /** Per DNS worker: the dnstap queue in KiB; frames that do not fit are dropped and counted. */
   dnstapQueueKb: number;
+  /** NATS servers of the fleet (server/fleet): nats://host:port; empty = no fleet, a single node as before. */
+  fleetServers: string[];
+  /** The fleet's bucket and subject prefix. */
+  fleetName: string;
+  /** NATS credentials: a .creds file (JWT + nkey seed), an nkey seed, or "user:password" on one line. */
+  fleetCreds: string | null;
+  /** Join a loopback-only fleet without credentials (tests, a laptop). */
+  fleetInsecureLoopback: boolean;
 }
 
-type Kind = 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'path-list' | 'cidr-list' | 'name-list' | 'bool' | 'choice-list' | 'dnstap';
+type Kind = 'nats-list' | 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'path-list' | 'cidr-list' | 'name-list' | 'bool' | 'choice-list' | 'dnstap';
 
 interface SettingSpec {
   key: keyof Settings;
@@ -128,6 +136,10 @@ const SETTING_SPECS: SettingSpec[] = [
   { key: 'dnstapSample', flag: 'dnstap-sample', env: 'POPSTEER_DNSTAP_SAMPLE', file: 'dnstap_sample', kind: 'share', help: 'share of queries written to dnstap, e.g. 0.1 for one in ten (default 1)' },
   { key: 'dnstapQueueKb', flag: 'dnstap-queue-kb', env: 'POPSTEER_DNSTAP_QUEUE_KB', file: 'dnstap_queue_kb', kind: 'int', help: 'dnstap queue per DNS worker in KiB; frames that do not fit while the collector is slow or gone are dropped and counted (default 1024)' },
   { key: 'queryLogSample', flag: 'query-log-sample', env: 'POPSTEER_QUERY_LOG_SAMPLE', file: 'query_log_sample', kind: 'share', help: 'share of queries logged as JSON lines (client network, name, type, answer, rule, latency), e.g. 0.01; 0 = off (default 0)' },
+  { key: 'fleetServers', flag: 'fleet', env: 'POPSTEER_FLEET', file: 'fleet.servers', kind: 'nats-list', help: 'join a fleet: NATS servers with JetStream, comma-separated nats://host:port; overrides are then fleet-wide (README "Running a fleet") (default: no fleet)' },
+  { key: 'fleetName', flag: 'fleet-name', env: 'POPSTEER_FLEET_NAME', file: 'fleet.name', kind: 'string', help: 'the fleet\'s name: prefix of its KV buckets and subjects (default popsteer)' },
+  { key: 'fleetCreds', flag: 'fleet-creds', env: 'POPSTEER_FLEET_CREDS', file: 'fleet.creds', kind: 'path', help: 'NATS credentials: a .creds file, an nkey seed file, or a file holding user:password on one line' },
+  { key: 'fleetInsecureLoopback', flag: 'fleet-insecure-loopback', env: 'POPSTEER_FLEET_INSECURE_LOOPBACK', file: 'fleet.insecure_loopback', kind: 'bool', help: 'join a fleet whose servers are all on loopback without --fleet-creds (tests); beyond loopback credentials are required (default off)' },
 ];
 
 /**
@@ -181,6 +193,10 @@ function defaultSettings(cwd: string): Settings {
     dnstapMessages: ['auth_query', 'auth_response'],
     dnstapSample: 1,
     dnstapQueueKb: 1024,
+    fleetServers: [],
+    fleetName: 'popsteer',
+    fleetCreds: null,
+    fleetInsecureLoopback: false,
   };
 }
 
@@ -260,6 +276,11 @@ function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string
       for (const item of items) if (!/^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/.test(item)) fail(`"${item}" is not a host name`);
       return items;
     }
+    case 'nats-list': {
+      const items = (Array.isArray(raw) ? raw : String(raw).split(',')).map((s) => String(s).trim()).filter((s) => s !== '');
+      for (const item of items) if (natsHost(item) === null) fail(`"${item}" is not nats://host:port (or tls://host:port)`);
+      return items;
+    }
     case 'bool':
       if (raw === true || raw === false) return raw;
       if (typeof raw === 'string' && /^(1|true|yes|on)$/i.test(raw)) return true;
@@ -310,15 +331,16 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       if (typeof data !== 'object' || Array.isArray(data)) {
         errors.push(new ConfigError('POPSTEER_ERR_SETTING', configFile, null, '', 'must be a mapping of setting: value'));
       } else {
-        for (const [k, v] of Object.entries(data)) {
+        for (const [k, v] of fileEntries(data)) {
           if (k === '$schema') continue;
           const spec = SETTING_SPECS.find((s) => s.file === k && s.file !== '');
+          const pointer = `/${k.replace('.', '/')}`;
           if (!spec) {
-            errors.push(new ConfigError('POPSTEER_ERR_SETTING', configFile, source.position(`/${k}`), `/${k}`,
+            errors.push(new ConfigError('POPSTEER_ERR_SETTING', configFile, source.position(pointer), pointer,
               `unknown setting "${k}"; known: ${SETTING_SPECS.filter((s) => s.file).map((s) => s.file).join(', ')}`));
             continue;
           }
-          apply(spec, v, configFile, settings.configDir, source.position(`/${k}`));
+          apply(spec, v, configFile, settings.configDir, source.position(pointer));
         }
       }
     } catch (err) {
@@ -335,11 +357,43 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     if (value !== undefined) apply(spec, spec.multiple ? (value as string[]).join(',') : value, `--${spec.flag}`, cwd);
   }
   applyPathDefaults(settings, env);
-  errors.push(...adminSettingErrors(settings));
+  errors.push(...adminSettingErrors(settings), ...fleetSettingErrors(settings));
   if (errors.length > 0) throw new ConfigErrors(errors);
   const extraValues: Record<string, string | boolean | string[] | undefined> = {};
   for (const key of Object.keys(extra)) extraValues[key] = (parsed.values as Record<string, string | boolean | string[] | undefined>)[key];
   return { settings, positionals: parsed.positionals, extra: extraValues };
+}
+
+/**
+ * popsteer.yaml's top-level entries, with the `fleet:` mapping spelled out
+ * as fleet.servers, fleet.name … (the keys of SETTING_SPECS); anything else
+ * under `fleet` is reported as an unknown setting by its dotted name.
+ */
+function fileEntries(data: Record<string, unknown>): Array<[string, unknown]> {
+  const entries: Array<[string, unknown]> = [];
+  for (const [k, v] of Object.entries(data)) {
+    if (k === 'fleet' && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      for (const [sub, value] of Object.entries(v)) entries.push([`fleet.${sub}`, value]);
+    } else entries.push([k, v]);
+  }
+  return entries;
+}
+
+/** The host of a nats://host:port (or tls://) address; null when it is not one. */
+export function natsHost(address: string): string | null {
+  const m = /^(?:nats|tls):\/\/(?:[^@/\s]+@)?(\[[0-9a-fA-F:.]+\]|[^:/\s\[\]]+):(\d{1,5})$/.exec(address);
+  if (!m || Number(m[2]) > 65535) return null;
+  return m[1].replace(/^\[|\]$/g, '');
+}
+
+/** A fleet needs credentials, unless every server is on loopback and the operator says so. */
+function fleetSettingErrors(settings: Settings): ConfigError[] {
+  if (settings.fleetServers.length === 0 || settings.fleetCreds !== null) return [];
+  const remote = settings.fleetServers.filter((s) => !isLoopbackHost(natsHost(s) ?? ''));
+  if (remote.length === 0 && settings.fleetInsecureLoopback) return [];
+  const why = remote.length > 0 ? `${remote.join(', ')} is beyond loopback` : 'joining without credentials is refused';
+  return [new ConfigError('POPSTEER_ERR_SETTING', 'fleet', null, '/fleet',
+    `--fleet: ${why}; give NATS credentials with --fleet-creds FILE (fleet.creds)${remote.length === 0 ? ', or --fleet-insecure-loopback for a fleet on this machine only' : ''}`)];
 }
 
 /** Is `host` (an --admin or --listen host) on the loopback network? */

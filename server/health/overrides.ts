@@ -18,6 +18,8 @@ export interface Override {
   since: number;
   /** ms since the epoch, or null for "until undone" */
   expires: number | null;
+  /** Who set it, when it came from the fleet (server/fleet): "lhr admin API from 10.0.0.7". */
+  author?: string;
 }
 
 export const MAX_REASON_LENGTH = 500;
@@ -58,7 +60,8 @@ export function readOverrides(file: string): Map<string, Override> {
     const valid = o !== null && typeof o === 'object'
       && (o.kind === 'drain' || o.kind === 'force-down' || o.kind === 'force-up')
       && typeof o.reason === 'string' && typeof o.since === 'number' && (o.expires === null || typeof o.expires === 'number');
-    if (valid) result.set(subject, { kind: o.kind, reason: o.reason, since: o.since, expires: o.expires });
+    if (!valid) continue;
+    result.set(subject, { kind: o.kind, reason: o.reason, since: o.since, expires: o.expires, ...(typeof o.author === 'string' ? { author: o.author } : {}) });
   }
   return result;
 }

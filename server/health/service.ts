@@ -198,6 +198,11 @@ interface SubjectRuntime {
   transitions: number;
 }
 
+function sameOverride(a: Override | null, b: Override | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.kind === b.kind && a.reason === b.reason && a.since === b.since && a.expires === b.expires && a.author === b.author;
+}
+
 const noFailures = (): Record<FailureReason, number> =>
   Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
 const noLocalCauses = (): Record<LocalCause, number> =>
@@ -361,6 +366,24 @@ export class HealthService extends EventEmitter<HealthEvents> {
    * counted, and the override still applies in memory.
    */
   setOverride(subjectId: string, action: OverrideAction, reason: string, expiresAt: number | null): SubjectStatus {
+    const index = this.checkOverride(subjectId, action, reason, expiresAt);
+    const t = this.now();
+    const subject = this.subjects[index];
+    const previous = subject.override;
+    subject.override = action === 'undrain' ? null : { kind: action, reason: reason.trim(), since: t, expires: expiresAt };
+    this.log.info({ subject: subjectId, action, reason, expires: expiresAt === null ? null : new Date(expiresAt).toISOString(), previous: previous?.kind ?? null }, 'health override');
+    this.persistOverrides();
+    this.publish(`${action}: ${reason.trim()}`, null);
+    this.scheduleNext();
+    return this.status().subjects[index];
+  }
+
+  /**
+   * Throws HealthInputError when setOverride would refuse these arguments;
+   * the subject's index otherwise. The fleet checks before it writes an
+   * override to the fleet, so a refused one never reaches other instances.
+   */
+  checkOverride(subjectId: string, action: OverrideAction, reason: string, expiresAt: number | null): number {
     const index = this.subjectIndex.get(subjectId);
     if (index === undefined) throw new HealthInputError('POPSTEER_ERR_HEALTH_UNKNOWN_SUBJECT', `no PoP or endpoint "${subjectId}"`);
     if (!(OVERRIDE_ACTIONS as readonly string[]).includes(action)) {
@@ -376,14 +399,28 @@ export class HealthService extends EventEmitter<HealthEvents> {
     if (action === 'undrain' && expiresAt !== null) {
       throw new HealthInputError('POPSTEER_ERR_HEALTH_BAD_OVERRIDE', 'undrain takes no expiry');
     }
+    return index;
+  }
+
+  /**
+   * An override as the fleet holds it (server/fleet): applied as recorded,
+   * with its own start and absolute expiry, so every instance ends it at the
+   * same moment; null lifts any override. Unknown subjects (a PoP this
+   * instance's catalog lacks) and overrides already expired are ignored.
+   * Persisted like a local one: a restart without the fleet keeps it.
+   */
+  applyFleetOverride(subjectId: string, override: Override | null): void {
+    const index = this.subjectIndex.get(subjectId);
+    if (index === undefined) return;
+    const next = override !== null && override.expires !== null && override.expires <= this.now() ? null : override;
     const subject = this.subjects[index];
-    const previous = subject.override;
-    subject.override = action === 'undrain' ? null : { kind: action, reason: reason.trim(), since: t, expires: expiresAt };
-    this.log.info({ subject: subjectId, action, reason, expires: expiresAt === null ? null : new Date(expiresAt).toISOString(), previous: previous?.kind ?? null }, 'health override');
+    if (sameOverride(subject.override, next)) return;
+    subject.override = next === null ? null : { ...next };
+    this.log.info({ subject: subjectId, kind: next?.kind ?? null, reason: next?.reason ?? null, author: next?.author ?? null,
+      expires: next?.expires == null ? null : new Date(next.expires).toISOString() }, 'health override from the fleet');
     this.persistOverrides();
-    this.publish(`${action}: ${reason.trim()}`, null);
+    this.publish(next === null ? 'fleet: override lifted' : `fleet ${next.kind}: ${next.reason}`, null);
     this.scheduleNext();
-    return this.status().subjects[index];
   }
 
   /** State from an outside monitor for an `external` target; applied as is (the monitor does its own damping). */

@@ -42,9 +42,13 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   'policy': ['config', 'dns', 'geo', 'lib', 'snapshot', 'steering'],
   'health': ['config', 'fsutil', 'log'],
   'anycast': ['config', 'dns', 'log'],
+  // The fleet link (NATS KV): feeds the health service fleet-wide overrides;
+  // it knows health's override types and the settings' errors, nothing of
+  // the query path.
+  'fleet': ['config', 'health', 'lib', 'log'],
   'geo-context': ['config', 'geo', 'policy'],
   // The admin sees the running server through admin/running-server.ts, never main.
-  'admin': ['config', 'dns', 'dnstap', 'engine', 'geo', 'health', 'lib', 'log', 'snapshot', 'steering', 'transport'],
+  'admin': ['config', 'dns', 'dnstap', 'engine', 'fleet', 'geo', 'health', 'lib', 'log', 'snapshot', 'steering', 'transport'],
   // The DNS worker thread and its dnstap hook (fast path, no admin).
   'dnstap-hook': ['dns', 'dnstap', 'engine', 'snapshot', 'transport'],
   'dns-worker': ['dnstap', 'dnstap-hook', 'engine', 'log', 'rrl', 'snapshot', 'transport'],
@@ -53,7 +57,7 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   'builds': ['config', 'geo', 'geo-context', 'log', 'policy', 'snapshot', 'steering'],
   'build-worker': ['builds', 'config', 'geo', 'geo-context', 'policy'],
   // Composition root and the commands that call it.
-  'main': ['admin', 'builds', 'config', 'dns', 'dns-worker', 'dnstap', 'engine', 'fsutil', 'geo', 'geo-context', 'health', 'log', 'policy', 'rrl', 'snapshot', 'steering', 'transport', 'worker-watch'],
+  'main': ['admin', 'builds', 'config', 'dns', 'dns-worker', 'dnstap', 'engine', 'fleet', 'fsutil', 'geo', 'geo-context', 'health', 'log', 'policy', 'rrl', 'snapshot', 'steering', 'transport', 'worker-watch'],
   'cli': ['anycast', 'config', 'dnstap', 'engine', 'geo-context', 'health', 'log', 'main', 'policy', 'steering'],
 };
 

@@ -9,6 +9,7 @@ import type { Logger } from '../../log/logger.ts';
 import type { TokenCheck } from '../guards.ts';
 import { errorBody, RequestError } from '../request-errors.ts';
 import type { AdminHost } from '../running-server.ts';
+import { fleetOverride } from './fleet.ts';
 import { describeOverride, isoTime } from './views.ts';
 
 /** What an override call takes, shown in its errors. */
@@ -17,7 +18,7 @@ const OVERRIDE_BODY_EXAMPLE = '{"reason": "fibre work", "expires": "30m"} (both 
 const NO_REASON = 'no reason given (the request had none)';
 const MAX_OVERRIDE_SECONDS = 30 * 24 * 3600;
 
-interface OverrideCall { Params: { id: string; action: OverrideAction }; Body: { reason?: string; expires?: number | string } }
+interface OverrideCall { Params: { id: string; action: OverrideAction }; Body: { reason?: string; expires?: number | string; author?: string } }
 interface HealthFeedCall { Body: { target: string; state: 'up' | 'down'; reason?: string } }
 interface LoadFeedCall { Body: { pop: string; load: number } }
 
@@ -32,6 +33,8 @@ const overrideSchema = {
     properties: {
       reason: { type: 'string', minLength: 1, maxLength: 500, pattern: '\\S' },
       expires: { anyOf: [{ type: 'number', exclusiveMinimum: 0 }, { type: 'string', pattern: '^\\d+(\\.\\d+)?(ms|s|m|h)$' }] },
+      // Who asks, recorded with the override in the fleet's history.
+      author: { type: 'string', minLength: 1, maxLength: 100 },
     },
   },
 };
@@ -71,7 +74,8 @@ export const controlRoutes: FastifyPluginAsync<{ host: AdminHost; log: Logger; r
     const { id, action } = req.params;
     const expiresAt = overrideExpiry(req.body.expires, Date.now());
     const reason = req.body.reason ?? NO_REASON;
-    const subject = host.health.setOverride(id, action, reason, expiresAt);
+    const author = `${req.body.author ?? 'admin API'} (${req.ip} via ${host.settings.pop})`;
+    const subject = host.fleet ? await fleetOverride(host, id, action, reason, expiresAt, author) : host.health.setOverride(id, action, reason, expiresAt);
     log.info({ subject: id, action, reason, expires: isoTime(expiresAt), ip: req.ip }, 'override set through the admin API');
     return { id: subject.id, state: subject.state, since: isoTime(subject.since), override: describeOverride(subject.override) };
   });

@@ -55,7 +55,9 @@ export function isoTime(ms: number | null): string | null {
 
 /** A health subject's override as the API shows it. */
 export function describeOverride(override: SubjectStatus['override']): object | null {
-  return override ? { kind: override.kind, reason: override.reason, since: isoTime(override.since), expires: isoTime(override.expires) } : null;
+  if (!override) return null;
+  const base = { kind: override.kind, reason: override.reason, since: isoTime(override.since), expires: isoTime(override.expires) };
+  return override.author === undefined ? base : { ...base, author: override.author };
 }
 
 /** One PoP of /v1/pops: catalog entry, health state, override and probe targets. */

@@ -1,0 +1,48 @@
+// The fleet (server/fleet): GET /v1/fleet lists every instance this one has
+// heard of, and fleetOverride is how the override route writes through the
+// fleet instead of applying locally when --fleet is set.
+
+import type { FastifyPluginAsync } from 'fastify';
+import { FleetUnavailableError } from '../../fleet/fleet.ts';
+import type { OverrideAction } from '../../health/overrides.ts';
+import type { SubjectStatus } from '../../health/service.ts';
+import { RequestError } from '../request-errors.ts';
+import type { AdminHost } from '../running-server.ts';
+import { isoTime } from './views.ts';
+
+export const fleetRoutes: FastifyPluginAsync<{ host: AdminHost }> = async (app, { host }) => {
+  app.get('/v1/fleet', async () => {
+    if (!host.fleet) return { enabled: false, pop: host.settings.pop, instances: [], overrides: [] };
+    const s = host.fleet.status();
+    return {
+      enabled: true,
+      name: s.name,
+      pop: host.settings.pop,
+      instance: s.instance,
+      connected: s.connected,
+      since: isoTime(s.since),
+      servers: s.servers,
+      instances: s.instances.map((i) => ({
+        pop: i.pop, instance: i.instance, self: i.self, connected: i.connected, last_seen: isoTime(i.lastSeen), started_at: isoTime(i.startedAt), version: i.version,
+      })),
+      overrides: s.overrides.map((o) => ({
+        subject: o.subject, action: o.action, reason: o.reason, author: o.author, at: isoTime(o.at), expires: isoTime(o.expires), via: o.via,
+      })),
+    };
+  });
+};
+
+/**
+ * An override written to the fleet: resolves with the subject's state once
+ * JetStream acknowledged it (and it applies here); a 503 when the fleet
+ * cannot take it, so a 200 always means every instance will apply it.
+ */
+export async function fleetOverride(host: AdminHost, subject: string, action: OverrideAction, reason: string, expiresAt: number | null, author: string): Promise<SubjectStatus> {
+  try {
+    await host.fleet!.setOverride(subject, action, reason, expiresAt, author);
+  } catch (err) {
+    if (err instanceof FleetUnavailableError) throw new RequestError(503, 'fleet_unavailable', err.message);
+    throw err;
+  }
+  return host.health.status().subjects.find((s) => s.id === subject)!;
+}
