@@ -10,6 +10,7 @@ import { loadGeo } from '../geo-context.ts';
 import { loadSnapshot } from '../policy/load.ts';
 import { runAnycastCommand } from './anycast.ts';
 import { DIFF_HELP, runDiffCommand } from './diff.ts';
+import { DNSSEC_HELP, runDnssecCommand } from './dnssec.ts';
 import { EXPLAIN_HELP, runExplainCommand } from './explain.ts';
 import { POP_HELP, runPopCommand } from './pop.ts';
 
@@ -25,6 +26,8 @@ Usage:
   popsteer pop drain|undrain|force-down|force-up <id> --reason "…" [--expires 30m]
                                     override a PoP's health through the admin API
   popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
+  popsteer dnssec keygen|ds --config <dir> --zone <zone>
+                                    make a zone's signing key; print its DS for the parent
   popsteer --version                popsteer's version and the Node.js runtime it runs on
   popsteer --help | <command> --help
 
@@ -103,6 +106,8 @@ async function main(argv: string[]): Promise<number> {
       return runPopCommand(rest);
     case 'anycast':
       return runAnycastCommand(rest);
+    case 'dnssec':
+      return wantsHelp ? (process.stdout.write(`${DNSSEC_HELP}\n`), 0) : runDnssecCommand(rest);
     default:
       process.stderr.write(`popsteer: unknown command "${command}"\n\n${USAGE}\n`);
       return 2;

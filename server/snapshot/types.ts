@@ -48,6 +48,26 @@ export interface NameNode {
   any: AnswerTemplate;
   /** Index into DnsSnapshot.steered for names answered by a steering decision; -1 for static names. */
   steeredIndex: number;
+  /** In a signed zone: the NXDOMAIN proofs for names whose closest encloser is this node (dnssec/nsec.ts). */
+  denial?: DenialTable;
+}
+
+/**
+ * Precomputed NXDOMAIN answers below one closest encloser: `labels` are its
+ * children's labels in canonical order, `templates[i]` the signed proof for
+ * a missing label that sorts just before labels[i] (the last one: after all).
+ */
+export interface DenialTable {
+  labels: Uint8Array[];
+  templates: AnswerTemplate[];
+}
+
+/** What DO=1 answers need beyond the signed twins on the templates. */
+export interface DnssecTables {
+  /** Canonical RRset key → RRSIG RDATA, for the steered answers built per endpoint set (dnssec/sign.ts rrsetKey). */
+  signatures: Map<string, Uint8Array>;
+  /** Per steered index: the original TTL its answers are signed with and its zone apex, or null when the zone is unsigned. */
+  steered: Array<{ originalTtl: number; apex: Uint8Array } | null>;
 }
 
 export interface NameTable {
@@ -64,4 +84,6 @@ export interface DnsSnapshot {
   /** Content hash of every file that made this snapshot. */
   hash: string;
   loadedAt: number;
+  /** Present when some zone is signed. */
+  dnssec?: DnssecTables;
 }
