@@ -48,7 +48,7 @@ export function loadKey(keysDir: string, zone: string, algorithm: number | null)
   try {
     mode = statSync(file).mode;
   } catch {
-    throw new KeyError(`no key ${file}: run "popsteer dnssec keygen --zone ${zone}" first`);
+    throw new KeyError(`no key ${file}: make it with "popsteer dnssec keygen --config <config dir> --zone ${zone.replace(/\.$/, '')}"`);
   }
   if ((mode & 0o077) !== 0) throw new KeyError(`${file} is readable by group or others (mode ${(mode & 0o777).toString(8)}): chmod 600 it`);
   const privateKey = createPrivateKey(readFileSync(file, 'utf8'));

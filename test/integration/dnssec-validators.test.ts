@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -19,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { copyExampleConfig } from '../helpers/config-copy.ts';
 import { popOf } from '../helpers/pops.ts';
-import { CLI, startServer, testEnvironment, type StartedServer } from '../helpers/server.ts';
+import { CLI, REPO_ROOT, startServer, testEnvironment, type StartedServer } from '../helpers/server.ts';
 
 const exec = promisify(execFile);
 
@@ -222,5 +222,36 @@ describe('delv and the server directly', () => {
     assert.doesNotMatch(plain.stdout, /RRSIG|NSEC/);
     const signed = await dig(server.dnsPort, 'status.cdn.example', 'A', '+norec');
     assert.ok(signed.answers.some((l) => /\sRRSIG\sA 13 3 30 /.test(l)), signed.text);
+  });
+});
+
+describe('keys that are missing or unsafe stop start-up', () => {
+  /** Runs `serve` on a config whose zone asks for signing; resolves with its exit code and standard error. */
+  async function serveFails(prepare: (config: string) => Promise<void>): Promise<{ code: number | null; stderr: string }> {
+    const config = copyExampleConfig();
+    const zoneFile = join(config, 'zones', 'cdn.example.yaml');
+    writeFileSync(zoneFile, readFileSync(zoneFile, 'utf8').replace(/^zone: cdn\.example$/m, 'zone: cdn.example\ndnssec: { keys: keys }'));
+    await prepare(config);
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', config, '--geo-data', join(REPO_ROOT, 'geo-data'), '--listen', '127.0.0.1:0',
+      '--admin', 'off', '--state-file', join(mkdtempSync(join(tmpdir(), 'popsteer-state-')), 'state.json')], { env: testEnvironment(), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const [code] = await once(child, 'exit') as [number | null];
+    return { code, stderr };
+  }
+
+  test('no key yet: exit 2, the zone file\'s dnssec line and the keygen command', async () => {
+    const { code, stderr } = await serveFails(async () => undefined);
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /cdn\.example\.yaml:6:\d+: POPSTEER_ERR_ZONE_DNSSEC: \/dnssec: no key .*popsteer dnssec keygen --config <config dir> --zone cdn\.example"/);
+  });
+
+  test('a key readable by others: exit 2 and "chmod 600"', async () => {
+    const { code, stderr } = await serveFails(async (config) => {
+      await exec(process.execPath, [CLI, 'dnssec', 'keygen', '--config', config, '--zone', 'cdn.example'], { env: testEnvironment() });
+      chmodSync(join(config, 'keys', 'cdn.example.csk.pem'), 0o644);
+    });
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /POPSTEER_ERR_ZONE_DNSSEC: .*readable by group or others.*chmod 600/);
   });
 });
