@@ -3,7 +3,7 @@
 // signed when the snapshot is compiled; a query only picks which proof to send.
 
 import type { AnswerTemplate } from '../dns/template.ts';
-import type { DenialTable } from '../snapshot/types.ts';
+import type { DenialTable, NameNode } from '../snapshot/types.ts';
 
 /** Labels of a lower-cased wire name, most significant (rightmost) first. */
 function labelsFromRight(name: Uint8Array): Uint8Array[] {
@@ -77,7 +77,11 @@ export function predecessorIndex(chain: Uint8Array[], name: Uint8Array): number 
  * A binary search over the encloser's child labels; no allocation.
  */
 export function nxdomainProof(table: DenialTable, key: Uint8Array, start: number): AnswerTemplate {
-  const labels = table.labels;
+  return table.templates[gapOf(table.labels, key, start)];
+}
+
+/** Which gap between `labels` (sorted child labels) the label at key[start] falls in: 0 before the first, labels.length after the last. */
+export function gapOf(labels: Uint8Array[], key: Uint8Array, start: number): number {
   const len = key[start];
   let lo = 0;
   let hi = labels.length;
@@ -91,5 +95,16 @@ export function nxdomainProof(table: DenialTable, key: Uint8Array, start: number
     if (c < 0) lo = mid + 1;
     else hi = mid;
   }
-  return table.templates[lo];
+  return lo;
+}
+
+/** The signed wildcard answer for a query at key[start…] whose unsigned answer is `template` of `wildcard` (null when none matches). */
+export function wildcardProof(encloser: NameNode, wildcard: NameNode, template: AnswerTemplate, key: Uint8Array, start: number): AnswerTemplate | null {
+  const proofs = encloser.wildcardProofs;
+  if (proofs === undefined) return null;
+  const answers = proofs.answers[gapOf(proofs.labels, key, start)];
+  if (template === wildcard.otherTypes) return answers.otherTypes;
+  if (template === wildcard.any) return answers.any;
+  const i = wildcard.templates.indexOf(template);
+  return i >= 0 ? answers.templates[i] : null;
 }

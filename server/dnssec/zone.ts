@@ -7,7 +7,7 @@
 import { TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_DS, TYPE_NS } from '../dns/constants.ts';
 import { isSubdomain } from '../dns/name.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
-import type { DenialTable, NameNode } from '../snapshot/types.ts';
+import type { DenialTable, NameNode, WildcardAnswers } from '../snapshot/types.ts';
 import { compareLabels, compareNames, nsecRdata, predecessorIndex } from './nsec.ts';
 import { TYPE_NSEC, TYPE_RRSIG, type CanonicalRRset, type ZoneSigner } from './sign.ts';
 import { signTemplate, type ExtraRecord, type SignatureFor } from './template.ts';
@@ -120,19 +120,40 @@ function buildDenials(zone: ZoneToSign, chain: Chain, nxdomain: AnswerTemplate, 
   }
   for (const facts of zone.names) {
     const node = facts.node;
-    if (facts.occluded || node.delegation !== null || node.wildcard !== null) continue;
+    if (facts.occluded || node.delegation !== null) continue;
     const labels = (children.get(keyOf(node.key)) ?? []).slice().sort(compareLabels);
+    if (node.wildcard !== null) {
+      if (node.wildcard.steeredIndex < 0) node.wildcardProofs = { labels, answers: wildcardAnswers(node.wildcard, labels, node.key, apex, chain) };
+      continue;
+    }
     const templates: AnswerTemplate[] = [];
     for (let i = 0; i <= labels.length; i++) {
-      // A name in the gap after labels[i-1]: that label followed by a zero octet sorts right after it.
-      const label = i === 0 ? Uint8Array.of(0) : Uint8Array.from([...labels[i - 1], 0]);
-      const missing = Uint8Array.from([label.length, ...label, ...node.key]);
+      const missing = nameInGap(node.key, i === 0 ? null : labels[i - 1]);
       const wildcard = Uint8Array.from([1, 0x2a, ...node.key]);
       const proof = [...new Set([chain.nsecFor(missing), chain.nsecFor(wildcard)])];
       templates.push(signTemplate(nxdomain, node.key, apex, chain.signatureFor, { extraAuthority: proof }));
     }
     node.denial = { labels, templates } satisfies DenialTable;
   }
+}
+
+/** A name in the gap after child label `after` of `encloser` (before every child when null): that label followed by a zero octet. */
+function nameInGap(encloser: Uint8Array, after: Uint8Array | null): Uint8Array {
+  const label = after === null ? Uint8Array.of(0) : Uint8Array.from([...after, 0]);
+  return Uint8Array.from([label.length, ...label, ...encloser]);
+}
+
+/** Per gap below `encloser`: the wildcard's answers with the NSEC covering the query name (and, for NODATA, the wildcard's own). */
+function wildcardAnswers(wildcard: NameNode, labels: Uint8Array[], encloser: Uint8Array, apex: Uint8Array, chain: Chain): WildcardAnswers[] {
+  const out: WildcardAnswers[] = [];
+  for (let i = 0; i <= labels.length; i++) {
+    const covering = chain.nsecFor(nameInGap(encloser, i === 0 ? null : labels[i - 1]));
+    const own = chain.nsecFor(wildcard.key);
+    const twin = (t: AnswerTemplate): AnswerTemplate => signTemplate(t, wildcard.key, apex, chain.signatureFor,
+      { extraAuthority: t.answerCount === 0 && t.rcode === 0 ? [...new Set([covering, own])] : [covering] });
+    out.push({ templates: wildcard.templates.map(twin), otherTypes: twin(wildcard.otherTypes), any: twin(wildcard.any) });
+  }
+  return out;
 }
 
 /** Types a steered name can answer, for its NSEC bitmap. */

@@ -26,7 +26,7 @@ import { fnv1a, fnv1aStep } from '../lib/hash.ts';
 import { findName } from '../snapshot/name-table.ts';
 import type { DnsSnapshot, NameNode } from '../snapshot/types.ts';
 import { Counters, OFF_DROPPED, OFF_TRUNCATED } from './counters.ts';
-import { nxdomainProof } from '../dnssec/nsec.ts';
+import { nxdomainProof, wildcardProof } from '../dnssec/nsec.ts';
 import { rrsetKey } from '../dnssec/sign.ts';
 import { signTemplate } from '../dnssec/template.ts';
 
@@ -193,7 +193,12 @@ export class Engine {
       node = findName(names, view.suffixHashes[i], key, start, keyLength - start);
       if (node === null) continue;
       if (node.delegation !== null) return this.referral(node.delegation);
-      if (node.wildcard !== null) return this.answerAt(node.wildcard, qtype, client);
+      if (node.wildcard !== null) {
+        const answer = this.answerAt(node.wildcard, qtype, client);
+        // Signed zone, DO=1: the wildcard's answer with the NSEC proving the query name does not exist.
+        if (view.dnssecOk && node.wildcardProofs !== undefined) return wildcardProof(node, node.wildcard, answer, key, view.labelOffsets[i - 1]) ?? answer;
+        return answer;
+      }
       this.responseKey = responseKeyOf(fnv1a(node.zone.apex), ANSWERED_NXDOMAIN);
       // Signed zone, DO=1: the precomputed NSEC proof for the gap the missing label falls in.
       if (view.dnssecOk && node.denial !== undefined) return nxdomainProof(node.denial, key, view.labelOffsets[i - 1]);

@@ -50,6 +50,19 @@ export interface NameNode {
   steeredIndex: number;
   /** In a signed zone: the NXDOMAIN proofs for names whose closest encloser is this node (dnssec/nsec.ts). */
   denial?: DenialTable;
+  /**
+   * In a signed zone, on a node with a (static) wildcard child: for each gap
+   * between its children (as in DenialTable), the wildcard's signed answers
+   * with the NSEC proving the query name itself does not exist (RFC 4035 §3.1.3.3).
+   */
+  wildcardProofs?: { labels: Uint8Array[]; answers: WildcardAnswers[] };
+}
+
+/** A wildcard node's signed answers for one gap: templates[i] answers types[i] of the wildcard node. */
+export interface WildcardAnswers {
+  templates: AnswerTemplate[];
+  otherTypes: AnswerTemplate;
+  any: AnswerTemplate;
 }
 
 /**

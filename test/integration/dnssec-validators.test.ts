@@ -174,6 +174,13 @@ describe('unbound validates popsteer\'s signed answers', () => {
     assert.notEqual(popOf(address(europe)), popOf(address(america)), 'the two continents get different PoPs');
   });
 
+  test('a wildcard expansion (a CNAME to the steered www): AD=1', async () => {
+    const r = await dig(unboundPort, 'img7.assets.cdn.example', 'A', '+subnet=81.2.69.0/24');
+    assert.equal(r.status, 'NOERROR', r.text);
+    assert.ok(r.flags.includes('ad'), r.text);
+    assert.ok(r.answers.some((l) => /\sCNAME\s/.test(l)) && r.answers.some((l) => /\sIN\sA\s/.test(l)), r.text);
+  });
+
   test('a static record: AD=1', async () => {
     const r = await dig(unboundPort, 'status.cdn.example', 'A');
     assert.equal(r.status, 'NOERROR', r.text);

@@ -116,6 +116,7 @@ records:
   a: { A: [192.0.2.1, 192.0.2.2] }
   big: { TXT: ["${'x'.repeat(200)}", "${'y'.repeat(200)}"] }
   x.m: { TXT: "deep" }
+  "*.w": { TXT: "any" }
   lab: { NS: ns.lab }
   ns.lab: { A: 192.0.2.99 }
 `;
@@ -223,7 +224,7 @@ test('NXDOMAIN with DO: the NSEC covering the name and the one covering the clos
   const deep = ask(engine, 'y.m.example.', 1, true);
   assert.deepEqual(nsecs(deep), ['x.m.example. → ns1.example.', 'lab.example. → x.m.example.']);
   const last = ask(engine, 'zzz.example.', 1, true);
-  assert.deepEqual(nsecs(last), ['ns1.example. → example.', 'example. → a.example.'], 'the last name of the chain points back to the apex');
+  assert.deepEqual(nsecs(last), ['*.w.example. → example.', 'example. → a.example.'], 'the last name of the chain points back to the apex');
 });
 
 test('NODATA with DO: the name\'s own NSEC; an empty non-terminal: the NSEC covering it', () => {
@@ -258,4 +259,21 @@ test('an answer that fits 512 octets unsigned but not signed: TC=1 with DO, whol
   assert.deepEqual(at512(false).tc, false);
   const signed = at512(true);
   assert.ok(signed.tc && signed.length <= 512, 'TC set, within the requestor\'s size');
+});
+
+test('a wildcard answer with DO: signed with the wildcard\'s label count, with the NSEC that proves the query name does not exist', () => {
+  const engine = new Engine(signedSnapshot, { popId: 'ams', versionBind: null });
+  const { rcode, records: rrs } = records(ask(engine, 'q.w.example.', 16, true));
+  assert.equal(rcode, 0);
+  const answers = rrs.filter((r) => r.section === 0);
+  assert.deepEqual(answers.map((r) => `${r.owner} ${r.type}`), ['q.w.example. 16', 'q.w.example. 46']);
+  assert.equal(answers[1].rdata[3], 2, 'labels: w.example, the wildcard\'s owner without "*"');
+  // "*" sorts before "q": the wildcard's own NSEC (the last of the chain) covers q.w.
+  assert.deepEqual(nsecs(ask(engine, 'q.w.example.', 16, true)), ['*.w.example. → example.']);
+  const before = ask(engine, '!.w.example.', 16, true);
+  assert.deepEqual(nsecs(before), ['ns1.example. → *.w.example.'], 'a label sorting before "*" is covered by the NSEC before the wildcard');
+  const nodata = ask(engine, 'q.w.example.', 1, true);
+  assert.deepEqual(nsecs(nodata), ['*.w.example. → example.'], 'NODATA: the same NSEC also shows the wildcard has no A');
+  const plain = ask(engine, 'q.w.example.', 16, false);
+  assert.ok(!records(plain).records.some((r) => r.type === 46 || r.type === 47), 'without DO: no DNSSEC records');
 });
