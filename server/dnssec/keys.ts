@@ -87,10 +87,22 @@ export function keyTagOf(dnskey: Uint8Array): number {
   return ac & 0xffff;
 }
 
-/** The DS record (digest type 2, SHA-256) for the parent, in presentation form. */
-export function dsRecord(zone: string, key: ZoneKey, ttl = 3600): string {
+export const TYPE_CDS = 59;
+export const TYPE_CDNSKEY = 60;
+
+/** DS RDATA (digest type 2, SHA-256 over owner and DNSKEY RDATA, RFC 4509): also the CDS the zone publishes (RFC 7344). */
+export function dsRdata(zone: string, key: ZoneKey): Uint8Array {
   const owner = lowerWire(nameToWire(zone.endsWith('.') ? zone : `${zone}.`));
-  const digest = createHash('sha256').update(owner).update(key.dnskey).digest('hex').toUpperCase();
+  const digest = createHash('sha256').update(owner).update(key.dnskey).digest();
+  const out = new Uint8Array(4 + digest.length);
+  out[0] = key.keyTag >> 8; out[1] = key.keyTag & 0xff; out[2] = key.algorithm; out[3] = 2;
+  out.set(digest, 4);
+  return out;
+}
+
+/** The DS record for the parent, in presentation form. */
+export function dsRecord(zone: string, key: ZoneKey, ttl = 3600): string {
+  const digest = Buffer.from(dsRdata(zone, key).subarray(4)).toString('hex').toUpperCase();
   return `${zone.endsWith('.') ? zone : `${zone}.`} ${ttl} IN DS ${key.keyTag} ${key.algorithm} 2 ${digest}`;
 }
 

@@ -19,7 +19,7 @@ import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { createNameTable, insertName } from '../snapshot/name-table.ts';
 import type { NameNode, NameTable, ZoneTables } from '../snapshot/types.ts';
 import { validateAgainstSchema } from './schema.ts';
-import { ALG_ECDSAP256SHA256, KeyError, loadKey, TYPE_DNSKEY, type ZoneKey } from '../dnssec/keys.ts';
+import { ALG_ECDSAP256SHA256, dsRdata, KeyError, loadKey, TYPE_CDNSKEY, TYPE_CDS, TYPE_DNSKEY, type ZoneKey } from '../dnssec/keys.ts';
 import { validityAt, ZoneSigner } from '../dnssec/sign.ts';
 import { originalTtlOf, signSteeredSets, SteeredSetsError } from '../dnssec/steered.ts';
 import { signZone, steeredTypes, type NameFacts } from '../dnssec/zone.ts';
@@ -221,7 +221,12 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
     apex: apexKey, apexText, nxdomain: negative(RCODE_NXDOMAIN), nodata: negative(RCODE_NOERROR), sourceFile: file,
   };
   const key = doc.dnssec ? zoneKey(file, doc, apexText, err) : null;
-  if (key && apexNode) apexNode.rrsets.set(TYPE_DNSKEY, { type: TYPE_DNSKEY, ttl: soa.ttl, rdatas: [[key.dnskey]], targets: [] });
+  if (key && apexNode) {
+    // DNSKEY, and CDS/CDNSKEY (RFC 7344) so a parent that scans for them can take the DS over by itself.
+    apexNode.rrsets.set(TYPE_DNSKEY, { type: TYPE_DNSKEY, ttl: soa.ttl, rdatas: [[key.dnskey]], targets: [] });
+    apexNode.rrsets.set(TYPE_CDS, { type: TYPE_CDS, ttl: soa.ttl, rdatas: [[dsRdata(apexText, key)]], targets: [] });
+    apexNode.rrsets.set(TYPE_CDNSKEY, { type: TYPE_CDNSKEY, ttl: soa.ttl, rdatas: [[key.dnskey]], targets: [] });
+  }
   return { source, doc, apex, apexKey, nodes, negativeTtl, tables, key };
 }
 

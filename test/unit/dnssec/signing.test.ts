@@ -4,7 +4,7 @@
 // the engine with and without DO.
 
 import assert from 'node:assert/strict';
-import { createPublicKey, verify } from 'node:crypto';
+import { createHash, createPublicKey, verify } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -276,4 +276,19 @@ test('a wildcard answer with DO: signed with the wildcard\'s label count, with t
   assert.deepEqual(nsecs(nodata), ['*.w.example. → example.'], 'NODATA: the same NSEC also shows the wildcard has no A');
   const plain = ask(engine, 'q.w.example.', 16, false);
   assert.ok(!records(plain).records.some((r) => r.type === 46 || r.type === 47), 'without DO: no DNSSEC records');
+});
+
+test('the apex publishes DNSKEY, CDNSKEY (the same key) and CDS (the DS `popsteer dnssec ds` prints), each signed', () => {
+  const engine = new Engine(signedSnapshot, { popId: 'ams', versionBind: null });
+  const first = (type: number): Record[] => records(ask(engine, 'example.', type, true)).records.filter((r) => r.section === 0);
+  const dnskey = first(48);
+  const cdnskey = first(60);
+  const cds = first(59);
+  assert.deepEqual(dnskey.map((r) => r.type), [48, 46]);
+  assert.deepEqual(cdnskey.map((r) => r.type), [60, 46]);
+  assert.deepEqual(cdnskey[0].rdata, dnskey[0].rdata);
+    const digest = createHash('sha256').update(wire('example.')).update(dnskey[0].rdata).digest();
+  assert.deepEqual(cds[0].rdata.subarray(4), digest, 'CDS digest: SHA-256 over owner and DNSKEY RDATA');
+  assert.equal(cds[0].rdata[3], 2, 'digest type 2');
+  assert.equal(cds[1].type, 46);
 });
