@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, verify } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -17,6 +17,7 @@ import { Engine, TRANSPORT_UDP } from '../../../server/engine/engine.ts';
 import { compileZones } from '../../../server/policy/zones.ts';
 import type { DnsSnapshot } from '../../../server/snapshot/types.ts';
 import { CLASS_IN, message } from '../../conformance/wire.ts';
+import { REPO_ROOT } from '../../helpers/server.ts';
 
 const wire = (text: string): Uint8Array => nameToWire(text);
 const NOW = Date.UTC(2026, 11, 6, 2, 30);
@@ -132,7 +133,7 @@ function compiled(signed: boolean): DnsSnapshot {
   return { names: result.names, zones: result.zones, steering: null, hash: 'h', loadedAt: 0, ...(result.dnssec ? { dnssec: result.dnssec } : {}) };
 }
 
-interface Record { section: number; owner: string; type: number; rdata: Buffer }
+interface Record { section: number; owner: string; type: number; rdata: Buffer; canonical: Uint8Array }
 
 /** Reads a response's records (owner names decompressed). */
 function records(buf: Buffer): { rcode: number; records: Record[] } {
@@ -151,6 +152,21 @@ function records(buf: Buffer): { rcode: number; records: Record[] } {
       at += len + 1;
     }
   };
+  // Names inside NS, CNAME, SOA, MX and SRV RDATA, whole and lower-cased (RFC 4034 §6.2).
+  const canonicalOf = (type: number, start: number, rdata: Buffer): Uint8Array => {
+    const prefix = type === 15 ? 2 : type === 33 ? 6 : 0;
+    const count = type === 6 ? 2 : type === 2 || type === 5 || type === 15 || type === 33 ? 1 : 0;
+    if (count === 0) return Uint8Array.from(rdata);
+    const parts: Uint8Array[] = [rdata.subarray(0, prefix)];
+    let p = start + prefix;
+    for (let n = 0; n < count; n++) {
+      const { name, end } = readName(p);
+      parts.push(wire(name.toLowerCase()));
+      p = end;
+    }
+    parts.push(buf.subarray(p, start + rdata.length));
+    return Uint8Array.from(Buffer.concat(parts));
+  };
   let at = readName(12).end + 4;
   const out: Record[] = [];
   const counts = [buf.readUInt16BE(6), buf.readUInt16BE(8), buf.readUInt16BE(10)];
@@ -159,7 +175,8 @@ function records(buf: Buffer): { rcode: number; records: Record[] } {
       const { name, end } = readName(at);
       const type = buf.readUInt16BE(end);
       const rdlen = buf.readUInt16BE(end + 8);
-      out.push({ section, owner: name, type, rdata: buf.subarray(end + 10, end + 10 + rdlen) });
+      const rdata = buf.subarray(end + 10, end + 10 + rdlen);
+      out.push({ section, owner: name, type, rdata, canonical: canonicalOf(type, end + 10, rdata) });
       at = end + 10 + rdlen;
     }
   });
@@ -291,4 +308,38 @@ test('the apex publishes DNSKEY, CDNSKEY (the same key) and CDS (the DS `popstee
   assert.deepEqual(cds[0].rdata.subarray(4), digest, 'CDS digest: SHA-256 over owner and DNSKEY RDATA');
   assert.equal(cds[0].rdata[3], 2, 'digest type 2');
   assert.equal(cds[1].type, 46);
+});
+
+test('the signed example zone: every RRSIG in every DO=1 answer verifies over the RRset it follows (every name, ten types, a missing name below each)', () => {
+  const config = mkdtempSync(join(tmpdir(), 'popsteer-dnssec-example-'));
+  cpSync(join(REPO_ROOT, 'policies', 'zones'), join(config, 'zones'), { recursive: true });
+  generateKey(join(config, 'keys'), 'cdn.example', ALG_ECDSAP256SHA256);
+  const zoneFile = join(config, 'zones', 'cdn.example.yaml');
+  writeFileSync(zoneFile, readFileSync(zoneFile, 'utf8').replace(/^zone: cdn\.example$/m, 'zone: cdn.example\ndnssec: { keys: keys }'));
+  const { result, errors } = compileZones([zoneFile], [], { signingNow: () => NOW });
+  assert.ok(result, errors.map((e) => e.format()).join('\n'));
+  const key = loadKey(join(config, 'keys'), 'cdn.example', ALG_ECDSAP256SHA256);
+  const engine = new Engine({ names: result.names, zones: result.zones, steering: null, hash: 'h', loadedAt: 0, dnssec: result.dnssec! }, { popId: 'ams', versionBind: null });
+  const names: string[] = [];
+  for (let node of result.names.buckets) for (; node !== null; node = node.next) names.push(node.text.toLowerCase());
+  let verified = 0;
+  for (const name of names) {
+    for (const qname of [name, `zz-missing.${name}`]) {
+      for (const type of [1, 2, 5, 6, 15, 16, 28, 33, 43, 48, 65]) {
+        const { records: rrs } = records(ask(engine, qname, type, true));
+        for (const [i, sig] of rrs.entries()) {
+          if (sig.type !== 46) continue;
+          const covered = rrs.slice(0, i).filter((r) => r.section === sig.section && r.owner === sig.owner && r.type === sig.rdata.readUInt16BE(0));
+          assert.ok(covered.length > 0, `${qname} ${type}: an RRSIG follows its RRset`);
+          const rrset: CanonicalRRset = {
+            owner: wire(sig.rdata[3] < covered[0].owner.split('.').length - 1 ? `*.${covered[0].owner.split('.').slice(-1 - sig.rdata[3]).join('.')}` : covered[0].owner.toLowerCase()),
+            type: covered[0].type, klass: CLASS_IN, ttl: sig.rdata.readUInt32BE(4), rdatas: covered.map((r) => r.canonical),
+          };
+          assert.ok(verifyRrsig(sig.rdata, rrset, key), `${qname} ${type}: RRSIG over ${covered[0].owner} ${covered[0].type} verifies`);
+          verified++;
+        }
+      }
+    }
+  }
+  assert.ok(verified > 500, `${verified} signatures checked`);
 });
