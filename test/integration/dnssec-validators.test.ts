@@ -201,6 +201,13 @@ describe('unbound validates popsteer\'s signed answers', () => {
     assert.ok(r.flags.includes('ad'), r.text);
   });
 
+  test('the insecure lab delegation: its missing DS is proven (AD=1 on the DS NODATA)', async () => {
+    const r = await dig(unboundPort, 'lab.cdn.example', 'DS');
+    assert.equal(r.status, 'NOERROR', r.text);
+    assert.equal(r.answers.length, 0, r.text);
+    assert.ok(r.flags.includes('ad'), r.text);
+  });
+
   test('a tampered RRSIG (one octet flipped by the proxy): unbound refuses the answer with SERVFAIL', async () => {
     const good = await dig(unboundPort, TAMPERED, 'AAAA');
     assert.ok(good.flags.includes('ad'), `untampered first:\n${good.text}`);
