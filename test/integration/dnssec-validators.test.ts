@@ -2,7 +2,8 @@
 // cdn.example signed (a CSK made by `popsteer dnssec keygen`), behind unbound
 // with the zone's DS as its trust anchor (stub zone on loopback, a fake root
 // that is never reached). unbound must set AD on a steered answer for
-// clients on two continents (ECS), a static record, NXDOMAIN and NODATA;
+// clients on two continents (ECS), a wildcard expansion, a static record,
+// NXDOMAIN, NODATA and the missing DS of the insecure lab delegation;
 // delv must report "fully validated". Answers go through a small UDP proxy in
 // this test that can flip a byte of an RRSIG: with it on, unbound must
 // refuse the answer (SERVFAIL). Without DO popsteer answers as it did unsigned.
