@@ -10,6 +10,7 @@ import { loadGeo } from '../geo-context.ts';
 import { loadSnapshot } from '../policy/load.ts';
 import { runAnycastCommand } from './anycast.ts';
 import { DIFF_HELP, runDiffCommand } from './diff.ts';
+import { DNSSEC_HELP, runDnssecCommand } from './dnssec.ts';
 import { EXPLAIN_HELP, runExplainCommand } from './explain.ts';
 import { FLEET_HELP, runFleetCommand } from './fleet.ts';
 import { POP_HELP, runPopCommand } from './pop.ts';
@@ -28,6 +29,8 @@ Usage:
   popsteer fleet status [--admin host:port]
                                     the fleet's instances and overrides, as one instance sees them
   popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
+  popsteer dnssec keygen|ds --config <dir> --zone <zone>
+                                    make a zone's signing key; print its DS for the parent
   popsteer --version                popsteer's version and the Node.js runtime it runs on
   popsteer --help | <command> --help
 
@@ -112,6 +115,8 @@ async function main(argv: string[]): Promise<number> {
       return runFleetCommand(rest);
     case 'anycast':
       return runAnycastCommand(rest);
+    case 'dnssec':
+      return wantsHelp ? (process.stdout.write(`${DNSSEC_HELP}\n`), 0) : runDnssecCommand(rest);
     default:
       process.stderr.write(`popsteer: unknown command "${command}"\n\n${USAGE}\n`);
       return 2;

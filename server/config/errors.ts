@@ -56,6 +56,7 @@ export const ERROR_CODES = {
   POPSTEER_ERR_ZONE_APEX_CNAME: 'a zone\'s apex has a CNAME',
   POPSTEER_ERR_ZONE_CNAME_AND_OTHER_DATA: 'a name has a CNAME and other records',
   POPSTEER_ERR_ZONE_OCCLUDED: 'records other than glue lie below a delegation',
+  POPSTEER_ERR_ZONE_DNSSEC: 'a signed zone\'s key is missing, readable by others or of another algorithm, or it has too many answers to sign',
   // Steering policies (steering/*.yaml)
   POPSTEER_ERR_POLICY_SCHEMA: 'a policy file does not match its schema',
   POPSTEER_ERR_POLICY_NAME: 'a steered name is not a valid domain name',

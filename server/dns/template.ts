@@ -24,6 +24,8 @@ export interface AnswerTemplate {
   apexLength: number;
   /** Offsets in `body` of TTL fields that a caller may overwrite per query. */
   ttlSlots: Int32Array;
+  /** In a signed zone: the same answer with its RRSIGs (and NSEC proofs), sent when the query has DO=1. */
+  signed?: AnswerTemplate;
 }
 
 const EMPTY = new Uint8Array(0);

@@ -26,6 +26,9 @@ import { fnv1a, fnv1aStep } from '../lib/hash.ts';
 import { findName } from '../snapshot/name-table.ts';
 import type { DnsSnapshot, NameNode } from '../snapshot/types.ts';
 import { Counters, OFF_DROPPED, OFF_TRUNCATED } from './counters.ts';
+import { nxdomainProof, wildcardProof } from '../dnssec/nsec.ts';
+import { rrsetKey } from '../dnssec/sign.ts';
+import { signTemplate } from '../dnssec/template.ts';
 
 export const TRANSPORT_UDP = 0;
 export const TRANSPORT_TCP = 1;
@@ -87,6 +90,8 @@ export class Engine {
   steering: SteeringHook | null = null;
   /** Steered index (policy) that answered the last query, or -1 when it was not a steered answer. */
   lastSteered = -1;
+  /** The name node of the last steered answer (its owner, for attaching signatures). */
+  private lastSteeredKey: Uint8Array | null = null;
   /**
    * Identity of the last answer for response rate limiting: equal keys mean
    * the same answer template (see the file header). Meaningful for NOERROR
@@ -148,7 +153,8 @@ export class Engine {
       size = writer.writeError(view, query, 0, false, true);
     } else {
       const maxSize = transport === TRANSPORT_UDP ? udpSizeLimit(view) : TCP_SIZE_LIMIT;
-      const template = this.resolve(transport, client);
+      let template = this.resolve(transport, client);
+      if (view.dnssecOk) template = this.signedOf(template);
       rcode = template.rcode;
       size = writer.writeAnswer(view, query, template, maxSize, this.steeringResult.ttl);
       if (writer.truncated) counters.values[OFF_TRUNCATED]++;
@@ -187,8 +193,15 @@ export class Engine {
       node = findName(names, view.suffixHashes[i], key, start, keyLength - start);
       if (node === null) continue;
       if (node.delegation !== null) return this.referral(node.delegation);
-      if (node.wildcard !== null) return this.answerAt(node.wildcard, qtype, client);
+      if (node.wildcard !== null) {
+        const answer = this.answerAt(node.wildcard, qtype, client);
+        // Signed zone, DO=1: the wildcard's answer with the NSEC proving the query name does not exist.
+        if (view.dnssecOk && node.wildcardProofs !== undefined) return wildcardProof(node, node.wildcard, answer, key, view.labelOffsets[i - 1]) ?? answer;
+        return answer;
+      }
       this.responseKey = responseKeyOf(fnv1a(node.zone.apex), ANSWERED_NXDOMAIN);
+      // Signed zone, DO=1: the precomputed NSEC proof for the gap the missing label falls in.
+      if (view.dnssecOk && node.denial !== undefined) return nxdomainProof(node.denial, key, view.labelOffsets[i - 1]);
       return node.zone.nxdomain;
     }
     return REFUSED; // in no zone we serve: never recurse
@@ -206,6 +219,7 @@ export class Engine {
       const result = this.steeringResult;
       result.scope = 0;
       this.lastSteered = node.steeredIndex;
+      this.lastSteeredKey = node.key;
       const steeredType = qtype === TYPE_ANY ? 1 : qtype;
       const template = this.steering.answer(node.steeredIndex, steeredType, this.view, client, result);
       this.writer.ecsScope = result.scope;
@@ -229,6 +243,22 @@ export class Engine {
     }
     this.responseKey = responseKeyOf(node.hash, ANSWERED_OTHER_TYPES);
     return node.otherTypes;
+  }
+
+  /**
+   * The DO=1 form of an answer: the template's signed twin. A steered answer
+   * is built per endpoint set on first use (steering-hook.ts), so its twin is
+   * made then too, from signatures the compile made for every set the policy
+   * can answer, and kept on the template: nothing is signed here.
+   */
+  private signedOf(template: AnswerTemplate): AnswerTemplate {
+    if (template.signed !== undefined) return template.signed;
+    const steered = this.lastSteered >= 0 ? this.snapshot.dnssec?.steered[this.lastSteered] : undefined;
+    if (steered === undefined || steered === null || template.answerCount === 0 || this.lastSteeredKey === null) return template;
+    const signatures = this.snapshot.dnssec!.signatures;
+    template.signed = signTemplate(template, this.lastSteeredKey, steered.apex, (rrset) => signatures.get(rrsetKey(rrset)) ?? null,
+      { originalTtl: steered.originalTtl });
+    return template.signed;
   }
 
   private chaosAnswer(): AnswerTemplate {

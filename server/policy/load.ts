@@ -161,7 +161,7 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   }
   const policyFiles = policyFilesIn(configDir);
   const loaded = compilePolicies(policyFiles, (namedAsns) => geoFacts(geo, namedAsns), selfPop, errors);
-  const { result, errors: zoneErrors } = compileZones(zoneFiles, loaded.steered);
+  const { result, errors: zoneErrors } = compileZones(zoneFiles, loaded.steered, { policies: loaded.policies });
   errors.push(...zoneErrors);
   const files = [...zoneFiles, ...policyFiles];
   if (!result || errors.length > 0) return { snapshot: null, errors, files, policies: [] };
@@ -184,6 +184,7 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
     steering: slim.length > 0 ? { policies: slim, groupTrie, classTables, geo: geo.index } : null,
     hash: contentHash,
     loadedAt: Date.now(),
+    ...(result.dnssec ? { dnssec: result.dnssec } : {}),
   };
   return { snapshot: Object.freeze(snapshot), errors: [], files, policies: loaded.policies };
 }

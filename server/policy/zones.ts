@@ -2,7 +2,7 @@
 // pre-encoded answer templates. Slow path only.
 
 import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { SECTION_ADDITIONAL, SECTION_ANSWER, SECTION_AUTHORITY, TemplateBuilder, type Owner, type RdataPart } from '../dns/builder.ts';
 import {
   RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA, TYPE_CAA, TYPE_CNAME, TYPE_HTTPS, TYPE_MX, TYPE_NS,
@@ -19,12 +19,20 @@ import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { createNameTable, insertName } from '../snapshot/name-table.ts';
 import type { NameNode, NameTable, ZoneTables } from '../snapshot/types.ts';
 import { validateAgainstSchema } from '../config/schema.ts';
+import { ALG_ECDSAP256SHA256, dsRdata, KeyError, loadKey, TYPE_CDNSKEY, TYPE_CDS, TYPE_DNSKEY, type ZoneKey } from '../dnssec/keys.ts';
+import { validityAt, ZoneSigner } from '../dnssec/sign.ts';
+import { originalTtlOf, signSteeredSets, SteeredSetsError } from '../dnssec/steered.ts';
+import { signZone, steeredTypes, type NameFacts } from '../dnssec/zone.ts';
+import type { DnssecTables } from '../snapshot/types.ts';
+import { ENDPOINT_CNAME, type CompiledPolicy } from '../steering/types.ts';
 
 interface ZoneDocument {
   zone: string;
   ttl: number;
   soa: { mname: string; rname: string; serial: number; refresh: number; retry: number; expire: number; minimum: number; ttl: number };
   records: Record<string, Record<string, unknown>>;
+  /** Opt-in signing: keys directory (relative to the config directory) and algorithm. */
+  dnssec?: { keys: string; algorithm?: number };
 }
 
 /** One RRset as loaded: its records' RDATA, ready for a TemplateBuilder. */
@@ -53,6 +61,8 @@ interface LoadedZone {
   nodes: Map<string, BuildNode>; // keyed by latin1 of the lower-cased wire name
   negativeTtl: number;
   tables: ZoneTables;
+  /** The zone's CSK when it is signed. */
+  key: ZoneKey | null;
 }
 
 /** A name answered by a steering decision, declared by a policy. */
@@ -68,6 +78,15 @@ export interface CompiledZones {
   names: NameTable;
   zones: ZoneTables[];
   files: Array<{ file: string; text: string }>;
+  /** Present when some zone is signed. */
+  dnssec: DnssecTables | null;
+}
+
+export interface CompileOptions {
+  /** The compiled policies, by steered index: signed zones sign every answer their steered names can give. */
+  policies?: readonly CompiledPolicy[];
+  /** The signing clock (ms since the epoch); signature windows are quantized to its day. */
+  signingNow?: () => number;
 }
 
 const keyString = (key: Uint8Array): string => Buffer.from(key).toString('latin1');
@@ -84,7 +103,7 @@ export function zoneFilesIn(configDir: string): string[] {
 }
 
 /** Loads and compiles every zone file; throws nothing, returns every error found. */
-export function compileZones(files: string[], steered: SteeredName[]): { result: CompiledZones | null; errors: ConfigError[] } {
+export function compileZones(files: string[], steered: SteeredName[], options: CompileOptions = {}): { result: CompiledZones | null; errors: ConfigError[] } {
   const errors: ConfigError[] = [];
   const zones: LoadedZone[] = [];
   for (const file of files) {
@@ -112,7 +131,8 @@ export function compileZones(files: string[], steered: SteeredName[]): { result:
   if (errors.length > 0) return { result: null, errors };
 
   const allNodes: NameNode[] = [];
-  for (const zone of zones) allNodes.push(...buildZoneNodes(zone, errors));
+  const dnssec: DnssecTables = { signatures: new Map(), steered: [] };
+  for (const zone of zones) allNodes.push(...buildZoneNodes(zone, errors, options, dnssec));
   if (errors.length > 0) return { result: null, errors };
 
   // Longest-zone match: a name at or below a served child zone's apex is the
@@ -133,7 +153,10 @@ export function compileZones(files: string[], steered: SteeredName[]): { result:
   const names = createNameTable(owner.size);
   for (const node of owner.values()) insertName(names, node);
   return {
-    result: { names, zones: zones.map((z) => z.tables), files: zones.map((z) => ({ file: z.source.file, text: z.source.text })) },
+    result: {
+      names, zones: zones.map((z) => z.tables), files: zones.map((z) => ({ file: z.source.file, text: z.source.text })),
+      dnssec: zones.some((z) => z.key !== null) ? dnssec : null,
+    },
     errors,
   };
 }
@@ -197,7 +220,26 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
   const tables: ZoneTables = {
     apex: apexKey, apexText, nxdomain: negative(RCODE_NXDOMAIN), nodata: negative(RCODE_NOERROR), sourceFile: file,
   };
-  return { source, doc, apex, apexKey, nodes, negativeTtl, tables };
+  const key = doc.dnssec ? zoneKey(file, doc, apexText, err) : null;
+  if (key && apexNode) {
+    // DNSKEY, and CDS/CDNSKEY (RFC 7344) so a parent that scans for them can take the DS over by itself.
+    apexNode.rrsets.set(TYPE_DNSKEY, { type: TYPE_DNSKEY, ttl: soa.ttl, rdatas: [[key.dnskey]], targets: [] });
+    apexNode.rrsets.set(TYPE_CDS, { type: TYPE_CDS, ttl: soa.ttl, rdatas: [[dsRdata(apexText, key)]], targets: [] });
+    apexNode.rrsets.set(TYPE_CDNSKEY, { type: TYPE_CDNSKEY, ttl: soa.ttl, rdatas: [[key.dnskey]], targets: [] });
+  }
+  return { source, doc, apex, apexKey, nodes, negativeTtl, tables, key };
+}
+
+/** The zone's CSK from its keys directory (relative to the config directory, the parent of zones/). */
+function zoneKey(file: string, doc: ZoneDocument, apexText: string, err: ZoneFail): ZoneKey | null {
+  const keysDir = resolve(dirname(dirname(file)), doc.dnssec!.keys);
+  try {
+    return loadKey(keysDir, apexText, doc.dnssec!.algorithm ?? ALG_ECDSAP256SHA256);
+  } catch (e) {
+    if (!(e instanceof KeyError)) throw e;
+    err('POPSTEER_ERR_ZONE_DNSSEC', '/dnssec', e.message);
+    return null;
+  }
 }
 
 type ZoneFail = (code: ErrorCode, pointer: string, message: string) => void;
@@ -341,7 +383,7 @@ const MAX_CNAME_CHAIN = 8;
  * non-terminals, find the zone cuts and refuse what they occlude, pre-build
  * every node's answers, then link each node to its delegation and wildcard.
  */
-function buildZoneNodes(zone: LoadedZone, errors: ConfigError[]): NameNode[] {
+function buildZoneNodes(zone: LoadedZone, errors: ConfigError[], options: CompileOptions, dnssec: DnssecTables): NameNode[] {
   const nodes = withEmptyNonTerminals(zone);
   const cuts = zoneCuts(nodes, zone.apexKey);
   checkOccludedNames(zone, nodes, cuts, errors);
@@ -349,7 +391,39 @@ function buildZoneNodes(zone: LoadedZone, errors: ConfigError[]): NameNode[] {
   const built = new Map<string, NameNode>();
   for (const node of nodes.values()) built.set(keyString(node.key), compileNode(node, answers, zone));
   linkDelegationsAndWildcards(built, cuts);
+  if (zone.key !== null && errors.length === 0) signBuiltZone(zone, nodes, built, cuts, options, dnssec, errors);
   return [...built.values()];
+}
+
+/**
+ * Signs a compiled zone (dnssec/zone.ts): its templates, NSEC proofs, and
+ * the answer sets of its steered names, whose signatures go into the
+ * snapshot for the engine to attach when it builds a steered answer.
+ */
+function signBuiltZone(zone: LoadedZone, nodes: Map<string, BuildNode>, built: Map<string, NameNode>, cuts: BuildNode[],
+  options: CompileOptions, dnssec: DnssecTables, errors: ConfigError[]): void {
+  const signer = new ZoneSigner(zone.key!, zone.apexKey, validityAt((options.signingNow ?? Date.now)()));
+  const names: NameFacts[] = [];
+  for (const node of nodes.values()) {
+    const types = new Set(node.rrsets.keys());
+    const policy = node.steeredIndex >= 0 ? options.policies?.find((p) => p.index === node.steeredIndex) : undefined;
+    if (policy) {
+      const has = (f: (e: CompiledPolicy['endpoints'][number]) => boolean): boolean => policy.endpoints.some(f);
+      for (const t of steeredTypes(has((e) => e.ipv4.length > 0), has((e) => e.ipv6.length > 0), has((e) => e.kind === ENDPOINT_CNAME))) types.add(t);
+      try {
+        signSteeredSets(policy, node.key, signer);
+      } catch (e) {
+        if (!(e instanceof SteeredSetsError)) throw e;
+        errors.push(new ConfigError('POPSTEER_ERR_ZONE_DNSSEC', policy.file, null, '', e.message));
+        return;
+      }
+      dnssec.steered[node.steeredIndex] = { originalTtl: originalTtlOf(policy), apex: zone.apexKey };
+    }
+    const cut = cutAbove(cuts, node.key);
+    names.push({ node: built.get(keyString(node.key))!, types, occluded: cut !== null && cut !== node });
+  }
+  signZone({ apex: zone.apexKey, signer, negativeTtl: zone.negativeTtl, names }, zone.tables.nxdomain, [...built.values()]);
+  for (const [k, v] of signer.signatures) dnssec.signatures.set(k, v);
 }
 
 /** Every owner name, and the empty non-terminals between it and the apex. */

@@ -48,6 +48,39 @@ export interface NameNode {
   any: AnswerTemplate;
   /** Index into DnsSnapshot.steered for names answered by a steering decision; -1 for static names. */
   steeredIndex: number;
+  /** In a signed zone: the NXDOMAIN proofs for names whose closest encloser is this node (dnssec/nsec.ts). */
+  denial?: DenialTable;
+  /**
+   * In a signed zone, on a node with a (static) wildcard child: for each gap
+   * between its children (as in DenialTable), the wildcard's signed answers
+   * with the NSEC proving the query name itself does not exist (RFC 4035 §3.1.3.3).
+   */
+  wildcardProofs?: { labels: Uint8Array[]; answers: WildcardAnswers[] };
+}
+
+/** A wildcard node's signed answers for one gap: templates[i] answers types[i] of the wildcard node. */
+export interface WildcardAnswers {
+  templates: AnswerTemplate[];
+  otherTypes: AnswerTemplate;
+  any: AnswerTemplate;
+}
+
+/**
+ * Precomputed NXDOMAIN answers below one closest encloser: `labels` are its
+ * children's labels in canonical order, `templates[i]` the signed proof for
+ * a missing label that sorts just before labels[i] (the last one: after all).
+ */
+export interface DenialTable {
+  labels: Uint8Array[];
+  templates: AnswerTemplate[];
+}
+
+/** What DO=1 answers need beyond the signed twins on the templates. */
+export interface DnssecTables {
+  /** Canonical RRset key → RRSIG RDATA, for the steered answers built per endpoint set (dnssec/sign.ts rrsetKey). */
+  signatures: Map<string, Uint8Array>;
+  /** Per steered index: the original TTL its answers are signed with and its zone apex, or null when the zone is unsigned. */
+  steered: Array<{ originalTtl: number; apex: Uint8Array } | null>;
 }
 
 export interface NameTable {
@@ -64,4 +97,6 @@ export interface DnsSnapshot {
   /** Content hash of every file that made this snapshot. */
   hash: string;
   loadedAt: number;
+  /** Present when some zone is signed. */
+  dnssec?: DnssecTables;
 }

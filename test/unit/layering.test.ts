@@ -34,12 +34,16 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   // Decisions: pure functions over compiled tables (geo only for its table types).
   'steering': ['geo', 'lib'],
   'snapshot': ['dns', 'steering'],
+  // DNSSEC: keys, signatures, NSEC and signed template twins. Pure code over
+  // compiled data (snapshot and steering types); the compile (policy) signs
+  // with it, the engine only picks precomputed proofs and attaches signatures.
+  'dnssec': ['dns', 'snapshot', 'steering'],
   'rrl': ['config', 'dns', 'lib'],
   'dnstap': ['config', 'dns', 'lib', 'log'],
   // The per-query pipeline over the current snapshot.
-  'engine': ['dns', 'geo', 'lib', 'log', 'rrl', 'snapshot', 'steering'],
+  'engine': ['dns', 'dnssec', 'geo', 'lib', 'log', 'rrl', 'snapshot', 'steering'],
   // The slow path: compiling policy, probing health, routes, the admin.
-  'policy': ['config', 'dns', 'geo', 'lib', 'snapshot', 'steering'],
+  'policy': ['config', 'dns', 'dnssec', 'geo', 'lib', 'snapshot', 'steering'],
   'health': ['config', 'fsutil', 'log'],
   'anycast': ['config', 'dns', 'log'],
   // The fleet link (NATS KV): feeds the health service fleet-wide overrides;
@@ -58,7 +62,7 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   'build-worker': ['builds', 'config', 'geo', 'geo-context', 'policy'],
   // Composition root and the commands that call it.
   'main': ['admin', 'builds', 'config', 'dns', 'dns-worker', 'dnstap', 'engine', 'fleet', 'fsutil', 'geo', 'geo-context', 'health', 'log', 'policy', 'rrl', 'snapshot', 'steering', 'transport', 'worker-watch'],
-  'cli': ['anycast', 'config', 'dnstap', 'engine', 'geo-context', 'health', 'log', 'main', 'policy', 'steering'],
+  'cli': ['anycast', 'config', 'dnssec', 'dnstap', 'engine', 'geo-context', 'health', 'log', 'main', 'policy', 'steering'],
 };
 
 /**

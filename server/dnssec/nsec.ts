@@ -1,0 +1,110 @@
+// NSEC (RFC 4034 §4, §6.1): canonical name order, type bitmaps, and the
+// per-query choice of a precomputed NXDOMAIN proof. The chain is built and
+// signed when the snapshot is compiled; a query only picks which proof to send.
+
+import type { AnswerTemplate } from '../dns/template.ts';
+import type { DenialTable, NameNode } from '../snapshot/types.ts';
+
+/** Labels of a lower-cased wire name, most significant (rightmost) first. */
+function labelsFromRight(name: Uint8Array): Uint8Array[] {
+  const labels: Uint8Array[] = [];
+  for (let i = 0; name[i] !== 0; i += name[i] + 1) labels.push(name.subarray(i + 1, i + 1 + name[i]));
+  return labels.reverse();
+}
+
+/** Canonical label order: octet by octet, a shorter label first when one is a prefix of the other. */
+export function compareLabels(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+/** Canonical DNS name order (RFC 4034 §6.1) of two lower-cased wire names. */
+export function compareNames(a: Uint8Array, b: Uint8Array): number {
+  const la = labelsFromRight(a);
+  const lb = labelsFromRight(b);
+  const n = Math.min(la.length, lb.length);
+  for (let i = 0; i < n; i++) {
+    const c = compareLabels(la[i], lb[i]);
+    if (c !== 0) return c;
+  }
+  return la.length - lb.length;
+}
+
+/** The type bitmap field of an NSEC record (RFC 4034 §4.1.2). */
+export function typeBitmap(types: Iterable<number>): Uint8Array {
+  const windows = new Map<number, Uint8Array>();
+  for (const t of types) {
+    const w = t >> 8;
+    const bits = windows.get(w) ?? new Uint8Array(32);
+    bits[(t & 0xff) >> 3] |= 0x80 >> (t & 7);
+    windows.set(w, bits);
+  }
+  const out: number[] = [];
+  for (const w of [...windows.keys()].sort((a, b) => a - b)) {
+    const bits = windows.get(w)!;
+    let len = 32;
+    while (len > 0 && bits[len - 1] === 0) len--;
+    out.push(w, len, ...bits.subarray(0, len));
+  }
+  return Uint8Array.from(out);
+}
+
+/** NSEC RDATA: the next owner (whole, lower-cased) and the type bitmap. */
+export function nsecRdata(next: Uint8Array, types: Iterable<number>): Uint8Array {
+  const bitmap = typeBitmap(types);
+  const out = new Uint8Array(next.length + bitmap.length);
+  out.set(next, 0);
+  out.set(bitmap, next.length);
+  return out;
+}
+
+/** Index of the last chain name at or before `name` in canonical order (the chain is sorted, its first name the apex). */
+export function predecessorIndex(chain: Uint8Array[], name: Uint8Array): number {
+  let lo = 0;
+  let hi = chain.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (compareNames(chain[mid], name) <= 0) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/**
+ * The NXDOMAIN proof for a query whose closest encloser has `table`, and
+ * whose label just below the encloser is key[start .. start+1+key[start]).
+ * A binary search over the encloser's child labels; no allocation.
+ */
+export function nxdomainProof(table: DenialTable, key: Uint8Array, start: number): AnswerTemplate {
+  return table.templates[gapOf(table.labels, key, start)];
+}
+
+/** Which gap between `labels` (sorted child labels) the label at key[start] falls in: 0 before the first, labels.length after the last. */
+export function gapOf(labels: Uint8Array[], key: Uint8Array, start: number): number {
+  const len = key[start];
+  let lo = 0;
+  let hi = labels.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const label = labels[mid];
+    let c = 0;
+    const n = label.length < len ? label.length : len;
+    for (let i = 0; i < n && c === 0; i++) c = label[i] - key[start + 1 + i];
+    if (c === 0) c = label.length - len;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The signed wildcard answer for a query at key[start…] whose unsigned answer is `template` of `wildcard` (null when none matches). */
+export function wildcardProof(encloser: NameNode, wildcard: NameNode, template: AnswerTemplate, key: Uint8Array, start: number): AnswerTemplate | null {
+  const proofs = encloser.wildcardProofs;
+  if (proofs === undefined) return null;
+  const answers = proofs.answers[gapOf(proofs.labels, key, start)];
+  if (template === wildcard.otherTypes) return answers.otherTypes;
+  if (template === wildcard.any) return answers.any;
+  const i = wildcard.templates.indexOf(template);
+  return i >= 0 ? answers.templates[i] : null;
+}

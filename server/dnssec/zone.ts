@@ -1,0 +1,166 @@
+// Signing one compiled zone: every template of every name gets its signed
+// twin, the NSEC chain over the zone's names gives each name its NODATA
+// proof and each closest encloser its NXDOMAIN proofs, and every RRset a
+// steered name can answer is signed ahead (steered.ts). Runs once per
+// compile; the query path only picks among what this made.
+
+import { TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_DS, TYPE_NS } from '../dns/constants.ts';
+import { isSubdomain } from '../dns/name.ts';
+import type { AnswerTemplate } from '../dns/template.ts';
+import type { DenialTable, NameNode, WildcardAnswers } from '../snapshot/types.ts';
+import { compareLabels, compareNames, nsecRdata, predecessorIndex } from './nsec.ts';
+import { TYPE_NSEC, TYPE_RRSIG, type CanonicalRRset, type ZoneSigner } from './sign.ts';
+import { signTemplate, type ExtraRecord, type SignatureFor } from './template.ts';
+
+/** What signing needs to know of one name beyond its NameNode. */
+export interface NameFacts {
+  node: NameNode;
+  /** Types with data at this name (static RRsets, DNSKEY at the apex, the steered types). */
+  types: Set<number>;
+  /** Below a zone cut (glue only): not in the NSEC chain, never signed. */
+  occluded: boolean;
+}
+
+export interface ZoneToSign {
+  apex: Uint8Array;
+  signer: ZoneSigner;
+  negativeTtl: number;
+  names: NameFacts[];
+}
+
+const keyOf = (name: Uint8Array): string => Buffer.from(name).toString('latin1');
+
+/** The zone's NSEC chain: its names in canonical order, and what signs and proves with it. */
+class Chain {
+  readonly cuts: Uint8Array[];
+  readonly facts: NameFacts[];
+  readonly names: Uint8Array[];
+  readonly signatureFor: SignatureFor;
+  private readonly records = new Map<number, ExtraRecord>();
+  private readonly zone: ZoneToSign;
+
+  constructor(zone: ZoneToSign) {
+    this.zone = zone;
+    const apex = zone.apex;
+    this.cuts = zone.names.filter((f) => f.types.has(TYPE_NS) && f.node.key.length !== apex.length).map((f) => f.node.key);
+    this.facts = zone.names.filter((f) => !f.occluded && f.types.size > 0).sort((a, b) => compareNames(a.node.key, b.node.key));
+    this.names = this.facts.map((f) => f.node.key);
+    this.signatureFor = (rrset) => (authoritative(rrset, apex, this.cuts) ? zone.signer.sign(rrset) : null);
+  }
+
+  isCut(key: Uint8Array): boolean {
+    return this.cuts.some((c) => keyOf(c) === keyOf(key));
+  }
+
+  /** The NSEC whose owner is `name`, or that covers it (the last chain name before it). */
+  nsecFor(name: Uint8Array): ExtraRecord {
+    const i = predecessorIndex(this.names, name);
+    let record = this.records.get(i);
+    if (!record) {
+      const f = this.facts[i];
+      // At a delegation only NS and DS are the parent's (RFC 4035 §2.3); everywhere else RRSIG too.
+      const types = new Set(this.isCut(f.node.key) ? [...f.types].filter((t) => t === TYPE_NS || t === TYPE_DS) : [...f.types, TYPE_RRSIG]);
+      types.add(TYPE_NSEC);
+      const next = this.names[(i + 1) % this.names.length];
+      record = { owner: f.node.key, type: TYPE_NSEC, ttl: this.zone.negativeTtl, rdata: nsecRdata(next, types) };
+      this.records.set(i, record);
+    }
+    return record;
+  }
+}
+
+/**
+ * Signs every template of the zone's nodes in place (their `signed` twins)
+ * and gives each possible closest encloser its NXDOMAIN proofs. Returns the
+ * number of distinct signatures made.
+ */
+export function signZone(zone: ZoneToSign, nxdomain: AnswerTemplate, allNodes: NameNode[]): number {
+  const chain = new Chain(zone);
+  for (const facts of zone.names) if (!facts.occluded) signNode(facts.node, zone.apex, chain);
+  buildDenials(zone, chain, nxdomain, allNodes);
+  return zone.signer.signatures.size;
+}
+
+/** Whether an RRset is the zone's to sign: in the zone, not a delegation's NS, not glue below a cut. */
+function authoritative(rrset: CanonicalRRset, apex: Uint8Array, cuts: Uint8Array[]): boolean {
+  if (!isSubdomain(rrset.owner, apex)) return false;
+  const cut = cuts.find((c) => isSubdomain(rrset.owner, c));
+  if (!cut) return true;
+  return rrset.owner.length === cut.length && (rrset.type === TYPE_NSEC || rrset.type === TYPE_DS);
+}
+
+function signNode(node: NameNode, apex: Uint8Array, chain: Chain): void {
+  const key = node.key;
+  const twin = (t: AnswerTemplate, extra: ExtraRecord[]): AnswerTemplate => signTemplate(t, key, apex, chain.signatureFor, { extraAuthority: extra });
+  // "No such type here": the name's own NSEC, or for an empty non-terminal the one covering it.
+  const proof = [chain.nsecFor(key)];
+  const nodata = (t: AnswerTemplate): ExtraRecord[] => (t.answerCount === 0 && t.rcode === 0 ? proof : []);
+  for (const t of node.templates) t.signed = twin(t, nodata(t));
+  if (node.any.signed === undefined) node.any = { ...node.any, signed: twin(node.any, nodata(node.any)) };
+  // otherTypes and parentSideDs may be the zone's shared NODATA: each name gets its own copy.
+  node.otherTypes = { ...node.otherTypes, signed: twin(node.otherTypes, nodata(node.otherTypes)) };
+  if (node.referral !== null) node.referral.signed = twin(node.referral, proof);
+  if (node.parentSideDs !== null && chain.isCut(key)) node.parentSideDs = { ...node.parentSideDs, signed: twin(node.parentSideDs, proof) };
+}
+
+/**
+ * NXDOMAIN proofs below every name that can be a closest encloser: one per
+ * gap between its children, each with the NSEC covering the missing name and
+ * the NSEC covering the encloser's wildcard (RFC 4035 §3.1.3.2).
+ */
+function buildDenials(zone: ZoneToSign, chain: Chain, nxdomain: AnswerTemplate, allNodes: NameNode[]): void {
+  const apex = zone.apex;
+  const children = new Map<string, Uint8Array[]>();
+  for (const n of allNodes) {
+    if (n.key.length <= apex.length) continue;
+    const parent = keyOf(n.key.subarray(n.key[0] + 1));
+    const list = children.get(parent) ?? [];
+    list.push(n.key.subarray(1, 1 + n.key[0]));
+    children.set(parent, list);
+  }
+  for (const facts of zone.names) {
+    const node = facts.node;
+    if (facts.occluded || node.delegation !== null) continue;
+    const labels = (children.get(keyOf(node.key)) ?? []).slice().sort(compareLabels);
+    if (node.wildcard !== null) {
+      if (node.wildcard.steeredIndex < 0) node.wildcardProofs = { labels, answers: wildcardAnswers(node.wildcard, labels, node.key, apex, chain) };
+      continue;
+    }
+    const templates: AnswerTemplate[] = [];
+    for (let i = 0; i <= labels.length; i++) {
+      const missing = nameInGap(node.key, i === 0 ? null : labels[i - 1]);
+      const wildcard = Uint8Array.from([1, 0x2a, ...node.key]);
+      const proof = [...new Set([chain.nsecFor(missing), chain.nsecFor(wildcard)])];
+      templates.push(signTemplate(nxdomain, node.key, apex, chain.signatureFor, { extraAuthority: proof }));
+    }
+    node.denial = { labels, templates } satisfies DenialTable;
+  }
+}
+
+/** A name in the gap after child label `after` of `encloser` (before every child when null): that label followed by a zero octet. */
+function nameInGap(encloser: Uint8Array, after: Uint8Array | null): Uint8Array {
+  const label = after === null ? Uint8Array.of(0) : Uint8Array.from([...after, 0]);
+  return Uint8Array.from([label.length, ...label, ...encloser]);
+}
+
+/** Per gap below `encloser`: the wildcard's answers with the NSEC covering the query name (and, for NODATA, the wildcard's own). */
+function wildcardAnswers(wildcard: NameNode, labels: Uint8Array[], encloser: Uint8Array, apex: Uint8Array, chain: Chain): WildcardAnswers[] {
+  const out: WildcardAnswers[] = [];
+  for (let i = 0; i <= labels.length; i++) {
+    const covering = chain.nsecFor(nameInGap(encloser, i === 0 ? null : labels[i - 1]));
+    const own = chain.nsecFor(wildcard.key);
+    const twin = (t: AnswerTemplate): AnswerTemplate => signTemplate(t, wildcard.key, apex, chain.signatureFor,
+      { extraAuthority: t.answerCount === 0 && t.rcode === 0 ? [...new Set([covering, own])] : [covering] });
+    out.push({ templates: wildcard.templates.map(twin), otherTypes: twin(wildcard.otherTypes), any: twin(wildcard.any) });
+  }
+  return out;
+}
+
+/** Types a steered name can answer, for its NSEC bitmap. */
+export function steeredTypes(hasIpv4: boolean, hasIpv6: boolean, hasCname: boolean): number[] {
+  const types: number[] = [];
+  if (hasIpv4) types.push(TYPE_A);
+  if (hasIpv6) types.push(TYPE_AAAA);
+  if (hasCname) types.push(TYPE_CNAME);
+  return types;
+}
