@@ -40,26 +40,6 @@ function builtGeo(loaded: LoadedGeo): BuiltGeo {
   return { context: loaded.context, database: factsOf(loaded.database) };
 }
 
-/**
- * Shared copies of the policies' per-location tables (the location → group
- * map, several MB), made once per table: posting them shares them with the
- * main thread instead of copying them there, where the copy (and the garbage
- * it leaves) would stall the event loop for tens of milliseconds. The build
- * thread keeps its own tables: its compile cache finds policies by them.
- */
-const sharedTables = new WeakMap<Int32Array, Int32Array>();
-
-function sharedTable(table: Int32Array): Int32Array {
-  if (table.buffer instanceof SharedArrayBuffer) return table;
-  let shared = sharedTables.get(table);
-  if (!shared) {
-    shared = new Int32Array(new SharedArrayBuffer(table.byteLength));
-    shared.set(table);
-    sharedTables.set(table, shared);
-  }
-  return shared;
-}
-
 /** Compiles the configuration directory against `against`; errors come back as data, never thrown. */
 function compile(against: LoadedGeo): BuiltLoad {
   const result = loadSnapshot(settings.configDir, against.context, settings.pop, { hashRecord: settings.hashRecord });
@@ -67,7 +47,7 @@ function compile(against: LoadedGeo): BuiltLoad {
     snapshot: result.snapshot,
     errors: result.errors.map((e) => e.toJSON() as unknown as ConfigErrorData),
     files: result.files,
-    policies: result.policies.map((p) => ({ ...p, groupOfLocation: sharedTable(p.groupOfLocation) })),
+    policies: result.policies,
   };
 }
 
