@@ -87,7 +87,7 @@ function startGeoWatches(current: LoadedGeo): void {
     const serving = geo!;
     const servingParts = serving.database.parts;
     const database = servingParts ? combineGeoDatabases(servingParts.map((p, k) => (k === i ? replaced : p))) : replaced;
-    rebuildWith({ context: contextFor(database, serving.catalog, serving.asn), database, catalog: serving.catalog, asn: serving.asn },
+    rebuildWith({ context: contextFor(database, serving.catalog, serving.asn, settings.cacheDir), database, catalog: serving.catalog, asn: serving.asn },
       { source: 'geoip', files: [replaced.path] });
   }, (err) => {
     send({ type: 'geo-rejected', ...errorData(err), change: { source: 'geoip', files: [part.path] } });
@@ -96,7 +96,7 @@ function startGeoWatches(current: LoadedGeo): void {
     const files = current.asn.files.map((f) => f.path);
     stopGeoWatches.push(watchAsnSource(current.asn, (asn, share) => {
       const serving = geo!;
-      rebuildWith({ context: contextFor(serving.database, serving.catalog, asn), database: serving.database, catalog: serving.catalog, asn },
+      rebuildWith({ context: contextFor(serving.database, serving.catalog, asn, settings.cacheDir), database: serving.database, catalog: serving.catalog, asn },
         { source: 'asn', files, changedShare: share });
     }, (err) => {
       send({ type: 'geo-rejected', ...errorData(err), change: { source: 'asn', files } });
