@@ -3,10 +3,10 @@
 // distinct client location, into DecisionClasses; per query only the compiled
 // form is read.
 
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type SourcePosition } from '../config/errors.ts';
-import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
+import { parseYamlText, type YamlSource } from '../config/yaml-source.ts';
 import { nameToWire } from '../dns/name.ts';
 import { encodeIPv4, encodeIPv6 } from '../dns/rdata.ts';
 import { buildCidrTrie, type CidrEntry } from '../steering/cidr-trie.ts';
@@ -112,21 +112,24 @@ export function compilePolicies(files: string[], geoFor: GeoFacts | ((namedAsns:
   const sources: YamlSource[] = [];
   const valid: Array<{ file: string; source: YamlSource; docs: PolicyDoc[] }> = [];
   for (const file of files) {
-    let source: YamlSource;
+    let parsed: ParsedFile;
     try {
-      source = readYamlFile(file);
+      parsed = parsedFile(file);
     } catch (err) {
       if (err instanceof ConfigError) { errors.push(err); continue; }
       throw err;
     }
+    const { source, schemaErrors } = parsed;
     sources.push(source);
-    const schemaErrors = validateAgainstSchema('policy', source, 'POPSTEER_ERR_POLICY_SCHEMA');
     if (schemaErrors.length > 0) {
       errors.push(...schemaErrors);
       continue;
     }
     valid.push({ file, source, docs: (source.data as { policies: PolicyDoc[] }).policies });
   }
+  // Files no longer in the set are not kept.
+  const listed = new Set(files);
+  for (const file of parsedFiles.keys()) if (!listed.has(file)) parsedFiles.delete(file);
   const geo = typeof geoFor === 'function' ? geoFor(namedAsnsOf(valid.flatMap((v) => v.docs))) : geoFor;
   const seenNames = new Map<string, string>();
   const load = beginLoad(geo);
@@ -160,6 +163,32 @@ export function compilePolicies(files: string[], geoFor: GeoFacts | ((namedAsns:
   return { policies, steered, sources, geo };
 }
 
+interface ParsedFile { text: string; source: YamlSource; schemaErrors: ConfigError[] }
+const parsedFiles = new Map<string, ParsedFile>();
+
+/**
+ * The file parsed and checked against the schema, reused while its bytes stay
+ * the same: a reload after one policy file of a thousand changed parses one
+ * file, not a thousand (parsing and schema checks were about a second of it).
+ * The parsed documents are never changed by compiling.
+ */
+function parsedFile(file: string): ParsedFile {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    parsedFiles.delete(file);
+    throw new ConfigError('POPSTEER_ERR_FILE_UNREADABLE', file, null, '', `cannot read file: ${(err as Error).message}`);
+  }
+  const kept = parsedFiles.get(file);
+  if (kept !== undefined && kept.text === text) return kept;
+  parsedFiles.delete(file);
+  const source = parseYamlText(file, text);
+  const parsed = { text, source, schemaErrors: validateAgainstSchema('policy', source, 'POPSTEER_ERR_POLICY_SCHEMA') };
+  parsedFiles.set(file, parsed);
+  return parsed;
+}
+
 /** Every AS an `asn` rule names, in any policy. */
 function namedAsnsOf(docs: PolicyDoc[]): Set<number> {
   const named = new Set<number>();
@@ -177,8 +206,13 @@ function namedAsnsOf(docs: PolicyDoc[]): Set<number> {
 interface CacheEntry { compiled: CompiledPolicy; usedInLoad: number }
 const compiledCache = new WeakMap<GeoFacts, { entries: Map<string, CacheEntry>; load: number }>();
 
+const cacheKeys = new WeakMap<PolicyDoc, string>();
+
 function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[], load: number): CompiledPolicy | null {
-  const key = `${selfPop}\0${JSON.stringify({ ...doc, name: '', names: undefined, description: undefined })}`;
+  // The key of a document parsed earlier (parsedFile) is kept with it.
+  let body = cacheKeys.get(doc);
+  if (body === undefined) cacheKeys.set(doc, (body = JSON.stringify({ ...doc, name: '', names: undefined, description: undefined })));
+  const key = `${selfPop}\0${body}`;
   const cache = cacheOf(geo);
   const hit = cache.entries.get(key);
   // An error already reported against this policy fails it, as it would fail a fresh compile.
