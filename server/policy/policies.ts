@@ -3,6 +3,7 @@
 // distinct client location, into DecisionClasses; per query only the compiled
 // form is read.
 
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type SourcePosition } from '../config/errors.ts';
@@ -207,6 +208,9 @@ interface CacheEntry { compiled: CompiledPolicy; usedInLoad: number }
 const compiledCache = new WeakMap<GeoFacts, { entries: Map<string, CacheEntry>; load: number }>();
 
 const cacheKeys = new WeakMap<PolicyDoc, string>();
+/** Unique across threads and restarts of the build thread, so an id never names two different compiles. */
+const COMPILE_ID_BASE = randomBytes(8).toString('hex');
+let compileCount = 0;
 
 function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[], load: number): CompiledPolicy | null {
   // The key of a document parsed earlier (parsedFile) is kept with it.
@@ -223,6 +227,7 @@ function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointe
   }
   const compiled = compilePolicy(doc, index, source, pointer, geo, selfPop, errors);
   if (compiled) cache.entries.set(key, { compiled, usedInLoad: load });
+  if (compiled) compiled.compileId = `${COMPILE_ID_BASE}-${++compileCount}`;
   return compiled;
 }
 
@@ -481,7 +486,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   const selfPopEntry = selfOrdinal >= 0 ? geo.pops[selfOrdinal] : null;
   const selfDistanceKm = Float64Array.from(endpoints, (e) => (selfPopEntry && !Number.isNaN(e.lat) ? distanceKm(selfPopEntry.lat, selfPopEntry.lon, e.lat, e.lon) : NaN));
   return {
-    name: doc.name, index, file, ttl: doc.ttl, degradedTtl: doc.degraded_ttl ?? Math.max(1, Math.floor(doc.ttl / 3)),
+    compileId: '', name: doc.name, index, file, ttl: doc.ttl, degradedTtl: doc.degraded_ttl ?? Math.max(1, Math.floor(doc.ttl / 3)),
     ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, plan, groups: geo.table,
     cidr, whenAllDown, lastResort, selfEndpoint, unknownOrder, selfDistanceKm,
   };

@@ -214,6 +214,8 @@ export interface CidrTrie {
 }
 
 export interface CompiledPolicy {
+  /** Same id, same compile (a compile-cache hit keeps it): lets a reload post an unchanged policy by reference (snapshot/policy-reuse.ts). */
+  compileId: string;
   name: string;
   /** Index in the snapshot's steered list (NameNode.steeredIndex). */
   index: number;
