@@ -11,6 +11,7 @@
 // difference to fitness latency on a busy machine, and under query load a
 // City rebuild then took minutes.
 
+import { policiesToPost } from './snapshot/policy-reuse.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -27,7 +28,23 @@ const port = parentPort!;
 let geo: LoadedGeo | null = null;
 let stopGeoWatches: Array<() => void> = [];
 
-const send = (message: FromBuilder): void => port.postMessage(message);
+const send = (message: FromBuilder): void => port.postMessage('load' in message ? { ...message, load: referencingSent(message.load) } : message);
+
+/** Compile ids of the policies in the last load posted: the main thread holds them (builds.ts resolves references against them). */
+let sentIds: ReadonlySet<string> = new Set();
+
+/**
+ * The load with the policies the previous posted load carried sent by
+ * reference (snapshot/policy-reuse.ts): a one-file reload of a thousand
+ * policies copies one to the main thread, not a thousand. The snapshot's
+ * policy list and the load's are one array, here as there.
+ */
+function referencingSent(load: BuiltLoad): BuiltLoad {
+  const policies = policiesToPost(load.policies, sentIds);
+  sentIds = new Set(load.policies.map((p) => p.compileId));
+  const snapshot = load.snapshot?.steering ? Object.freeze({ ...load.snapshot, steering: { ...load.snapshot.steering, policies } }) : load.snapshot;
+  return { ...load, snapshot, policies };
+}
 
 
 /** A build leaves most of what it allocated behind; collect it now rather than hold it until V8 decides to. */

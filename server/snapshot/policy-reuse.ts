@@ -20,32 +20,38 @@ interface ReusedPolicy {
   file: string;
 }
 
-/** The snapshot to post, given the one the workers already serve (null: none, post everything). */
-export function snapshotToPost(snapshot: DnsSnapshot, serving: DnsSnapshot | null): DnsSnapshot {
-  const steering = snapshot.steering;
-  if (!steering || !serving?.steering) return snapshot;
-  const held = new Set(serving.steering.policies.map((p) => p.compileId));
-  const policies = steering.policies.map((p): CompiledPolicy => {
+/** `policies` with every one whose compile id is in `held` replaced by a reference. */
+export function policiesToPost(policies: CompiledPolicy[], held: ReadonlySet<string>): CompiledPolicy[] {
+  return policies.map((p): CompiledPolicy => {
     if (!held.has(p.compileId)) return p;
     const reused: ReusedPolicy = { reuse: p.compileId, index: p.index, name: p.name, file: p.file };
     return reused as unknown as CompiledPolicy;
   });
+}
+
+/** Posted policies with every reference replaced by the receiver's own copy from `held` (by compile id); throws on a reference it lacks. */
+export function policiesReceived(policies: CompiledPolicy[], held: ReadonlyMap<string, CompiledPolicy>): CompiledPolicy[] {
+  return policies.map((p) => {
+    const ref = p as unknown as Partial<ReusedPolicy>;
+    if (typeof ref.reuse !== 'string') return p;
+    const own = held.get(ref.reuse);
+    if (own === undefined) throw new Error(`snapshot refers to policy compile ${ref.reuse}, which this thread does not hold`);
+    return { ...own, index: ref.index!, name: ref.name!, file: ref.file! };
+  });
+}
+
+/** The snapshot to post, given the one the workers already serve (null: none, post everything). */
+export function snapshotToPost(snapshot: DnsSnapshot, serving: DnsSnapshot | null): DnsSnapshot {
+  const steering = snapshot.steering;
+  if (!steering || !serving?.steering) return snapshot;
+  const policies = policiesToPost(steering.policies, new Set(serving.steering.policies.map((p) => p.compileId)));
   return Object.freeze({ ...snapshot, steering: { ...steering, policies } });
 }
 
 /** In a worker: the posted snapshot with every reference replaced by the worker's own copy from `serving`. */
 export function snapshotReceived(posted: DnsSnapshot, serving: DnsSnapshot | null): DnsSnapshot {
   const steering = posted.steering;
-  if (!steering) return posted;
-  const mine = new Map((serving?.steering?.policies ?? []).map((p) => [p.compileId, p]));
-  let reused = false;
-  const policies = steering.policies.map((p) => {
-    const ref = p as unknown as Partial<ReusedPolicy>;
-    if (typeof ref.reuse !== 'string') return p;
-    const own = mine.get(ref.reuse);
-    if (own === undefined) throw new Error(`snapshot refers to policy compile ${ref.reuse}, which this worker does not hold`);
-    reused = true;
-    return { ...own, index: ref.index!, name: ref.name!, file: ref.file! };
-  });
-  return reused ? Object.freeze({ ...posted, steering: { ...steering, policies } }) : posted;
+  if (!steering || !steering.policies.some((p) => typeof (p as unknown as Partial<ReusedPolicy>).reuse === 'string')) return posted;
+  const held = new Map((serving?.steering?.policies ?? []).map((p) => [p.compileId, p]));
+  return Object.freeze({ ...posted, steering: { ...steering, policies: policiesReceived(steering.policies, held) } });
 }
