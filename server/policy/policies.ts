@@ -604,8 +604,9 @@ function compileCidrTries(entries: { client: CidrEntry[]; resolver: CidrEntry[] 
 /**
  * Whether every client gets one class: the rule that comes first on this
  * instance matches everyone and has no location step, and no custom network
- * pins one of its PoPs first. (Other policies with a single class get a table
- * like the rest: their scopes are then the groups', narrower but sound.)
+ * pins one of its PoPs that is not already first in its tier. (Other
+ * policies with a single class get a table like the rest: their scopes are
+ * then the groups', narrower but sound.)
  */
 function isUniform(rules: RulePlan[], plan: ClassPlan, endpoints: Endpoint[], geo: GeoFacts): boolean {
   let first = -1;
@@ -613,5 +614,6 @@ function isUniform(rules: RulePlan[], plan: ClassPlan, endpoints: Endpoint[], ge
   if (first !== plan.defaultRule || first < 0) return false;
   const rule = rules[first];
   if (rule.locationSteps.length > 0) return false;
-  return !rule.tiers.some((tier) => tier.some((e) => endpoints[e].pop >= 0 && geo.pinnedPops.has(endpoints[e].pop)));
+  // A pinned PoP goes first in its tier: a change only where it is not first already.
+  return !rule.tiers.some((tier) => tier.some((e, i) => i > 0 && endpoints[e].pop >= 0 && geo.pinnedPops.has(endpoints[e].pop)));
 }

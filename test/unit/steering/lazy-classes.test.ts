@@ -86,3 +86,13 @@ test('a policy whose every client gets one class is uniform, with that class as 
   assert.equal(classesOf({ ...policy, index: 7 }), classes, 'a renamed copy (same rules) shares the thread\'s classes');
   assert.equal(compile(POLICY).plan.uniform, false);
 });
+
+test('failover over one-PoP pools is uniform: one class, whatever the client (scope /0)', () => {
+  const policy = compile(`policies:
+  - name: www.cdn.example
+    pools: { a: { pops: [fra] }, b: { pops: [ams] } }
+    rules: [{ match: default, pools: [a, b], steps: [{ failover: { min_healthy: 1 } }, healthy] }]
+`);
+  assert.equal(policy.plan.uniform, true);
+  assert.equal(classKey(classesOf(policy).classes[0]), expected(policy, 0, -1));
+});
