@@ -11,6 +11,7 @@
 // difference to fitness latency on a busy machine, and under query load a
 // City rebuild then took minutes.
 
+import { policiesToPost } from './snapshot/policy-reuse.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -27,7 +28,23 @@ const port = parentPort!;
 let geo: LoadedGeo | null = null;
 let stopGeoWatches: Array<() => void> = [];
 
-const send = (message: FromBuilder): void => port.postMessage(message);
+const send = (message: FromBuilder): void => port.postMessage('load' in message ? { ...message, load: referencingSent(message.load) } : message);
+
+/** Compile ids of the policies in the last load posted: the main thread holds them (builds.ts resolves references against them). */
+let sentIds: ReadonlySet<string> = new Set();
+
+/**
+ * The load with the policies the previous posted load carried sent by
+ * reference (snapshot/policy-reuse.ts): a one-file reload of a thousand
+ * policies copies one to the main thread, not a thousand. The snapshot's
+ * policy list and the load's are one array, here as there.
+ */
+function referencingSent(load: BuiltLoad): BuiltLoad {
+  const policies = policiesToPost(load.policies, sentIds);
+  sentIds = new Set(load.policies.map((p) => p.compileId));
+  const snapshot = load.snapshot?.steering ? Object.freeze({ ...load.snapshot, steering: { ...load.snapshot.steering, policies } }) : load.snapshot;
+  return { ...load, snapshot, policies };
+}
 
 
 /** A build leaves most of what it allocated behind; collect it now rather than hold it until V8 decides to. */
@@ -40,26 +57,6 @@ function builtGeo(loaded: LoadedGeo): BuiltGeo {
   return { context: loaded.context, database: factsOf(loaded.database) };
 }
 
-/**
- * Shared copies of the policies' per-location tables (the location → group
- * map, several MB), made once per table: posting them shares them with the
- * main thread instead of copying them there, where the copy (and the garbage
- * it leaves) would stall the event loop for tens of milliseconds. The build
- * thread keeps its own tables: its compile cache finds policies by them.
- */
-const sharedTables = new WeakMap<Int32Array, Int32Array>();
-
-function sharedTable(table: Int32Array): Int32Array {
-  if (table.buffer instanceof SharedArrayBuffer) return table;
-  let shared = sharedTables.get(table);
-  if (!shared) {
-    shared = new Int32Array(new SharedArrayBuffer(table.byteLength));
-    shared.set(table);
-    sharedTables.set(table, shared);
-  }
-  return shared;
-}
-
 /** Compiles the configuration directory against `against`; errors come back as data, never thrown. */
 function compile(against: LoadedGeo): BuiltLoad {
   const result = loadSnapshot(settings.configDir, against.context, settings.pop, { hashRecord: settings.hashRecord });
@@ -67,7 +64,7 @@ function compile(against: LoadedGeo): BuiltLoad {
     snapshot: result.snapshot,
     errors: result.errors.map((e) => e.toJSON() as unknown as ConfigErrorData),
     files: result.files,
-    policies: result.policies.map((p) => ({ ...p, groupOfLocation: sharedTable(p.groupOfLocation) })),
+    policies: result.policies,
   };
 }
 
@@ -107,7 +104,7 @@ function startGeoWatches(current: LoadedGeo): void {
     const serving = geo!;
     const servingParts = serving.database.parts;
     const database = servingParts ? combineGeoDatabases(servingParts.map((p, k) => (k === i ? replaced : p))) : replaced;
-    rebuildWith({ context: contextFor(database, serving.catalog, serving.asn), database, catalog: serving.catalog, asn: serving.asn },
+    rebuildWith({ context: contextFor(database, serving.catalog, serving.asn, settings.cacheDir), database, catalog: serving.catalog, asn: serving.asn },
       { source: 'geoip', files: [replaced.path] });
   }, (err) => {
     send({ type: 'geo-rejected', ...errorData(err), change: { source: 'geoip', files: [part.path] } });
@@ -116,7 +113,7 @@ function startGeoWatches(current: LoadedGeo): void {
     const files = current.asn.files.map((f) => f.path);
     stopGeoWatches.push(watchAsnSource(current.asn, (asn, share) => {
       const serving = geo!;
-      rebuildWith({ context: contextFor(serving.database, serving.catalog, asn), database: serving.database, catalog: serving.catalog, asn },
+      rebuildWith({ context: contextFor(serving.database, serving.catalog, asn, settings.cacheDir), database: serving.database, catalog: serving.catalog, asn },
         { source: 'asn', files, changedShare: share });
     }, (err) => {
       send({ type: 'geo-rejected', ...errorData(err), change: { source: 'asn', files } });

@@ -11,6 +11,7 @@
 // transferred because the build thread keeps them: its compile cache reuses
 // what did not change at the next reload.
 
+import { policiesReceived } from './snapshot/policy-reuse.ts';
 import { Worker } from 'node:worker_threads';
 import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { Settings } from './config/settings.ts';
@@ -144,7 +145,19 @@ export class Builder {
     }).finally(() => { if (this.pending.size === 0) this.worker.unref(); });
   }
 
+  /** The policies of the last load received, by compile id: the next load may refer to them (snapshot/policy-reuse.ts). */
+  private received = new Map<string, CompiledPolicy>();
+
+  /** Replaces the load's policy references by the policies received before; in arrival order, as they were sent. */
+  private resolveReferences(load: BuiltLoad): void {
+    const policies = policiesReceived(load.policies, this.received);
+    this.received = new Map(policies.map((p) => [p.compileId, p]));
+    load.policies = policies;
+    if (load.snapshot?.steering) load.snapshot = Object.freeze({ ...load.snapshot, steering: { ...load.snapshot.steering, policies } });
+  }
+
   private receive(message: FromBuilder): void {
+    if (message.type === 'built' || message.type === 'geo-built') this.resolveReferences(message.load);
     switch (message.type) {
       case 'build-started':
         this.events.started(message.reason);

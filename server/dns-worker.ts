@@ -9,6 +9,7 @@ import { QueryLog } from './engine/query-log.ts';
 import { Counters, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
 import { createSteering, type PolicySteering } from './engine/steering-hook.ts';
+import { snapshotReceived } from './snapshot/policy-reuse.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import { PROTO_UDP, type Peer, type Responder } from './transport/handler.ts';
 import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, type RrlConfig } from './rrl/limiter.ts';
@@ -134,12 +135,14 @@ async function start(): Promise<void> {
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'snapshot') {
+    // Policies this worker already holds came by reference: take its own copies.
+    const snapshot = snapshotReceived(message.snapshot, engine.snapshot);
     // Two reference swaps between queries (the worker is single-threaded):
     // each query sees the old set or the new one, never a mix.
-    useSnapshot(message.snapshot, message.decisionCounters);
-    engine.snapshot = message.snapshot;
-    dnstap?.useSnapshot(message.snapshot);
-    send({ type: 'snapshot-applied', index: data.index, hash: message.snapshot.hash });
+    useSnapshot(snapshot, message.decisionCounters);
+    engine.snapshot = snapshot;
+    dnstap?.useSnapshot(snapshot);
+    send({ type: 'snapshot-applied', index: data.index, hash: snapshot.hash });
   } else if (message.type === 'stop-accepting') {
     for (const t of tcp) void t.stopAccepting();
   } else if (message.type === 'close') {

@@ -13,7 +13,8 @@ import { spliceAsn } from './geo/asn-splice.ts';
 import { loadGeoDatabases, type GeoDatabase } from './geo/database.ts';
 import { nearestOrderClasses } from './geo/distance.ts';
 import { loadCustomNetworks } from './geo/networks.ts';
-import type { PopCatalog } from './geo/types.ts';
+import { ordersCacheFile, readOrdersCache, writeOrdersCache } from './geo/orders-cache.ts';
+import type { GeoIndex, NearestOrders, PopCatalog } from './geo/types.ts';
 import type { GeoContext } from './policy/load.ts';
 
 export interface LoadedGeo {
@@ -35,7 +36,7 @@ export function loadGeo(settings: Pick<Settings, 'geoDataDir' | 'geoipDatabase' 
     const networks = existsSync(join(settings.geoDataDir, 'networks.yaml')) ? loadCustomNetworks(settings.geoDataDir, catalog) : null;
     const database = loadGeoDatabases(settings.geoipDatabase, { networks, cacheDir: settings.cacheDir ?? null });
     const asn = settings.asnDatabase.length > 0 ? loadAsnSource(settings.asnDatabase) : null;
-    return { context: contextFor(database, catalog, asn), database, catalog, asn };
+    return { context: contextFor(database, catalog, asn, settings.cacheDir ?? null), database, catalog, asn };
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigErrors([err]);
     throw err;
@@ -47,15 +48,35 @@ export function loadGeo(settings: Pick<Settings, 'geoDataDir' | 'geoipDatabase' 
  * are spliced into (a copy of) the GeoIP index, so ASN rules are decided by
  * the same lookup as locations (geo/asn-splice.ts).
  */
-export function contextFor(database: GeoDatabase, catalog: PopCatalog, asn: AsnSource | null = null): GeoContext {
+export function contextFor(database: GeoDatabase, catalog: PopCatalog, asn: AsnSource | null = null, cacheDir: string | null = null): GeoContext {
   const index = asn ? spliceAsn(database.index, asn) : database.index;
   return {
     index,
     catalog,
-    orders: nearestOrderClasses(index, catalog),
+    orders: cachedOrders(index, catalog, cacheDir),
     version: geoVersion(database, catalog, asn),
     asnSource: asn,
   };
+}
+
+/**
+ * The nearest-PoP orders, from the disk cache beside the index cache when
+ * the same catalog and locations were ordered before (geo/orders-cache.ts):
+ * seconds of haversines at hundreds of PoPs, not repeated at each start.
+ */
+function cachedOrders(index: GeoIndex, catalog: PopCatalog, cacheDir: string | null): NearestOrders {
+  const file = cacheDir ? ordersCacheFile(cacheDir, index, catalog) : null;
+  const cached = file ? readOrdersCache(file, index.locationCount, catalog.count) : null;
+  if (cached) return cached;
+  const orders = nearestOrderClasses(index, catalog);
+  if (file) {
+    try {
+      writeOrdersCache(file, orders);
+    } catch {
+      // A cache that cannot be written only costs the next start its speed.
+    }
+  }
+  return orders;
 }
 
 /**

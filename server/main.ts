@@ -22,6 +22,7 @@ import { createHealthTable } from './health/table.ts';
 import { createSignals, setDeclaredLoad, setNextPossibleChange } from './steering/signals.ts';
 import type { Logger } from './log/logger.ts';
 import { snapshotForWorkers, type LoadResult } from './policy/load.ts';
+import { snapshotToPost } from './snapshot/policy-reuse.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import type { CompiledPolicy } from './steering/types.ts';
 import type { DnsWorkerData, FromWorker, ToWorker } from './dns-worker.ts';
@@ -494,10 +495,12 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     reloads.lastError = [];
     const changed = result.snapshot.hash !== current.hash;
     if (changed) {
+      // The workers serve `current`: policies they hold go by reference (snapshot/policy-reuse.ts).
+      const serving = current;
       current = result.snapshot;
       loaded = result;
       decisionCounters = createDecisionCounterBuffer(current.steering, settings.workers);
-      post({ type: 'snapshot', snapshot: snapshotForWorkers(current), decisionCounters });
+      post({ type: 'snapshot', snapshot: snapshotToPost(snapshotForWorkers(current), snapshotForWorkers(serving)), decisionCounters });
       log.info({ reason, hash: current.hash }, 'configuration reloaded');
     } else {
       log.info({ reason, hash: current.hash }, 'configuration unchanged');

@@ -8,6 +8,7 @@
 import type { GeoIndex } from '../geo/types.ts';
 import { SLOT_EPOCH } from '../health/table.ts';
 import { OUTCOME_SERVFAIL, Resolution, isUp, resolve } from '../steering/decide.ts';
+import { classAt, classesOf } from '../steering/lazy-classes.ts';
 import type { CompiledPolicy } from '../steering/types.ts';
 
 interface MapEndpoint {
@@ -32,22 +33,23 @@ export interface WorldMap {
 
 const MAP_RANDOM = 0.5;
 
-/** The endpoint (index, or -1 for SERVFAIL) each decision class answers with first under `health`. */
-function firstEndpointByClass(policy: CompiledPolicy, health: Int32Array): Int16Array {
-  const out = new Int16Array(policy.classes.length);
-  const r = new Resolution();
-  policy.classes.forEach((cls, c) => {
+/** The endpoint (index, or -1 for SERVFAIL) decision class `c` answers with first under `health`, made on first use. */
+function firstEndpointOf(policy: CompiledPolicy, health: Int32Array, byClass: number[], c: number): number {
+  let endpoint = byClass[c];
+  if (endpoint === undefined) {
+    const r = new Resolution();
     // Sticky weighting keys on the client network; a fixed key per class keeps the map stable.
-    resolve(policy, cls, health, c, MAP_RANDOM, r);
-    out[c] = r.outcome === OUTCOME_SERVFAIL || r.count === 0 ? -1 : r.chosen[0];
-  });
-  return out;
+    resolve(policy, classAt(policy, c), health, c, MAP_RANDOM, r);
+    endpoint = byClass[c] = r.outcome === OUTCOME_SERVFAIL || r.count === 0 ? -1 : r.chosen[0];
+  }
+  return endpoint;
 }
 
 export function buildWorldMap(policy: CompiledPolicy, geo: GeoIndex, health: Int32Array, cellDegrees: number): WorldMap {
-  const classOfGroup = policy.variantClassOfGroup[0];
-  const groupOf = policy.groupOfLocation;
-  const byClass = firstEndpointByClass(policy, health);
+  // Classes are made on first sight (steering/lazy-classes.ts): the map makes those of every group with coordinates.
+  const classes = classesOf(policy);
+  const groupOf = policy.groups.groupOfLocation;
+  const byClass: number[] = [];
   const rows = Math.ceil(180 / cellDegrees);
   const columns = Math.ceil(360 / cellDegrees);
   const slots = policy.endpoints.length + 1; // + SERVFAIL
@@ -57,8 +59,8 @@ export function buildWorldMap(policy: CompiledPolicy, geo: GeoIndex, health: Int
     const lat = geo.lat[l];
     const lon = geo.lon[l];
     if (Number.isNaN(lat) || Number.isNaN(lon)) continue;
-    const cls = classOfGroup && l < groupOf.length ? classOfGroup[groupOf[l]] : -1;
-    const endpoint = cls >= 0 ? byClass[cls] : -1;
+    const cls = policy.plan.uniform ? 0 : l < groupOf.length ? classes.classOf(0, groupOf[l]) : -1;
+    const endpoint = cls >= 0 ? firstEndpointOf(policy, health, byClass, cls) : -1;
     const row = Math.min(rows - 1, Math.floor((lat + 90) / cellDegrees));
     const column = Math.min(columns - 1, Math.floor((lon + 180) / cellDegrees));
     const cell = row * columns + column;

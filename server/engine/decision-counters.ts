@@ -10,7 +10,7 @@
 //   [rule][endpoint + 1]  answers by rule and first endpoint (slot 0: none, i.e. SERVFAIL)
 //   [fail_open, last_resort, servfail]  outcomes when every candidate was down / geofenced out
 
-import { classAt } from '../steering/packed-classes.ts';
+import { classAt } from '../steering/lazy-classes.ts';
 import { OUTCOME_SERVFAIL, type Resolution } from '../steering/decide.ts';
 import { ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, type CompiledPolicy, type SteeringTables } from '../steering/types.ts';
 

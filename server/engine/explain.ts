@@ -23,6 +23,7 @@ import type { GeoIndex, NearestOrders } from '../geo/types.ts';
 import { lookupAsn, type AsnAnswer, type AsnSource } from '../geo/asn-source.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import { DecisionTrace, planClass, type TracedStep } from '../steering/decide.ts';
+import { classAt } from '../steering/lazy-classes.ts';
 import { WEIGHTED_RANDOM, type CompiledPolicy, type LocationAttributes } from '../steering/types.ts';
 
 export interface ExplainRequest {
@@ -192,7 +193,7 @@ export function explain(ctx: ExplainContext, request: ExplainRequest): ExplainRe
   result.location = locationOf(geo, family, bytes, found.location, found.prefixLength, ctx.subjects);
   addAsns(ctx, result, address.fromEcs ? resolver : null);
 
-  const cls = policy.classes[last.class];
+  const cls = classAt(policy, last.class);
   const rule = policy.rules[cls.rule];
   result.rule = { index: cls.rule + 1, name: rule.name, match: rule.matchText, matched_by: matchedBy(policy, cls.rule, last.cidrRule, address, result) };
 

@@ -15,7 +15,7 @@ import { RCODE_NOERROR, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, TYPE_CNAME } from '..
 import type { QueryView } from '../dns/query.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
 import { lookupGroupClass } from '../geo/scope.ts';
-import { classAt, classCount } from '../steering/packed-classes.ts';
+import { classesOf, type PolicyClasses } from '../steering/lazy-classes.ts';
 import type { ClassResult } from '../geo/types.ts';
 import { firstMatchingRule, markMatchingRules, scopeAvoidingCidrs } from '../steering/cidr-trie.ts';
 import { DecisionTrace, OUTCOME_SERVFAIL, Resolution, resolve } from '../steering/decide.ts';
@@ -102,6 +102,8 @@ export class PolicySteering implements SteeringHook {
   private readonly memo: ClassMemo | null;
   private readonly resolution = new Resolution();
   private readonly decisions: Array<Array<CachedDecision | undefined>>;
+  /** Each policy's classes in this thread, found on the policy's first query. */
+  private readonly classes: Array<PolicyClasses | undefined>;
   private readonly templates: Array<Map<number, TemplateEntry[]>>;
   private templateCount: Int32Array;
   /** Per policy and rule: the stamp of the last query whose resolver matched the rule's resolver CIDRs. */
@@ -127,7 +129,9 @@ export class PolicySteering implements SteeringHook {
     this.counters = counters;
     this.trustEcs = trustEcs;
     this.now = now;
-    this.decisions = tables.policies.map((p) => new Array<CachedDecision | undefined>(classCount(p)));
+    // Classes are made on first sight (steering/lazy-classes.ts): the per-class cache grows with them.
+    this.decisions = tables.policies.map(() => []);
+    this.classes = tables.policies.map(() => undefined);
     this.templates = tables.policies.map(() => new Map());
     this.templateCount = new Int32Array(tables.policies.length);
     this.resolverMatched = tables.policies.map((p) => new Int32Array(p.cidr === null ? 0 : p.rules.length));
@@ -146,17 +150,17 @@ export class PolicySteering implements SteeringHook {
     last.cidrRule = policy.cidr === null ? -1 : this.firstCidrRule(index, policy.cidr);
     const variant = last.cidrRule < 0 ? 0 : policy.cidr!.variantOfRule[last.cidrRule];
     const cls = this.classResult;
-    const tables = this.tables.classTables[index];
-    const uniform = tables.length === 0;
+    const classes = this.classes[index] ?? (this.classes[index] = classesOf(policy));
+    const uniform = policy.plan.uniform;
     if (uniform) {
       cls.class = 0;
       cls.scopeLength = 0;
     } else if (this.memo === null || !this.memo.find(index, variant, address.family, address.bits, address.words, cls)) {
-      lookupGroupClass(this.tables.geo, this.tables.groupTrie, tables[variant], address.family, address.bytes, address.bits, cls);
+      lookupGroupClass(this.tables.geo, this.tables.groupTrie, classes.variants[variant], address.family, address.bytes, address.bits, cls);
       if (address.fromEcs) cls.scopeLength = this.narrowScope(policy, cls.scopeLength);
       this.memo?.store(cls);
     }
-    const decisionClass = classAt(policy, cls.class);
+    const decisionClass = classes.classes[cls.class];
     const rule = policy.rules[decisionClass.rule];
     let scope = cls.scopeLength;
     if (rule.perNetwork) {

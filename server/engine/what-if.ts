@@ -7,6 +7,7 @@ import { TYPE_A } from '../dns/constants.ts';
 import { wireToName } from '../dns/name.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import { ENDPOINT_CNAME } from '../steering/types.ts';
+import { classAt } from '../steering/lazy-classes.ts';
 import { Counters } from './counters.ts';
 import { Engine, TRANSPORT_UDP } from './engine.ts';
 import { syntheticQuery } from './explain.ts';
@@ -52,6 +53,6 @@ export class WhatIf {
     const last = this.steering?.last;
     if (!last || this.engine.lastSteered < 0) return '';
     const policy = this.snapshot.steering!.policies[last.policy];
-    return policy.rules[policy.classes[last.class].rule].name;
+    return policy.rules[classAt(policy, last.class).rule].name;
   }
 }

@@ -137,8 +137,8 @@ export function lookupClass(index: GeoIndex, trie: ClassTrie, family: 4 | 6, add
 /**
  * One policy's class and its ECS scope, read through the shared group trie
  * (buildClassTrie over the location groups, one per GeoIP index) and the
- * policy's table from group to class (`classOfGroup`, the last entry for
- * addresses without data).
+ * policy's class of each group (`classOfGroup`, made on first sight; group
+ * count = addresses without data).
  *
  * The walk stops at the first edge whose every address is in one group: the
  * policy gives all of them one class, so that network is a sound scope, and
@@ -147,10 +147,15 @@ export function lookupClass(index: GeoIndex, trie: ClassTrie, family: 4 | 6, add
  * also uniform and maps to the same class (merging the cheap part of what a
  * per-policy trie would merge, without one per policy).
  */
-export function lookupGroupClass(index: GeoIndex, groupTrie: ClassTrie, classOfGroup: Int32Array, family: 4 | 6, address: Uint8Array, maxBits: number, result: ClassResult): ClassResult {
+/** A policy's class per location group, made on demand (steering/lazy-classes.ts); `get(groupCount)` is the class of addresses without data. */
+export interface ClassOfGroup {
+  get(group: number): number;
+}
+
+export function lookupGroupClass(index: GeoIndex, groupTrie: ClassTrie, classOfGroup: ClassOfGroup, family: 4 | 6, address: Uint8Array, maxBits: number, result: ClassResult): ClassResult {
   const wholeGroup = family === 4 ? groupTrie.wholeIPv4 : groupTrie.wholeIPv6;
   if (wholeGroup >= 0) {
-    result.class = classOfGroup[wholeGroup];
+    result.class = classOfGroup.get(wholeGroup);
     result.scopeLength = 0;
     return result;
   }
@@ -166,12 +171,12 @@ export function lookupGroupClass(index: GeoIndex, groupTrie: ClassTrie, classOfG
     path[depth] = slot;
     const group = edges[slot];
     if (group !== mixed) {
-      const cls = classOfGroup[group];
+      const cls = classOfGroup.get(group);
       let scope = depth + 1;
       while (scope > 0) {
         const siblingSlot = path[scope - 1] ^ 1;
         const sibling = edges[siblingSlot];
-        if (sibling === mixed ? !subtreeHasClass(children, edges, mixed, classOfGroup, children[siblingSlot], cls) : classOfGroup[sibling] !== cls) break;
+        if (sibling === mixed ? !subtreeHasClass(children, edges, mixed, classOfGroup, children[siblingSlot], cls) : classOfGroup.get(sibling) !== cls) break;
         scope--;
       }
       result.class = cls;
@@ -197,7 +202,7 @@ const walkedPath = new Int32Array(128);
 const SIBLING_BUDGET = 48;
 const pending = new Int32Array(SIBLING_BUDGET + 2);
 
-function subtreeHasClass(children: Int32Array, edges: Uint16Array | Int32Array, mixed: number, classOfGroup: Int32Array, root: number, cls: number): boolean {
+function subtreeHasClass(children: Int32Array, edges: Uint16Array | Int32Array, mixed: number, classOfGroup: ClassOfGroup, root: number, cls: number): boolean {
   let top = 0;
   let visited = 0;
   pending[top++] = root;
@@ -208,7 +213,7 @@ function subtreeHasClass(children: Int32Array, edges: Uint16Array | Int32Array, 
       const slot = 2 * node + bit;
       const group = edges[slot];
       if (group !== mixed) {
-        if (classOfGroup[group] !== cls) return false;
+        if (classOfGroup.get(group) !== cls) return false;
       } else {
         if (top >= pending.length) return false;
         pending[top++] = children[slot];

@@ -11,8 +11,7 @@ import type { AsnSource } from '../geo/asn-source.ts';
 import { buildClassTrie, type ClassTrie } from '../geo/scope.ts';
 import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
-import type { CompiledPolicy } from '../steering/types.ts';
-import { forWorkers } from '../steering/packed-classes.ts';
+import type { CompiledPolicy, GroupTable } from '../steering/types.ts';
 import { compilePolicies, policyFilesIn, type GeoFacts, type LocationGroup } from './policies.ts';
 import { addHashRecord, compileZones, zoneFilesIn } from './zones.ts';
 
@@ -38,7 +37,6 @@ export interface LoadResult {
 /** Per geo context, the facts of the last few named-AS sets (the active set's and a reload's). */
 const factsCache = new WeakMap<GeoContext, Array<{ key: string; facts: GeoFacts }>>();
 const FACTS_KEPT = 2;
-const EMPTY_GROUPS = new Int32Array(0);
 const NO_ASNS: readonly number[] = [];
 
 /**
@@ -101,10 +99,13 @@ function groupLocations(geo: GeoContext, named: number[]): GeoFacts {
     }
     groupOfLocation[i] = group;
   }
-  // Each order's rank of every PoP, made once here rather than by every policy's compile.
-  const ranks = orders.orders.map((order) => {
-    const rank = new Int16Array(catalog.count);
-    order.forEach((ordinal, position) => { rank[ordinal] = position; });
+  // Each order's rank of every PoP, made once here rather than by every policy's compile,
+  // on shared memory: every thread's lazy classification reads this one copy.
+  const popCount = catalog.count;
+  const flatRanks = new Int16Array(new SharedArrayBuffer(2 * Math.max(1, orders.orders.length * popCount)));
+  const ranks = orders.orders.map((order, c) => {
+    const rank = flatRanks.subarray(c * popCount, (c + 1) * popCount);
+    for (let position = 0; position < order.length; position++) rank[order[position]] = position;
     return rank;
   });
   const facts: GeoFacts = {
@@ -116,8 +117,38 @@ function groupLocations(geo: GeoContext, named: number[]): GeoFacts {
     ranks,
     asnSource: geo.asnSource ?? null,
     namedAsns: named,
+    table: groupTable(index, groups, groupOfLocation, popCount, flatRanks),
+    pinnedPops: new Set(groups.filter((g) => g.fixedPop >= 0).map((g) => g.fixedPop)),
   };
   return facts;
+}
+
+function shared<T extends Int32Array | Int16Array | Uint16Array | Uint8Array>(Type: { new(buffer: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number }, length: number): T {
+  return new Type(new SharedArrayBuffer(Math.max(1, length) * Type.BYTES_PER_ELEMENT));
+}
+
+/** The groups as typed arrays on shared memory, for every thread's lazy classification (steering/lazy-classes.ts). */
+function groupTable(index: GeoIndex, groups: LocationGroup[], groupOfLocation: Int32Array, popCount: number, ranks: Int16Array): GroupTable {
+  const n = groups.length;
+  const table: GroupTable = {
+    count: n, groupOfLocation: shared(Int32Array, groupOfLocation.length), order: shared(Int32Array, n), country: shared(Uint16Array, n),
+    continent: shared(Uint8Array, n), subdivision: shared(Int32Array, n), fixedPop: shared(Int16Array, n), asn: shared(Int32Array, n),
+    strings: index.strings, popCount, ranks,
+  };
+  table.groupOfLocation.set(groupOfLocation);
+  const seen = new Uint8Array(n);
+  for (let l = 0; l < groupOfLocation.length; l++) {
+    const g = groupOfLocation[l];
+    if (seen[g] === 1) continue;
+    seen[g] = 1;
+    table.order[g] = groups[g].order;
+    table.country[g] = index.country[l];
+    table.continent[g] = index.continent[l];
+    table.subdivision[g] = index.subdivision[l];
+    table.fixedPop[g] = groups[g].fixedPop;
+    table.asn[g] = groups[g].asn;
+  }
+  return table;
 }
 
 const groupTries = new WeakMap<GeoFacts, ClassTrie>();
@@ -166,12 +197,8 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   const files = [...zoneFiles, ...policyFiles];
   if (!result || errors.length > 0) return { snapshot: null, errors, files, policies: [] };
 
-  // A policy whose every client gets the same class needs no table: its
-  // answer holds for the whole address space (ECS scope 0).
   const groupTrie = groupTrieOf(geo, loaded.geo);
-  const classTables = loaded.policies.map((p) => (p.classes.length === 1 ? [] : p.variantClassOfGroup));
-  // Workers read the class tables through classTables; the per-location group map stays here.
-  const slim = loaded.policies.map((p) => ({ ...p, groupOfLocation: EMPTY_GROUPS }));
+  const slim = loaded.policies;
 
   const contentHash = contentHashOf(configDir, [...result.files, ...loaded.sources], geo.version);
   if (options.hashRecord) {
@@ -181,7 +208,7 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   const snapshot: DnsSnapshot = {
     names: result.names,
     zones: result.zones,
-    steering: slim.length > 0 ? { policies: slim, groupTrie, classTables, geo: geo.index } : null,
+    steering: slim.length > 0 ? { policies: slim, groupTrie, geo: geo.index } : null,
     hash: contentHash,
     loadedAt: Date.now(),
     ...(result.dnssec ? { dnssec: result.dnssec } : {}),
@@ -190,11 +217,10 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
 }
 
 /**
- * The snapshot as DNS workers get it: each policy's decision classes packed
- * on shared memory instead of as objects, so posting a set of a thousand
- * policies copies no class (steering/packed-classes.ts).
+ * The snapshot as DNS workers get it. Decision classes are made in each
+ * thread on first sight (steering/lazy-classes.ts) and the group tables are
+ * on shared memory, so the snapshot posts as it is.
  */
 export function snapshotForWorkers(snapshot: DnsSnapshot): DnsSnapshot {
-  if (!snapshot.steering) return snapshot;
-  return Object.freeze({ ...snapshot, steering: { ...snapshot.steering, policies: snapshot.steering.policies.map(forWorkers) } });
+  return snapshot;
 }

@@ -3,22 +3,22 @@
 // distinct client location, into DecisionClasses; per query only the compiled
 // form is read.
 
-import { readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type SourcePosition } from '../config/errors.ts';
-import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
+import { parseYamlText, type YamlSource } from '../config/yaml-source.ts';
 import { nameToWire } from '../dns/name.ts';
 import { encodeIPv4, encodeIPv6 } from '../dns/rdata.ts';
 import { buildCidrTrie, type CidrEntry } from '../steering/cidr-trie.ts';
 import { fnv1aString, mix32 } from '../lib/hash.ts';
-import { locationMatches, planClass } from '../steering/decide.ts';
-import { ClassInterner, GroupClassifier } from '../steering/class-table.ts';
+import { USES_ASN, USES_CONTINENT, USES_COUNTRY, USES_SUBDIVISION } from '../steering/lazy-classes.ts';
 import { distanceKm } from '../geo/distance.ts';
 import { isCidrProblem, parseCidr } from '../lib/cidr.ts';
 import {
   ALL_DOWN_FAIL_OPEN, ALL_DOWN_POOL, ALL_DOWN_SERVFAIL, ENDPOINT_ADDRESSES, ENDPOINT_CNAME, WEIGHTED_RANDOM, WEIGHTED_STICKY,
   healthOpsOf,
-  type CidrTries, type CompiledPolicy, type DecisionClass, type Endpoint, type HealthStep, type LocationAttributes, type LocationStep,
+  type CidrTries, type ClassPlan, type CompiledPolicy, type Endpoint, type GroupTable, type HealthStep, type LocationStep,
   type RuleMatch, type RulePlan, type StepPlan,
 } from '../steering/types.ts';
 import type { AsnSource } from '../geo/asn-source.ts';
@@ -46,6 +46,10 @@ export interface GeoFacts {
   asnSource: AsnSource | null;
   /** The ASes that tell groups apart (those some policy's `asn` rules name), ascending; every other AS reads as 0. */
   namedAsns: number[];
+  /** The groups again on shared memory, as the query path's lazy classification reads them. */
+  table: GroupTable;
+  /** PoPs that some custom network pins. */
+  pinnedPops: Set<number>;
 }
 
 export interface LocationGroup {
@@ -108,21 +112,24 @@ export function compilePolicies(files: string[], geoFor: GeoFacts | ((namedAsns:
   const sources: YamlSource[] = [];
   const valid: Array<{ file: string; source: YamlSource; docs: PolicyDoc[] }> = [];
   for (const file of files) {
-    let source: YamlSource;
+    let parsed: ParsedFile;
     try {
-      source = readYamlFile(file);
+      parsed = parsedFile(file);
     } catch (err) {
       if (err instanceof ConfigError) { errors.push(err); continue; }
       throw err;
     }
+    const { source, schemaErrors } = parsed;
     sources.push(source);
-    const schemaErrors = validateAgainstSchema('policy', source, 'POPSTEER_ERR_POLICY_SCHEMA');
     if (schemaErrors.length > 0) {
       errors.push(...schemaErrors);
       continue;
     }
     valid.push({ file, source, docs: (source.data as { policies: PolicyDoc[] }).policies });
   }
+  // Files no longer in the set are not kept.
+  const listed = new Set(files);
+  for (const file of parsedFiles.keys()) if (!listed.has(file)) parsedFiles.delete(file);
   const geo = typeof geoFor === 'function' ? geoFor(namedAsnsOf(valid.flatMap((v) => v.docs))) : geoFor;
   const seenNames = new Map<string, string>();
   const load = beginLoad(geo);
@@ -156,6 +163,32 @@ export function compilePolicies(files: string[], geoFor: GeoFacts | ((namedAsns:
   return { policies, steered, sources, geo };
 }
 
+interface ParsedFile { text: string; source: YamlSource; schemaErrors: ConfigError[] }
+const parsedFiles = new Map<string, ParsedFile>();
+
+/**
+ * The file parsed and checked against the schema, reused while its bytes stay
+ * the same: a reload after one policy file of a thousand changed parses one
+ * file, not a thousand (parsing and schema checks were about a second of it).
+ * The parsed documents are never changed by compiling.
+ */
+function parsedFile(file: string): ParsedFile {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    parsedFiles.delete(file);
+    throw new ConfigError('POPSTEER_ERR_FILE_UNREADABLE', file, null, '', `cannot read file: ${(err as Error).message}`);
+  }
+  const kept = parsedFiles.get(file);
+  if (kept !== undefined && kept.text === text) return kept;
+  parsedFiles.delete(file);
+  const source = parseYamlText(file, text);
+  const parsed = { text, source, schemaErrors: validateAgainstSchema('policy', source, 'POPSTEER_ERR_POLICY_SCHEMA') };
+  parsedFiles.set(file, parsed);
+  return parsed;
+}
+
 /** Every AS an `asn` rule names, in any policy. */
 function namedAsnsOf(docs: PolicyDoc[]): Set<number> {
   const named = new Set<number>();
@@ -173,8 +206,16 @@ function namedAsnsOf(docs: PolicyDoc[]): Set<number> {
 interface CacheEntry { compiled: CompiledPolicy; usedInLoad: number }
 const compiledCache = new WeakMap<GeoFacts, { entries: Map<string, CacheEntry>; load: number }>();
 
+const cacheKeys = new WeakMap<PolicyDoc, string>();
+/** Unique across threads and restarts of the build thread, so an id never names two different compiles. */
+const COMPILE_ID_BASE = randomBytes(8).toString('hex');
+let compileCount = 0;
+
 function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointer: string, geo: GeoFacts, selfPop: string, errors: ConfigError[], load: number): CompiledPolicy | null {
-  const key = `${selfPop}\0${JSON.stringify({ ...doc, name: '', names: undefined, description: undefined })}`;
+  // The key of a document parsed earlier (parsedFile) is kept with it.
+  let body = cacheKeys.get(doc);
+  if (body === undefined) cacheKeys.set(doc, (body = JSON.stringify({ ...doc, name: '', names: undefined, description: undefined })));
+  const key = `${selfPop}\0${body}`;
   const cache = cacheOf(geo);
   const hit = cache.entries.get(key);
   // An error already reported against this policy fails it, as it would fail a fresh compile.
@@ -185,6 +226,7 @@ function compileCached(doc: PolicyDoc, index: number, source: YamlSource, pointe
   }
   const compiled = compilePolicy(doc, index, source, pointer, geo, selfPop, errors);
   if (compiled) cache.entries.set(key, { compiled, usedInLoad: load });
+  if (compiled) compiled.compileId = `${COMPILE_ID_BASE}-${++compileCount}`;
   return compiled;
 }
 
@@ -225,11 +267,13 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
     endpointIndex.set(e.id, endpoints.length - 1);
     return endpoints.length - 1;
   };
+  const addresses = popAddressesOf(geo);
   const popEndpoint = (ordinal: number, weight: number): Endpoint => {
     const p = geo.pops[ordinal];
+    const a = addresses[ordinal];
     return {
-      id: p.id, kind: ENDPOINT_ADDRESSES, healthSubject: ordinal, pop: ordinal, idHash: mix32(fnv1aString(p.id)), weight,
-      ipv4: p.ipv4.map(encodeIPv4), ipv6: p.ipv6.map(encodeIPv6), cname: null, lat: p.lat, lon: p.lon, continent: p.continent, country: p.country,
+      id: p.id, kind: ENDPOINT_ADDRESSES, healthSubject: ordinal, pop: ordinal, idHash: a.idHash, weight,
+      ipv4: a.ipv4, ipv6: a.ipv6, cname: null, lat: p.lat, lon: p.lon, continent: p.continent, country: p.country,
     };
   };
 
@@ -420,11 +464,7 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   // This policy's errors only: /policies/1 must not catch /policies/10.
   if (errors.some((e) => e.file === file && (e.pointer === pointer || e.pointer.startsWith(`${pointer}/`)))) return null;
 
-  // Classes: per variant (no CIDR rule matched, or CIDR rule k matched first), per location.
-  const interner = new ClassInterner();
-  const classes = interner.classes;
-  const intern = (c: DecisionClass): number => interner.intern(c);
-  const classifier = new GroupClassifier(rules, endpoints, unknownOrder, interner);
+  // Classes are made per thread on first sight (steering/lazy-classes.ts): here only what they are made from.
   const usesCountry = rules.some((r) => r.match.countries.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesContinent = rules.some((r) => r.match.continents.length > 0 || r.locationSteps.some((st) => st.kind === 'geofence'));
   const usesSubdivision = rules.some((r) => r.match.subdivisions.length > 0);
@@ -432,58 +472,40 @@ function compilePolicy(doc: PolicyDoc, index: number, source: YamlSource, pointe
   // The groups must tell every named AS apart, or its locations would silently read as AS 0.
   const ungrouped = geo.asnSource ? rules.flatMap((r) => r.match.asns).filter((asn) => !geo.namedAsns.includes(asn)) : [];
   if (ungrouped.length > 0) throw new Error(`policy ${doc.name}: geo facts grouped without AS${ungrouped[0]} (compile with geoFacts(geo, namedAsns))`);
-  const ranks = geo.ranks;
-  const { attributes, count: attributeCount } = attributesOf(geo, usesCountry, usesContinent, usesSubdivision, usesAsn);
   const cidr = cidrEntries.client.length + cidrEntries.resolver.length > 0 ? compileCidrTries(cidrEntries, rules) : null;
   const variants = [-1, ...new Set([...cidrEntries.client, ...cidrEntries.resolver].map((c) => c.rule))].sort((a, b) => a - b);
-  const variantClassOfGroup: Int32Array[] = [];
-  const variantUnknownClass: number[] = [];
-  const loc: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
-  for (const variantRule of variants) {
-    const firstRule = (l: LocationAttributes): number => {
-      for (let r = 0; r < rules.length; r++) {
-        if (!ruleAppliesHere[r]) continue;
-        if (ruleHasCidr[r]) {
-          if (r === variantRule) return r;
-          continue;
-        }
-        if (locationMatches(rules[r], l)) return r;
-      }
-      return sawDefault;
-    };
-    const ruleOfAttributes = new Int32Array(attributeCount).fill(-1);
-    // One entry per location group and, last, the class of addresses without data; shared
-    // memory, so the query path's copy in every worker thread is this one.
-    const classOfGroup = new Int32Array(new SharedArrayBuffer(4 * (geo.groups.length + 1)));
-    geo.groups.forEach((g, i) => {
-      loc.known = g.order >= 0;
-      loc.popRank = g.order >= 0 ? ranks[g.order] : null;
-      loc.country = usesCountry ? g.country : '';
-      loc.continent = usesContinent ? g.continent : '';
-      loc.subdivision = usesSubdivision ? g.subdivision : '';
-      loc.fixedPop = g.fixedPop;
-      loc.asn = usesAsn ? g.asn : 0;
-      // The rule depends on the attributes the policy reads, not on the order: once per distinct attributes.
-      const a = attributes[i];
-      let r = ruleOfAttributes[a];
-      if (r === -1) ruleOfAttributes[a] = r = firstRule(loc);
-      classOfGroup[i] = classifier.classFor(r, loc, a);
-    });
-    const unknown: LocationAttributes = { popRank: null, country: '', continent: '', subdivision: '', fixedPop: -1, known: false, asn: 0 };
-    const r = firstRule(unknown);
-    const unknownClass = intern(planClass(rules[r], r, endpoints, unknown, unknownOrder));
-    classOfGroup[geo.groups.length] = unknownClass;
-    variantClassOfGroup.push(classOfGroup);
-    variantUnknownClass.push(unknownClass);
-  }
+  const plan: ClassPlan = {
+    uniform: false,
+    variantRules: Int32Array.from(variants),
+    applies: Uint8Array.from(ruleAppliesHere, (x) => (x ? 1 : 0)),
+    hasCidr: Uint8Array.from(ruleHasCidr, (x) => (x ? 1 : 0)),
+    defaultRule: sawDefault,
+    uses: (usesCountry ? USES_COUNTRY : 0) | (usesContinent ? USES_CONTINENT : 0) | (usesSubdivision ? USES_SUBDIVISION : 0) | (usesAsn ? USES_ASN : 0),
+  };
+  plan.uniform = cidr === null && isUniform(rules, plan, endpoints, geo);
   const selfPopEntry = selfOrdinal >= 0 ? geo.pops[selfOrdinal] : null;
   const selfDistanceKm = Float64Array.from(endpoints, (e) => (selfPopEntry && !Number.isNaN(e.lat) ? distanceKm(selfPopEntry.lat, selfPopEntry.lon, e.lat, e.lon) : NaN));
-  packTiers(classes);
   return {
-    name: doc.name, index, file, ttl: doc.ttl, degradedTtl: doc.degraded_ttl ?? Math.max(1, Math.floor(doc.ttl / 3)),
-    ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, classes, variantClassOfGroup, groupOfLocation: geo.groupOfLocation, variantUnknownClass,
+    compileId: '', name: doc.name, index, file, ttl: doc.ttl, degradedTtl: doc.degraded_ttl ?? Math.max(1, Math.floor(doc.ttl / 3)),
+    ttlFromHealth: doc.ttl_from_health ?? null, endpoints, rules, plan, groups: geo.table,
     cidr, whenAllDown, lastResort, selfEndpoint, unknownOrder, selfDistanceKm,
   };
+}
+
+const popAddresses = new WeakMap<GeoFacts, Array<{ ipv4: Uint8Array[]; ipv6: Uint8Array[]; idHash: number }>>();
+
+/**
+ * Each PoP's addresses in wire form, made once per geo facts: every policy
+ * naming the PoP shares the arrays (a thousand policies over 300 PoPs would
+ * otherwise hold tens of thousands of copies, and post each to every worker).
+ */
+function popAddressesOf(geo: GeoFacts): Array<{ ipv4: Uint8Array[]; ipv6: Uint8Array[]; idHash: number }> {
+  let found = popAddresses.get(geo);
+  if (!found) {
+    found = geo.pops.map((p) => ({ ipv4: p.ipv4.map(encodeIPv4), ipv6: p.ipv6.map(encodeIPv6), idHash: mix32(fnv1aString(p.id)) }));
+    popAddresses.set(geo, found);
+  }
+  return found;
 }
 
 type Fail = (code: string, pointer: string, message: string) => void;
@@ -561,49 +583,18 @@ function compileCidrTries(entries: { client: CidrEntry[]; resolver: CidrEntry[] 
 }
 
 /**
- * Moves every class's tiers into one array (the tiers become views of it), so
- * a compiled policy is a handful of buffers rather than thousands: posting a
- * snapshot to the workers copies one block, and a reload leaves one block of
- * garbage instead of thousands of small allocations that fragment the heap.
+ * Whether every client gets one class: the rule that comes first on this
+ * instance matches everyone and has no location step, and no custom network
+ * pins one of its PoPs that is not already first in its tier. (Other
+ * policies with a single class get a table like the rest: their scopes are
+ * then the groups', narrower but sound.)
  */
-function packTiers(classes: DecisionClass[]): void {
-  let total = 0;
-  for (const c of classes) for (const t of c.tiers) total += t.length;
-  const all = new Int16Array(total);
-  let at = 0;
-  for (const c of classes) {
-    c.tiers = c.tiers.map((t) => {
-      all.set(t, at);
-      const view = all.subarray(at, at + t.length);
-      at += t.length;
-      return view;
-    });
-  }
-}
-
-const attributeIds = new WeakMap<GeoFacts, Map<number, { attributes: Int32Array; count: number }>>();
-
-/**
- * Per location group, an id of what a policy reading these attributes sees
- * (country, continent, subdivision, named AS, whether the location is known); made
- * once per geo context and combination, shared by every policy's compile.
- */
-function attributesOf(geo: GeoFacts, country: boolean, continent: boolean, subdivision: boolean, asn: boolean): { attributes: Int32Array; count: number } {
-  let byUse = attributeIds.get(geo);
-  if (!byUse) attributeIds.set(geo, (byUse = new Map()));
-  const use = (country ? 1 : 0) | (continent ? 2 : 0) | (subdivision ? 4 : 0) | (asn ? 8 : 0);
-  let found = byUse.get(use);
-  if (!found) {
-    const ids = new Map<string, number>();
-    const attributes = new Int32Array(geo.groups.length);
-    geo.groups.forEach((g, i) => {
-      const key = `${country ? g.country : ''}|${continent ? g.continent : ''}|${subdivision ? g.subdivision : ''}|${asn ? g.asn : 0}|${g.order >= 0 ? 1 : 0}`;
-      let id = ids.get(key);
-      if (id === undefined) ids.set(key, (id = ids.size));
-      attributes[i] = id;
-    });
-    found = { attributes, count: ids.size };
-    byUse.set(use, found);
-  }
-  return found;
+function isUniform(rules: RulePlan[], plan: ClassPlan, endpoints: Endpoint[], geo: GeoFacts): boolean {
+  let first = -1;
+  for (let r = 0; r < rules.length && first < 0; r++) if (plan.applies[r] === 1) first = r;
+  if (first !== plan.defaultRule || first < 0) return false;
+  const rule = rules[first];
+  if (rule.locationSteps.length > 0) return false;
+  // A pinned PoP goes first in its tier: a change only where it is not first already.
+  return !rule.tiers.some((tier) => tier.some((e, i) => i > 0 && endpoints[e].pop >= 0 && geo.pinnedPops.has(endpoints[e].pop)));
 }

@@ -1,5 +1,5 @@
 import type { ClassTrie } from '../geo/scope.ts';
-import type { GeoIndex } from '../geo/types.ts';
+import type { GeoIndex, PackedStrings } from '../geo/types.ts';
 
 // Compiled steering policies: plain data (numbers, typed arrays, strings), so
 // a set can be posted to worker threads and read without interpretation.
@@ -145,17 +145,46 @@ export interface DecisionClass {
   servfail: boolean;
 }
 
-/** Decision classes as typed arrays on shared memory (steering/packed-classes.ts). */
-export interface PackedClasses {
+/**
+ * What a policy's classes are made from, per location group and variant
+ * (variant 0: no CIDR rule matched; variant k: the k-th rule with CIDRs was
+ * the first that did).
+ */
+export interface ClassPlan {
+  /** Every client gets one class (class 0): no table, the answer holds for the whole address space. */
+  uniform: boolean;
+  /** Per variant, the CIDR rule it stands for; -1 for variant 0. */
+  variantRules: Int32Array;
+  /** Per rule: 1 when it applies on this instance (its `self` match). */
+  applies: Uint8Array;
+  /** Per rule: 1 when it lists CIDRs. */
+  hasCidr: Uint8Array;
+  /** The rule that matches every client. */
+  defaultRule: number;
+  /** The location attributes the rules read (lazy-classes.ts USES_*). */
+  uses: number;
+}
+
+/**
+ * The location groups of one geo context and set of named ASes, on shared
+ * memory: locations with the same nearest order, country, continent,
+ * subdivision, pinned PoP and named AS cannot be told apart by any rule.
+ */
+export interface GroupTable {
   count: number;
-  rule: Int32Array;
-  /** 1 where the class is servfail. */
-  servfail: Uint8Array;
-  /** Class c's tiers are tiers firstTier[c] .. firstTier[c + 1]. */
-  firstTier: Int32Array;
-  /** Tier t's endpoints are endpoints[tierStart[t] .. tierStart[t + 1]). */
-  tierStart: Int32Array;
-  endpoints: Int16Array;
+  /** Group of each GeoIP location. */
+  groupOfLocation: Int32Array;
+  /** Per group: nearest-order class (-1: no coordinates), country (packed, geo/codes.ts), continent code, subdivision (string index), pinned PoP, named AS (0: none). */
+  order: Int32Array;
+  country: Uint16Array;
+  continent: Uint8Array;
+  subdivision: Int32Array;
+  fixedPop: Int16Array;
+  asn: Int32Array;
+  strings: PackedStrings;
+  popCount: number;
+  /** ranks[order * popCount + pop]: the PoP's position in that nearest order. */
+  ranks: Int16Array;
 }
 
 /**
@@ -185,6 +214,8 @@ export interface CidrTrie {
 }
 
 export interface CompiledPolicy {
+  /** Same id, same compile (a compile-cache hit keeps it): lets a reload post an unchanged policy by reference (snapshot/policy-reuse.ts). */
+  compileId: string;
   name: string;
   /** Index in the snapshot's steered list (NameNode.steeredIndex). */
   index: number;
@@ -194,21 +225,10 @@ export interface CompiledPolicy {
   ttlFromHealth: { min: number; max: number } | null;
   endpoints: Endpoint[];
   rules: RulePlan[];
-  classes: DecisionClass[];
-  /** In DNS workers: the classes packed (classes then fills on first use, steering/packed-classes.ts classAt). */
-  packedClasses?: PackedClasses;
-  /**
-   * Class per location group for each variant, the last entry for clients
-   * without a location. Variant 0 is used when no CIDR rule matched the
-   * query; variant k when the k-th rule with CIDRs (cidr.variantOfRule) is
-   * the first that did. A few kilobytes per policy: the per-address part is
-   * the one group trie every policy shares (SteeringTables.groupTrie).
-   */
-  variantClassOfGroup: Int32Array[];
-  /** Group of each GeoIP location (shared by every policy of a geo context; not posted to workers). */
-  groupOfLocation: Int32Array;
-  /** Class for clients without a location, per variant. */
-  variantUnknownClass: number[];
+  /** How the policy's decision classes are made on first sight, per thread (steering/lazy-classes.ts). */
+  plan: ClassPlan;
+  /** The location groups of the geo data the policy compiled against (shared by every policy of a geo context). */
+  groups: GroupTable;
   /** The CIDR matches; null when no rule that applies on this instance lists CIDRs. */
   cidr: CidrTries | null;
   whenAllDown: number;
@@ -230,11 +250,5 @@ export interface SteeringTables {
    * policy compiled against the same geo data.
    */
   groupTrie: ClassTrie;
-  /**
-   * classTables[policy][variant]: class per location group, the last entry
-   * for addresses without data (lookupGroupClass); empty for a policy with a
-   * single class.
-   */
-  classTables: Int32Array[][];
   geo: GeoIndex;
 }

@@ -59,7 +59,8 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   'worker-watch': ['config', 'dns-worker', 'log'],
   // The build thread (GeoIP index, policy compiles) and the main thread's side of it.
   'builds': ['config', 'geo', 'geo-context', 'log', 'policy', 'snapshot', 'steering'],
-  'build-worker': ['builds', 'config', 'geo', 'geo-context', 'policy'],
+  // snapshot: it posts unchanged policies by reference (snapshot/policy-reuse.ts), as builds resolves them.
+  'build-worker': ['builds', 'config', 'geo', 'geo-context', 'policy', 'snapshot'],
   // Composition root and the commands that call it.
   'main': ['admin', 'builds', 'config', 'dns', 'dns-worker', 'dnstap', 'engine', 'fleet', 'fsutil', 'geo', 'geo-context', 'health', 'log', 'policy', 'rrl', 'snapshot', 'steering', 'transport', 'worker-watch'],
   'cli': ['anycast', 'config', 'dnssec', 'dnstap', 'engine', 'geo-context', 'health', 'log', 'main', 'policy', 'steering'],

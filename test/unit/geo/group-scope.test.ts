@@ -51,7 +51,7 @@ test('every address inside a scope from the group trie has the returned class; n
     const sourceBits = family === 4 ? 24 : 56;
     const source = sample.bytes.slice();
     source.fill(0, sourceBits >> 3);
-    lookupGroupClass(db.index, groupTrie, classOfGroup, family, source, sourceBits, result);
+    lookupGroupClass(db.index, groupTrie, { get: (g) => classOfGroup[g] }, family, source, sourceBits, result);
     assert.equal(result.class, classOfAddress(family, source), sample.text);
     lookupLocation(db.index, family, source, sourceBits, location);
     assert.ok(result.scopeLength <= Math.max(location.prefixLength, sourceBits), `${sample.text}: /${result.scopeLength} is narrower than its record /${location.prefixLength}`);

@@ -3,6 +3,7 @@
 // engine the server runs, and through the decider's own trace.
 
 import assert from 'node:assert/strict';
+import { classAt, classesOf } from '../../../server/steering/lazy-classes.ts';
 import { test } from 'node:test';
 import { createHealthTable } from '../../../server/health/table.ts';
 import { DecisionTrace, isUp, Resolution, resolve } from '../../../server/steering/decide.ts';
@@ -133,7 +134,7 @@ test('a health subject beyond the table reads as up, as the health table itself 
   assert.equal(isUp(short, ids.indexOf('iad')), true);
   const policy = s.steering!.policies[0];
   const r = new Resolution();
-  resolve(policy, policy.classes[0], short, 0, 0, r);
+  resolve(policy, classAt(policy, 0), short, 0, 0, r);
   assert.equal(r.count, 1);
   assert.equal(policy.endpoints[r.chosen[0]].id, 'iad');
 });
@@ -172,7 +173,10 @@ test('the decider traces every step it runs, with what each kept and dropped', (
   const policy = s.steering!.policies[0];
   const trace = new DecisionTrace();
   const r = new Resolution();
-  const cls = policy.classes.find((c) => policy.endpoints[c.tiers[0][0]].id === 'lhr')!;
+  // Classes are made on first sight: make every group's, then pick one that puts lhr first.
+  const classes = classesOf(policy);
+  for (let g = 0; g < policy.groups.count; g++) classes.classOf(0, g);
+  const cls = classes.classes.find((c) => policy.endpoints[c.tiers[0][0]].id === 'lhr')!;
   resolve(policy, cls, healthWith(['lhr']), 0, 0, r, null, trace);
   assert.deepEqual(trace.steps.map((t) => t.step.kind), ['healthy', 'first']);
   assert.deepEqual(trace.steps[0].dropped.map((d) => policy.endpoints[d.endpoint].id), ['lhr']);
