@@ -12,7 +12,7 @@ export const ALG_ECDSAP256SHA256 = 13;
 export const ALG_ED25519 = 15;
 export const TYPE_DNSKEY = 48;
 /** Zone key + secure entry point: a CSK that both signs the zone and is the parent's DS target. */
-export const CSK_FLAGS = 257;
+const CSK_FLAGS = 257;
 
 export class KeyError extends Error {}
 
@@ -26,7 +26,7 @@ export interface ZoneKey {
 }
 
 /** The key file of a zone: <keys dir>/<zone>.csk.pem (zone without its trailing dot). */
-export function keyFileOf(keysDir: string, zone: string): string {
+function keyFileOf(keysDir: string, zone: string): string {
   return join(keysDir, `${zone.replace(/\.$/, '').toLowerCase() || 'root'}.csk.pem`);
 }
 
@@ -68,7 +68,7 @@ function algorithmOf(key: KeyObject): number {
 }
 
 /** DNSKEY RDATA: the public key as RFC 6605 (x‖y) or RFC 8080 (32 octets) lays it out. */
-export function dnskeyRdata(publicKey: KeyObject, algorithm: number): Uint8Array {
+function dnskeyRdata(publicKey: KeyObject, algorithm: number): Uint8Array {
   const jwk = publicKey.export({ format: 'jwk' });
   const raw = algorithm === ALG_ED25519
     ? Buffer.from(jwk.x!, 'base64url')
@@ -80,7 +80,7 @@ export function dnskeyRdata(publicKey: KeyObject, algorithm: number): Uint8Array
 }
 
 /** RFC 4034 Appendix B key tag. */
-export function keyTagOf(dnskey: Uint8Array): number {
+function keyTagOf(dnskey: Uint8Array): number {
   let ac = 0;
   for (let i = 0; i < dnskey.length; i++) ac += (i & 1) ? dnskey[i] : dnskey[i] << 8;
   ac += (ac >> 16) & 0xffff;

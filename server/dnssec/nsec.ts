@@ -81,7 +81,7 @@ export function nxdomainProof(table: DenialTable, key: Uint8Array, start: number
 }
 
 /** Which gap between `labels` (sorted child labels) the label at key[start] falls in: 0 before the first, labels.length after the last. */
-export function gapOf(labels: Uint8Array[], key: Uint8Array, start: number): number {
+function gapOf(labels: Uint8Array[], key: Uint8Array, start: number): number {
   const len = key[start];
   let lo = 0;
   let hi = labels.length;

@@ -22,7 +22,7 @@ export interface CanonicalRRset {
 }
 
 /** Signature validity: inception and expiration in seconds since the epoch. */
-export interface Validity {
+interface Validity {
   inception: number;
   expiration: number;
 }
@@ -39,7 +39,7 @@ export function validityAt(nowMs: number, days = 14): Validity {
 }
 
 /** Labels field: the owner's label count, not counting a leading "*" (RFC 4034 §3.1.3). */
-export function labelCount(owner: Uint8Array): number {
+function labelCount(owner: Uint8Array): number {
   let n = 0;
   for (let i = 0; owner[i] !== 0; i += owner[i] + 1) n++;
   if (owner[0] === 1 && owner[1] === 0x2a) n--;
@@ -67,7 +67,7 @@ function rrsigHead(rrset: CanonicalRRset, key: ZoneKey, signer: Uint8Array, vali
 }
 
 /** The octets a signature covers: the RRSIG head, then each RR in canonical order, duplicates dropped. */
-export function signedData(head: Uint8Array, rrset: CanonicalRRset): Buffer {
+function signedData(head: Uint8Array, rrset: CanonicalRRset): Buffer {
   const sorted = [...rrset.rdatas].sort(compareBytes).filter((r, i, all) => i === 0 || compareBytes(r, all[i - 1]) !== 0);
   const parts: Uint8Array[] = [head];
   for (const rdata of sorted) {

@@ -12,7 +12,7 @@ import { ENDPOINT_CNAME, type CompiledPolicy } from '../steering/types.ts';
 import type { ZoneSigner } from './sign.ts';
 
 /** Past this many answer sets per policy, compile refuses (a `first: N` step keeps it small). */
-export const MAX_STEERED_SETS = 20000;
+const MAX_STEERED_SETS = 20000;
 
 export class SteeredSetsError extends Error {}
 

@@ -21,7 +21,7 @@ export interface NameFacts {
   occluded: boolean;
 }
 
-export interface ZoneToSign {
+interface ZoneToSign {
   apex: Uint8Array;
   signer: ZoneSigner;
   negativeTtl: number;

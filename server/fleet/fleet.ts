@@ -22,12 +22,12 @@ import {
 } from './records.ts';
 
 /** What the fleet needs of the health service. */
-export interface FleetHealth {
+interface FleetHealth {
   checkOverride(subjectId: string, action: OverrideAction, reason: string, expiresAt: number | null): number;
   applyFleetOverride(subjectId: string, override: Override | null): void;
 }
 
-export interface FleetOptions {
+interface FleetOptions {
   servers: string[];
   name: string;
   credsFile: string | null;
@@ -43,7 +43,7 @@ export interface FleetOptions {
   writeDeadlineMs?: number;
 }
 
-export interface FleetInstance {
+interface FleetInstance {
   pop: string;
   instance: string;
   self: boolean;
@@ -53,7 +53,7 @@ export interface FleetInstance {
   version: string;
 }
 
-export interface FleetStatus {
+interface FleetStatus {
   name: string;
   servers: string[];
   instance: string;

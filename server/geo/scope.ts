@@ -148,7 +148,7 @@ export function lookupClass(index: GeoIndex, trie: ClassTrie, family: 4 | 6, add
  * per-policy trie would merge, without one per policy).
  */
 /** A policy's class per location group, made on demand (steering/lazy-classes.ts); `get(groupCount)` is the class of addresses without data. */
-export interface ClassOfGroup {
+interface ClassOfGroup {
   get(group: number): number;
 }
 

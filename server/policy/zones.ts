@@ -82,7 +82,7 @@ export interface CompiledZones {
   dnssec: DnssecTables | null;
 }
 
-export interface CompileOptions {
+interface CompileOptions {
   /** The compiled policies, by steered index: signed zones sign every answer their steered names can give. */
   policies?: readonly CompiledPolicy[];
   /** The signing clock (ms since the epoch); signature windows are quantized to its day. */

@@ -26,7 +26,7 @@ export const USES_SUBDIVISION = 4;
 export const USES_ASN = 8;
 
 /** Memo entries, a power of two: 524,288 (group, policy, variant) → class in 6 MiB per thread. */
-export const GROUP_MEMO_ENTRIES = 524_288;
+const GROUP_MEMO_ENTRIES = 524_288;
 const MAX_POLICY_ID = 0x3fffff;
 
 let memoGroup: Int32Array | null = null;
@@ -52,7 +52,7 @@ function newId(): number {
 }
 
 /** The class of every location group of one variant, on demand (geo/scope.ts lookupGroupClass reads it). */
-export interface GroupClasses {
+interface GroupClasses {
   get(group: number): number;
 }
 

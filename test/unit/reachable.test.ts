@@ -35,7 +35,7 @@ const KNOWN_UNUSED: readonly string[] = [
   'health/service.ts:ProbeResult', 'health/service.ts:TargetMetrics', 'health/service.ts:TargetState', 'health/service.ts:TargetStatus',
   'health/service.ts:TargetTransitionEvent', 'health/table.ts:FIRST_SUBJECT_SLOT', 'health/table.ts:HEALTH_DOWN', 'health/table.ts:HEALTH_UP',
   'health/table.ts:SLOT_CUT_OFF', 'policy/policies.ts:LoadedPolicies', 'policy/policies.ts:isHealthStep', 'policy/zones.ts:CompiledZones',
-  'steering/cidr-trie.ts:bitAt', 'steering/decide.ts:OUTCOME_ANSWER', 'steering/packed-classes.ts:packClasses', 'steering/types.ts:WEIGHTED_NONE',
+  'steering/cidr-trie.ts:bitAt', 'steering/decide.ts:OUTCOME_ANSWER', 'steering/types.ts:WEIGHTED_NONE',
 ];
 
 /** Files under server/ that the repository starts: bin/ imports, `node server/….ts` in the Makefile. */
