@@ -62,7 +62,7 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   // snapshot: it posts unchanged policies by reference (snapshot/policy-reuse.ts), as builds resolves them.
   'build-worker': ['builds', 'config', 'geo', 'geo-context', 'policy', 'snapshot'],
   // Composition root and the commands that call it.
-  'main': ['admin', 'builds', 'config', 'dns', 'dns-worker', 'dnstap', 'engine', 'fleet', 'fsutil', 'geo', 'geo-context', 'health', 'log', 'policy', 'rrl', 'snapshot', 'steering', 'transport', 'worker-watch'],
+  'main': ['admin', 'builds', 'config', 'dns', 'dns-worker', 'dnssec', 'dnstap', 'engine', 'fleet', 'fsutil', 'geo', 'geo-context', 'health', 'log', 'policy', 'rrl', 'snapshot', 'steering', 'transport', 'worker-watch'],
   'cli': ['anycast', 'config', 'dnssec', 'dnstap', 'engine', 'geo-context', 'health', 'log', 'main', 'policy', 'steering'],
 };
 
