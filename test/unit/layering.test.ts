@@ -37,7 +37,8 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   // DNSSEC: keys, signatures, NSEC and signed template twins. Pure code over
   // compiled data (snapshot and steering types); the compile (policy) signs
   // with it, the engine only picks precomputed proofs and attaches signatures.
-  'dnssec': ['dns', 'snapshot', 'steering'],
+  // fsutil: keygen writes the key file through the one file writer.
+  'dnssec': ['dns', 'fsutil', 'snapshot', 'steering'],
   'rrl': ['config', 'dns', 'lib'],
   'dnstap': ['config', 'dns', 'lib', 'log'],
   // The per-query pipeline over the current snapshot.
