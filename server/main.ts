@@ -35,6 +35,7 @@ import { fitConnectionCaps, openFileLimit, type ConnectionCaps } from './transpo
 import { ConnectionSlots, createSlotBuffer } from './transport/slots.ts';
 import { DNSTAP_OFF, startDnstap, type DnstapStats } from './dnstap/index.ts';
 import { Fleet } from './fleet/fleet.ts';
+import { SignatureRefresh, signingClock } from './dnssec/refresh.ts';
 
 interface ReloadOutcome {
   ok: boolean;
@@ -81,6 +82,8 @@ export interface RunningServer {
   startedAt: number;
   /** The fleet link when --fleet is set (server/fleet); null for a single node. */
   fleet: Fleet | null;
+  /** Seconds until the served DNSSEC signatures expire (negative once expired); null when no zone is signed. */
+  dnssecExpirySeconds(): number | null;
 }
 
 const WORKER_YOUNG_GENERATION_MB = 6;
@@ -493,7 +496,8 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     }
     reloads.success++;
     reloads.lastError = [];
-    const changed = result.snapshot.hash !== current.hash;
+    // Re-signed with the same configuration: same content hash, new signatures to serve.
+    const changed = result.snapshot.hash !== current.hash || result.snapshot.dnssec?.expiresAt !== current.dnssec?.expiresAt;
     if (changed) {
       // The workers serve `current`: policies they hold go by reference (snapshot/policy-reuse.ts).
       const serving = current;
@@ -513,6 +517,11 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const geoReloads = bindGeoReloads(buildHandlers, swapIn, (next) => { geo = next; }, log);
   for (const replay of earlyGeoEvents.splice(0)) replay();
   const stopGeoWatch = (): void => { void builder.stop(); };
+
+  // Re-signing in the background, through reload: never on the query path.
+  const signatures = new SignatureRefresh({
+    now: signingClock(), expiry: () => current.dnssec?.expiresAt ?? null, refresh: (reason) => reload(reason), log,
+  });
 
   let admin: AdminServer | null = null;
   const server: RunningServer = {
@@ -553,14 +562,17 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     shutdown: () => shutdown(),
     startedAt,
     fleet,
+    dnssecExpirySeconds: () => signatures.secondsLeft(),
   };
-  server.fitnessChecks.push(...healthFitnessChecks(health, settings.pop));
+  server.fitnessChecks.push(...healthFitnessChecks(health, settings.pop), () => signatures.unfitReason());
+  signatures.start();
   if (settings.admin) {
     try {
       admin = await startAdmin(server, settings.admin, log);
     } catch (err) {
       for (const w of watchers) w.close();
       stopGeoWatch();
+      signatures.stop();
       await abandonStart();
       throw err;
     }
@@ -576,6 +588,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     log.info({ drainMs: settings.drainMs }, 'shutting down: unfit for anycast, draining');
     for (const w of watchers) w.close();
     stopGeoWatch();
+    signatures.stop();
     if (settings.drainMs > 0) await new Promise((r) => setTimeout(r, settings.drainMs));
     post({ type: 'stop-accepting' });
     health.stop();

@@ -35,6 +35,8 @@ interface MetricsSource {
   connections(): ConnectionMetrics;
   /** 1 connected to the fleet, 0 not; null without --fleet (no sample then). */
   fleetConnected?(): 0 | 1 | null;
+  /** Seconds until the served DNSSEC signatures expire; null when no zone is signed (no sample then). */
+  dnssecExpirySeconds?(): number | null;
 }
 
 interface ConnectionMetrics {
@@ -187,6 +189,11 @@ export function createMetrics(source: MetricsSource): Registry {
 
   metric('popsteer_instance_fit', 'gauge', 'Whether this instance is fit for anycast traffic, as GET /v1/fitness says (and `popsteer anycast` announces): 1 fit, 0 unfit.',
     () => [{ labels: {}, value: source.fit() ? 1 : 0 }]);
+
+  metric('popsteer_dnssec_signature_expiry_seconds', 'gauge', 'Seconds until the served DNSSEC signatures expire (negative once expired); re-signed in the background 7 days before, unfit within 2 days. No sample when no zone is signed.', () => {
+    const left = source.dnssecExpirySeconds?.() ?? null;
+    return left === null ? [] : [{ labels: {}, value: Math.round(left) }];
+  });
 
   // ---- dnstap (server/dnstap)
   metric('popsteer_dnstap_frames_total', 'counter', 'dnstap frames (AUTH_QUERY, AUTH_RESPONSE) queued by the DNS workers for the output.',

@@ -49,4 +49,6 @@ export interface AdminHost {
   tcpConnections(): number;
   /** The fleet link (server/fleet) when --fleet is set; overrides then go through it. */
   fleet: Pick<Fleet, 'status' | 'setOverride'> | null;
+  /** Seconds until the served DNSSEC signatures expire (negative once expired); null when no zone is signed. */
+  dnssecExpirySeconds?(): number | null;
 }

@@ -4,9 +4,10 @@
 // private key is refused when its file is readable by group or others.
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { lowerWire, nameToWire } from '../dns/name.ts';
+import { writeFileSafely } from '../fsutil/safe-files.ts';
 
 export const ALG_ECDSAP256SHA256 = 13;
 export const ALG_ED25519 = 15;
@@ -37,7 +38,8 @@ export function generateKey(keysDir: string, zone: string, algorithm: number): s
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   const pair = algorithm === ALG_ED25519 ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const pem = pair.privateKey.export({ format: 'pem', type: 'pkcs8' });
-  writeFileSync(file, pem, { mode: 0o600, flag: 'wx' });
+  // The one file writer (temporary file, fsync, rename): never a half-written key.
+  writeFileSafely(file, [pem], 0o600);
   return file;
 }
 

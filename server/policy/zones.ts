@@ -20,6 +20,7 @@ import { createNameTable, insertName } from '../snapshot/name-table.ts';
 import type { NameNode, NameTable, ZoneTables } from '../snapshot/types.ts';
 import { validateAgainstSchema } from '../config/schema.ts';
 import { ALG_ECDSAP256SHA256, dsRdata, KeyError, loadKey, TYPE_CDNSKEY, TYPE_CDS, TYPE_DNSKEY, type ZoneKey } from '../dnssec/keys.ts';
+import { signingClock } from '../dnssec/refresh.ts';
 import { validityAt, ZoneSigner } from '../dnssec/sign.ts';
 import { originalTtlOf, signSteeredSets, SteeredSetsError } from '../dnssec/steered.ts';
 import { signZone, steeredTypes, type NameFacts } from '../dnssec/zone.ts';
@@ -131,7 +132,7 @@ export function compileZones(files: string[], steered: SteeredName[], options: C
   if (errors.length > 0) return { result: null, errors };
 
   const allNodes: NameNode[] = [];
-  const dnssec: DnssecTables = { signatures: new Map(), steered: [] };
+  const dnssec: DnssecTables = { signatures: new Map(), steered: [], expiresAt: Infinity };
   for (const zone of zones) allNodes.push(...buildZoneNodes(zone, errors, options, dnssec));
   if (errors.length > 0) return { result: null, errors };
 
@@ -402,7 +403,7 @@ function buildZoneNodes(zone: LoadedZone, errors: ConfigError[], options: Compil
  */
 function signBuiltZone(zone: LoadedZone, nodes: Map<string, BuildNode>, built: Map<string, NameNode>, cuts: BuildNode[],
   options: CompileOptions, dnssec: DnssecTables, errors: ConfigError[]): void {
-  const signer = new ZoneSigner(zone.key!, zone.apexKey, validityAt((options.signingNow ?? Date.now)()));
+  const signer = new ZoneSigner(zone.key!, zone.apexKey, validityAt((options.signingNow ?? signingClock())()));
   const names: NameFacts[] = [];
   for (const node of nodes.values()) {
     const types = new Set(node.rrsets.keys());
@@ -424,6 +425,7 @@ function signBuiltZone(zone: LoadedZone, nodes: Map<string, BuildNode>, built: M
   }
   signZone({ apex: zone.apexKey, signer, negativeTtl: zone.negativeTtl, names }, zone.tables.nxdomain, [...built.values()]);
   for (const [k, v] of signer.signatures) dnssec.signatures.set(k, v);
+  dnssec.expiresAt = Math.min(dnssec.expiresAt, signer.validity.expiration * 1000);
 }
 
 /** Every owner name, and the empty non-terminals between it and the apex. */

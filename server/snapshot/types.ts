@@ -81,6 +81,8 @@ export interface DnssecTables {
   signatures: Map<string, Uint8Array>;
   /** Per steered index: the original TTL its answers are signed with and its zone apex, or null when the zone is unsigned. */
   steered: Array<{ originalTtl: number; apex: Uint8Array } | null>;
+  /** When the earliest of these signatures expires (ms since the epoch): dnssec/refresh.ts re-signs before it. */
+  expiresAt: number;
 }
 
 export interface NameTable {

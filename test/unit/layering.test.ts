@@ -37,7 +37,8 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   // DNSSEC: keys, signatures, NSEC and signed template twins. Pure code over
   // compiled data (snapshot and steering types); the compile (policy) signs
   // with it, the engine only picks precomputed proofs and attaches signatures.
-  'dnssec': ['dns', 'snapshot', 'steering'],
+  // fsutil: keygen writes the key file through the one file writer.
+  'dnssec': ['dns', 'fsutil', 'snapshot', 'steering'],
   'rrl': ['config', 'dns', 'lib'],
   'dnstap': ['config', 'dns', 'lib', 'log'],
   // The per-query pipeline over the current snapshot.
@@ -62,7 +63,7 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   // snapshot: it posts unchanged policies by reference (snapshot/policy-reuse.ts), as builds resolves them.
   'build-worker': ['builds', 'config', 'geo', 'geo-context', 'policy', 'snapshot'],
   // Composition root and the commands that call it.
-  'main': ['admin', 'builds', 'config', 'dns', 'dns-worker', 'dnstap', 'engine', 'fleet', 'fsutil', 'geo', 'geo-context', 'health', 'log', 'policy', 'rrl', 'snapshot', 'steering', 'transport', 'worker-watch'],
+  'main': ['admin', 'builds', 'config', 'dns', 'dns-worker', 'dnssec', 'dnstap', 'engine', 'fleet', 'fsutil', 'geo', 'geo-context', 'health', 'log', 'policy', 'rrl', 'snapshot', 'steering', 'transport', 'worker-watch'],
   'cli': ['anycast', 'config', 'dnssec', 'dnstap', 'engine', 'geo-context', 'health', 'log', 'main', 'policy', 'steering'],
 };
 
