@@ -12,6 +12,7 @@
 // City rebuild then took minutes.
 
 import { policiesToPost } from './snapshot/policy-reuse.ts';
+import { zonesToPost } from './snapshot/zone-reuse.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -32,17 +33,23 @@ const send = (message: FromBuilder): void => port.postMessage('load' in message 
 
 /** Compile ids of the policies in the last load posted: the main thread holds them (builds.ts resolves references against them). */
 let sentIds: ReadonlySet<string> = new Set();
+/** Zones key of the last snapshot posted: the main thread holds its names and zones (snapshot/zone-reuse.ts). */
+let sentZonesKey: string | undefined;
 
 /**
  * The load with the policies the previous posted load carried sent by
  * reference (snapshot/policy-reuse.ts): a one-file reload of a thousand
- * policies copies one to the main thread, not a thousand. The snapshot's
+ * policies copies one to the main thread, not a thousand. Names and zones
+ * compiled from the same inputs as the last snapshot posted go by reference
+ * too (snapshot/zone-reuse.ts). The snapshot's
  * policy list and the load's are one array, here as there.
  */
 function referencingSent(load: BuiltLoad): BuiltLoad {
   const policies = policiesToPost(load.policies, sentIds);
   sentIds = new Set(load.policies.map((p) => p.compileId));
-  const snapshot = load.snapshot?.steering ? Object.freeze({ ...load.snapshot, steering: { ...load.snapshot.steering, policies } }) : load.snapshot;
+  const withPolicies = load.snapshot?.steering ? Object.freeze({ ...load.snapshot, steering: { ...load.snapshot.steering, policies } }) : load.snapshot;
+  const snapshot = withPolicies && zonesToPost(withPolicies, sentZonesKey);
+  if (load.snapshot) sentZonesKey = load.snapshot.zonesKey;
   return { ...load, snapshot, policies };
 }
 

@@ -12,6 +12,7 @@
 // what did not change at the next reload.
 
 import { policiesReceived } from './snapshot/policy-reuse.ts';
+import { zonesReceived } from './snapshot/zone-reuse.ts';
 import { Worker } from 'node:worker_threads';
 import { ConfigError, ConfigErrors } from './config/errors.ts';
 import type { Settings } from './config/settings.ts';
@@ -148,12 +149,16 @@ export class Builder {
   /** The policies of the last load received, by compile id: the next load may refer to them (snapshot/policy-reuse.ts). */
   private received = new Map<string, CompiledPolicy>();
 
-  /** Replaces the load's policy references by the policies received before; in arrival order, as they were sent. */
+  /** The names and zones of the last snapshot received: the next may refer to them (snapshot/zone-reuse.ts). */
+  private receivedZones: DnsSnapshot | null = null;
+
+  /** Replaces the load's policy, name and zone references by those received before; in arrival order, as they were sent. */
   private resolveReferences(load: BuiltLoad): void {
     const policies = policiesReceived(load.policies, this.received);
     this.received = new Map(policies.map((p) => [p.compileId, p]));
     load.policies = policies;
     if (load.snapshot?.steering) load.snapshot = Object.freeze({ ...load.snapshot, steering: { ...load.snapshot.steering, policies } });
+    if (load.snapshot) load.snapshot = this.receivedZones = zonesReceived(load.snapshot, this.receivedZones);
   }
 
   private receive(message: FromBuilder): void {

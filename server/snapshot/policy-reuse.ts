@@ -12,6 +12,7 @@
 
 import type { CompiledPolicy } from '../steering/types.ts';
 import type { DnsSnapshot } from './types.ts';
+import { zonesReceived, zonesToPost } from './zone-reuse.ts';
 
 interface ReusedPolicy {
   reuse: string;
@@ -40,16 +41,24 @@ export function policiesReceived(policies: CompiledPolicy[], held: ReadonlyMap<s
   });
 }
 
-/** The snapshot to post, given the one the workers already serve (null: none, post everything). */
+/** The snapshot to post, given the one the workers already serve (null: none, post everything); unchanged names and zones go by reference too (zone-reuse.ts). */
 export function snapshotToPost(snapshot: DnsSnapshot, serving: DnsSnapshot | null): DnsSnapshot {
+  return zonesToPost(policiesReferenced(snapshot, serving), serving?.zonesKey);
+}
+
+function policiesReferenced(snapshot: DnsSnapshot, serving: DnsSnapshot | null): DnsSnapshot {
   const steering = snapshot.steering;
   if (!steering || !serving?.steering) return snapshot;
   const policies = policiesToPost(steering.policies, new Set(serving.steering.policies.map((p) => p.compileId)));
   return Object.freeze({ ...snapshot, steering: { ...steering, policies } });
 }
 
-/** In a worker: the posted snapshot with every reference replaced by the worker's own copy from `serving`. */
+/** In a worker: the posted snapshot with every reference (policies, names and zones) replaced by the worker's own copy from `serving`. */
 export function snapshotReceived(posted: DnsSnapshot, serving: DnsSnapshot | null): DnsSnapshot {
+  return policiesResolved(zonesReceived(posted, serving), serving);
+}
+
+function policiesResolved(posted: DnsSnapshot, serving: DnsSnapshot | null): DnsSnapshot {
   const steering = posted.steering;
   if (!steering || !steering.policies.some((p) => typeof (p as unknown as Partial<ReusedPolicy>).reuse === 'string')) return posted;
   const held = new Map((serving?.steering?.policies ?? []).map((p) => [p.compileId, p]));

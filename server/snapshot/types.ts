@@ -101,4 +101,11 @@ export interface DnsSnapshot {
   loadedAt: number;
   /** Present when some zone is signed. */
   dnssec?: DnssecTables;
+  /**
+   * Hash of everything `names` and `zones` were compiled from (zone files,
+   * steered names and their policy positions, the hash record); equal keys,
+   * equal tables (snapshot/zone-reuse.ts). Absent for signed zones, whose
+   * signatures also depend on the clock and the policies' answers.
+   */
+  zonesKey?: string;
 }
