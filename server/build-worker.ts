@@ -27,6 +27,8 @@ import type { BuildSettings, BuiltGeo, BuiltLoad, ConfigErrorData, FromBuilder, 
 const settings = workerData as BuildSettings;
 const port = parentPort!;
 let geo: LoadedGeo | null = null;
+/** The directory compiled: --config, or the fleet revision applied last. */
+let configDir = settings.configDir;
 let stopGeoWatches: Array<() => void> = [];
 
 const send = (message: FromBuilder): void => port.postMessage('load' in message ? { ...message, load: referencingSent(message.load) } : message);
@@ -65,8 +67,8 @@ function builtGeo(loaded: LoadedGeo): BuiltGeo {
 }
 
 /** Compiles the configuration directory against `against`; errors come back as data, never thrown. */
-function compile(against: LoadedGeo): BuiltLoad {
-  const result = loadSnapshot(settings.configDir, against.context, settings.pop, { hashRecord: settings.hashRecord });
+function compile(against: LoadedGeo, dir = configDir): BuiltLoad {
+  const result = loadSnapshot(dir, against.context, settings.pop, { hashRecord: settings.hashRecord });
   return {
     snapshot: result.snapshot,
     errors: result.errors.map((e) => e.toJSON() as unknown as ConfigErrorData),
@@ -143,7 +145,10 @@ function handle(message: ToBuilder): void {
       if (load.snapshot && settings.watchGeo) startGeoWatches(geo);
     } else {
       if (!geo) throw new Error('the build thread has no geo data yet');
-      send({ type: 'built', id: message.id, geo: null, load: compile(geo) });
+      const load = compile(geo, message.configDir);
+      // A fleet revision that compiled is what serves now: reloads and geo rebuilds start from it.
+      if (load.snapshot && message.configDir !== undefined) configDir = message.configDir;
+      send({ type: 'built', id: message.id, geo: null, load });
     }
   } catch (err) {
     send({ type: 'failed', id: message.id, ...errorData(err) });

@@ -55,7 +55,8 @@ export interface BuiltLoad {
 
 export type ToBuilder =
   | { type: 'start'; id: number; reason: string }
-  | { type: 'compile'; id: number; reason: string }
+  /** configDir: compile that directory instead (a fleet revision); once it compiles, later builds start from it. */
+  | { type: 'compile'; id: number; reason: string; configDir?: string }
   | { type: 'stop' };
 
 export type FromBuilder =
@@ -121,9 +122,9 @@ export class Builder {
     return { geo: loadedGeoOf(reply.geo), load };
   }
 
-  /** Compiles the configuration directory again, against the geo data in force. */
-  async compile(reason: string): Promise<LoadResult> {
-    const reply = await this.request({ type: 'compile', id: 0, reason });
+  /** Compiles the configuration directory again (or `configDir`, see ToBuilder), against the geo data in force. */
+  async compile(reason: string, configDir?: string): Promise<LoadResult> {
+    const reply = await this.request({ type: 'compile', id: 0, reason, ...(configDir === undefined ? {} : { configDir }) });
     if (reply.type === 'failed') throw failureOf(reply);
     if (reply.type !== 'built') throw new Error(`unexpected reply from the build thread: ${reply.type}`);
     return loadResultOf(reply.load);

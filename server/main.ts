@@ -35,6 +35,7 @@ import { fitConnectionCaps, openFileLimit, type ConnectionCaps } from './transpo
 import { ConnectionSlots, createSlotBuffer } from './transport/slots.ts';
 import { DNSTAP_OFF, startDnstap, type DnstapStats } from './dnstap/index.ts';
 import { Fleet } from './fleet/fleet.ts';
+import { readKeptRevision, Revisions, type KeptRevision, type RevisionReport } from './fleet/revisions.ts';
 import { SignatureRefresh, signingClock } from './dnssec/refresh.ts';
 
 interface ReloadOutcome {
@@ -71,8 +72,8 @@ export interface RunningServer {
   dnstap(): DnstapStats;
   /** GeoIP database replacements by outcome, for metrics. */
   geoReloads: { success: number; rejected: number; lastError: string };
-  /** Compiles the configuration again on the build thread and swaps it in; resolves when it is serving (or rejected). */
-  reload(reason: string): Promise<ReloadOutcome>;
+  /** Compiles the configuration again (or `configDir`, a fleet revision) on the build thread and swaps it in; resolves when it is serving (or rejected). */
+  reload(reason: string, configDir?: string): Promise<ReloadOutcome>;
   /** Fit to receive anycast traffic? The reasons say why not. */
   fitness(): { fit: boolean; reasons: string[] };
   /** Extra fitness checks contributed by other modules. */
@@ -82,6 +83,8 @@ export interface RunningServer {
   startedAt: number;
   /** The fleet link when --fleet is set (server/fleet); null for a single node. */
   fleet: Fleet | null;
+  /** The policy revision served and the newest refused here (server/fleet/revisions.ts); null without --fleet. */
+  fleetRevision(): RevisionReport | null;
   /** Seconds until the served DNSSEC signatures expire (negative once expired); null when no zone is signed. */
   dnssecExpirySeconds(): number | null;
 }
@@ -353,6 +356,26 @@ function spawnDnsWorkers(count: number, dataOf: (index: number) => DnsWorkerData
 type BuildHandlers = Awaited<ReturnType<typeof startBuilds>>['buildHandlers'];
 
 /**
+ * In a fleet, starts from the policy revision kept on disk (the last one
+ * applied), so an instance that cannot reach the fleet serves what the fleet
+ * last gave it; one that no longer compiles here is reported and the
+ * --config files serve instead.
+ */
+async function startBuildsInFleet(settings: Settings, log: Logger): Promise<Awaited<ReturnType<typeof startBuilds>> & { kept: KeptRevision | null }> {
+  const kept = settings.fleetServers.length === 0 ? null : readKeptRevision(dirname(settings.stateFile!), log);
+  if (kept === null) return { ...await startBuilds(settings, log), kept };
+  try {
+    const started = await startBuilds({ ...settings, configDir: kept.dir }, log);
+    log.info({ revision: kept.revision, hash: kept.hash, dir: kept.dir }, 'fleet: serving the policy revision kept on disk until the fleet says otherwise');
+    return { ...started, kept };
+  } catch (err) {
+    if (!(err instanceof ConfigErrors)) throw err;
+    log.error({ revision: kept.revision, errors: err.errors.map((e) => e.format()) }, 'fleet: the kept policy revision does not compile here; starting from the --config files');
+    return { ...await startBuilds(settings, log), kept: null };
+  }
+}
+
+/**
  * The GeoIP database is watched by the build thread: geoipupdate renames a
  * new file into place. A new file is loaded, checked and compiled against
  * there and swapped in here with a new snapshot (`swapIn`, then `setGeo`); a
@@ -404,7 +427,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // Before the long load: an address mistake is reported in a moment, not after the GeoIP index is built.
   await checkAddressesFree(settings);
   preparePrivatePaths(settings);
-  const { builder, built, buildHandlers, earlyGeoEvents } = await startBuilds(settings, log);
+  const { builder, built, buildHandlers, earlyGeoEvents, kept } = await startBuildsInFleet(settings, log);
   let geo = built.geo;
   let loaded: LoadResult = built.load;
   let current: DnsSnapshot = loaded.snapshot!;
@@ -427,8 +450,14 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const tcpSlots = new ConnectionSlots(tcpSlotBuffer, connectionCaps.tcp);
   // The fleet connects in the background: answering never waits for it. Its
   // credentials are read here, before anything runs (a bad file is exit 2).
+  // A revision arriving before `reload` exists waits for it.
+  const reloadReady = Promise.withResolvers<void>();
+  const revisions = settings.fleetServers.length === 0 ? null : new Revisions({
+    pop: settings.pop, fleetName: settings.fleetName, stateDir: dirname(settings.stateFile!), kept, log,
+    apply: async (dir, reason) => { await reloadReady.promise; return reload(reason, dir); },
+  });
   const fleet = settings.fleetServers.length === 0 ? null : new Fleet({
-    servers: settings.fleetServers, name: settings.fleetName, credsFile: settings.fleetCreds, pop: settings.pop, version: packageVersion(), health, log,
+    servers: settings.fleetServers, name: settings.fleetName, credsFile: settings.fleetCreds, pop: settings.pop, version: packageVersion(), health, log, revisions,
   });
   health.start();
   fleet?.start();
@@ -472,10 +501,10 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const post = (message: ToWorker): void => { for (const w of workers) w.postMessage(message); };
   const reloads = { success: 0, failure: 0, lastError: [] as string[] };
 
-  const reload = async (reason: string): Promise<ReloadOutcome> => {
+  const reload = async (reason: string, configDir?: string): Promise<ReloadOutcome> => {
     let result: LoadResult;
     try {
-      result = await builder.compile(reason);
+      result = await builder.compile(reason, configDir);
     } catch (err) {
       reloads.failure++;
       reloads.lastError = [(err as Error).message];
@@ -512,6 +541,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     return { ok: true, errors: [], hash: current.hash, changed };
   };
 
+  reloadReady.resolve();
   const watchers = watchConfigDirectories(settings, (file) => { void reload(`file changed: ${file}`); }, log);
 
   const geoReloads = bindGeoReloads(buildHandlers, swapIn, (next) => { geo = next; }, log);
@@ -562,6 +592,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     shutdown: () => shutdown(),
     startedAt,
     fleet,
+    fleetRevision: () => revisions?.report() ?? null,
     dnssecExpirySeconds: () => signatures.secondsLeft(),
   };
   server.fitnessChecks.push(...healthFitnessChecks(health, settings.pop), () => signatures.unfitReason());

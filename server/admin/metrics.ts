@@ -35,6 +35,8 @@ interface MetricsSource {
   connections(): ConnectionMetrics;
   /** 1 connected to the fleet, 0 not; null without --fleet (no sample then). */
   fleetConnected?(): 0 | 1 | null;
+  /** The fleet policy revision served; null without --fleet or while the --config files serve (no sample then). */
+  fleetRevisionServed?(): number | null;
   /** Seconds until the served DNSSEC signatures expire; null when no zone is signed (no sample then). */
   dnssecExpirySeconds?(): number | null;
 }
@@ -205,6 +207,10 @@ export function createMetrics(source: MetricsSource): Registry {
   metric('popsteer_fleet_connected', 'gauge', '1 while this instance is connected to its fleet\'s NATS servers (--fleet); 0 while it answers from the last known fleet state. No sample without --fleet.', () => {
     const connected = source.fleetConnected?.() ?? null;
     return connected === null ? [] : [{ labels: {}, value: connected }];
+  });
+  metric('popsteer_fleet_revision_served', 'gauge', 'The fleet policy revision this instance serves (popsteer publish). No sample without --fleet or while its own --config files serve.', () => {
+    const revision = source.fleetRevisionServed?.() ?? null;
+    return revision === null ? [] : [{ labels: {}, value: revision }];
   });
   metric('popsteer_dnstap_connections_total', 'counter', 'Times the dnstap output was opened: 1 for a file, one more for every collector (re)connection.',
     () => [{ labels: {}, value: source.dnstap().connections }]);

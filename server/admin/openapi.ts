@@ -80,8 +80,12 @@ const ROUTES: Record<string, RouteDoc> = {
     summary: 'The fleet (--fleet) as this instance sees it: connected or not, every instance with its last heartbeat, the fleet-wide overrides; enabled: false without a fleet', tags: ['pops'],
     response: {
       200: json('The fleet', obj({
-        enabled: bool, name: str, pop: str, instance: str, connected: bool, since: nullableTime, servers: { type: 'array', items: str },
-        instances: { type: 'array', items: obj({ pop: str, instance: str, self: bool, connected: bool, last_seen: nullableTime, started_at: nullableTime, version: str }) },
+        enabled: bool, name: str, pop: str, instance: str, connected: bool,
+        revision: { type: 'object', nullable: true, description: 'This instance\'s policy revision: served, hash, failed', properties: { served: { type: 'integer', nullable: true }, hash: { ...str, nullable: true }, failed: { type: 'object', nullable: true, additionalProperties: true } } }, since: nullableTime, servers: { type: 'array', items: str },
+        instances: { type: 'array', items: obj({ pop: str, instance: str, self: bool, connected: bool, last_seen: nullableTime, started_at: nullableTime, version: str,
+          revision: { type: 'integer', nullable: true, description: 'The fleet policy revision it serves (popsteer publish); null: its own --config files' },
+          revision_hash: { ...str, nullable: true },
+          revision_failed: { type: 'object', nullable: true, description: 'The newest revision meant for it that did not compile there; it keeps serving `revision`', properties: { revision: { type: 'integer' }, errors: { type: 'array', items: str } } } }) },
         overrides: { type: 'array', items: obj({ subject: str, action: str, reason: str, author: str, at: time, expires: nullableTime, via: str }) },
       })),
     },

@@ -147,6 +147,7 @@ function metricSources(host: AdminHost, adminConnections: () => ConnectionStats,
     fit: () => host.fitness().fit,
     connections: () => ({ caps: host.connectionCaps, tcpOpen: host.tcpConnections(), admin: adminConnections() }),
     fleetConnected: () => (host.fleet ? (host.fleet.status().connected ? 1 : 0) : null),
+    fleetRevisionServed: () => host.fleetRevision?.()?.served ?? null,
     dnssecExpirySeconds: () => host.dnssecExpirySeconds?.() ?? null,
   });
   const traffic = new TrafficHistory(() => totals.read(host.snapshot().steering, host.decisionCounters()).decisions,

@@ -7,7 +7,9 @@ import { parseArgs } from 'node:util';
 export const FLEET_HELP = `Usage: popsteer fleet status [--admin host:port] [--json]
 
 Lists the instances of this instance's fleet (--fleet): PoP, instance id,
-connected or not, last heartbeat, and the fleet-wide overrides in force.
+connected or not, the policy revision it serves (popsteer publish; "local":
+its own --config files) and any it refused, last heartbeat, and the
+fleet-wide overrides in force.
 
 Options:
   --admin host:port    admin API address (default 127.0.0.1:8053, or POPSTEER_ADMIN)
@@ -23,7 +25,10 @@ interface FleetView {
   name?: string;
   pop: string;
   connected?: boolean;
-  instances: Array<{ pop: string; instance: string; self: boolean; connected: boolean; last_seen: string | null }>;
+  instances: Array<{
+    pop: string; instance: string; self: boolean; connected: boolean; last_seen: string | null;
+    revision?: number | null; revision_failed?: { revision: number; errors: string[] } | null;
+  }>;
   overrides: Array<{ subject: string; action: string; reason: string; author: string; at: string; expires: string | null }>;
 }
 
@@ -72,7 +77,8 @@ function describe(view: FleetView, now: number): string {
   const lines = [`fleet ${view.name}: seen from ${view.pop}, ${view.connected ? 'connected' : 'NOT connected (last known state)'}`, 'instances:'];
   for (const i of view.instances) {
     const ago = i.last_seen === null ? 'never' : `${Math.max(0, Math.round((now - Date.parse(i.last_seen)) / 1000))}s ago`;
-    lines.push(`  ${i.pop.padEnd(8)} ${i.instance.padEnd(10)} ${(i.connected ? 'connected' : 'disconnected').padEnd(13)} last seen ${ago}${i.self ? ' (this instance)' : ''}`);
+    const revision = `revision ${i.revision ?? 'local'}${i.revision_failed ? ` (revision ${i.revision_failed.revision} REFUSED: ${i.revision_failed.errors[0] ?? ''})` : ''}`;
+    lines.push(`  ${i.pop.padEnd(8)} ${i.instance.padEnd(10)} ${(i.connected ? 'connected' : 'disconnected').padEnd(13)} ${revision}, last seen ${ago}${i.self ? ' (this instance)' : ''}`);
   }
   const active = view.overrides.filter((o) => o.action !== 'undrain');
   lines.push(active.length === 0 ? 'overrides: none' : 'overrides:');

@@ -14,6 +14,7 @@ import { DNSSEC_HELP, runDnssecCommand } from './dnssec.ts';
 import { EXPLAIN_HELP, runExplainCommand } from './explain.ts';
 import { FLEET_HELP, runFleetCommand } from './fleet.ts';
 import { POP_HELP, runPopCommand } from './pop.ts';
+import { REVISIONS_HELP, runRevisionsCommand } from './revisions.ts';
 
 const USAGE = `popsteer — authoritative DNS that steers clients to the best healthy PoP
 
@@ -28,6 +29,10 @@ Usage:
                                     override a PoP's health through the admin API
   popsteer fleet status [--admin host:port]
                                     the fleet's instances and overrides, as one instance sees them
+  popsteer publish --config <dir> [--message m] [--canary lhr,fra] --fleet nats://…
+                                    validate a policy set and publish it to every instance of the fleet
+  popsteer history | rollback <rev> | promote <rev> --fleet nats://…
+                                    the fleet's policy revisions; publish an old one again; lift a canary
   popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
   popsteer dnssec keygen|ds --config <dir> --zone <zone>
                                     make a zone's signing key; print its DS for the parent
@@ -113,6 +118,11 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       return runFleetCommand(rest);
+    case 'publish':
+    case 'history':
+    case 'rollback':
+    case 'promote':
+      return wantsHelp ? (process.stdout.write(`${REVISIONS_HELP}\n`), 0) : runRevisionsCommand(command, rest);
     case 'anycast':
       return runAnycastCommand(rest);
     case 'dnssec':

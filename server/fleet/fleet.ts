@@ -17,6 +17,7 @@ import { connect, Events, type KV, type KvEntry, type NatsConnection, type Queue
 import type { Override, OverrideAction } from '../health/overrides.ts';
 import type { Logger } from '../log/logger.ts';
 import { readCredentials } from './credentials.ts';
+import type { RevisionReport } from './revisions.ts';
 import {
   RECORD_VERSION, decodeInstance, decodeOverride, encodeRecord, isKeySafe, overrideOf, type InstanceRecord, type OverrideRecord,
 } from './records.ts';
@@ -41,6 +42,8 @@ interface FleetOptions {
   writeTimeoutMs?: number;
   /** How long an override write keeps trying (reconnecting, a new stream leader). */
   writeDeadlineMs?: number;
+  /** Versioned policy sets (revisions.ts): followed with the other buckets; what serves goes in the heartbeat. */
+  revisions?: { follow(js: ReturnType<NatsConnection['jetstream']>): Promise<void>; report(): RevisionReport; stop(): void } | null;
 }
 
 interface FleetInstance {
@@ -51,6 +54,7 @@ interface FleetInstance {
   startedAt: number;
   lastSeen: number;
   version: string;
+  revision: RevisionReport | null;
 }
 
 interface FleetStatus {
@@ -91,6 +95,7 @@ export class Fleet {
   private nc: NatsConnection | null = null;
   private overridesKv: KV | null = null;
   private instancesKv: KV | null = null;
+  private js: ReturnType<NatsConnection['jetstream']> | null = null;
   private readonly watches: Array<QueuedIterator<KvEntry>> = [];
   /** The newest record per subject and its revision in the bucket (the bucket's order, not the writers' clocks). */
   private readonly overrides = new Map<string, { record: OverrideRecord; revision: number }>();
@@ -122,6 +127,7 @@ export class Fleet {
     this.stopped = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     for (const w of this.watches.splice(0)) w.stop();
+    this.options.revisions?.stop();
     // Closing flushes to a server; with none reachable it would wait on: a stop never waits long for the fleet.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.nc?.close().catch(() => undefined), new Promise((r) => { timer = setTimeout(r, CLOSE_WAIT_MS); })]);
@@ -132,6 +138,7 @@ export class Fleet {
     const now = Date.now();
     const instances = [...this.instances.values()].map((r) => ({
       pop: r.pop, instance: r.instance, self: r.instance === this.instanceId, startedAt: r.startedAt, lastSeen: r.seenAt, version: r.version,
+      revision: r.instance === this.instanceId ? this.options.revisions?.report() ?? null : r.revision ?? null,
       connected: r.instance === this.instanceId ? this.connected : now - r.seenAt <= 3 * this.heartbeatMs,
     })).sort((a, b) => a.pop.localeCompare(b.pop) || a.instance.localeCompare(b.instance));
     const overrides = [...this.overrides].map(([subject, r]) => ({ subject, ...r.record })).sort((a, b) => a.subject.localeCompare(b.subject));
@@ -186,7 +193,7 @@ export class Fleet {
     if (this.stopped) return void this.nc.close();
     this.setConnected(true);
     void this.followStatus(this.nc);
-    const js = this.nc.jetstream({ timeout: this.options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS });
+    const js = this.js = this.nc.jetstream({ timeout: this.options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS });
     this.overridesKv = await this.retry('open the overrides bucket', () => openBucket(js, `${name}-overrides`, { history: OVERRIDE_HISTORY }, this.log));
     this.instancesKv = await this.retry('open the instances bucket', () => openBucket(js, `${name}-instances`, { history: 1, ttl: INSTANCE_MAX_AGE_MS }, this.log));
     await this.watchAll();
@@ -223,6 +230,8 @@ export class Fleet {
     this.watches.push(overrides, instances);
     void this.consume(overrides, (e) => this.onOverrideEntry(e));
     void this.consume(instances, (e) => this.onInstanceEntry(e));
+    const revisions = this.options.revisions;
+    if (revisions) await this.retry('follow policy revisions', () => revisions.follow(this.js!));
     this.log.info({ fleet: this.options.name }, 'fleet: following overrides and instances');
   }
 
@@ -268,6 +277,7 @@ export class Fleet {
     if (kv === null || !this.connected || this.stopped) return;
     const record: InstanceRecord = {
       v: RECORD_VERSION, pop: this.options.pop, instance: this.instanceId, startedAt: this.startedAt, seenAt: Date.now(), version: this.options.version,
+      ...(this.options.revisions ? { revision: this.options.revisions.report() } : {}),
     };
     try {
       await kv.put(this.instanceId, encodeRecord(record));

@@ -4,6 +4,7 @@
 // logged, never applied half-understood.
 
 import { OVERRIDE_ACTIONS, type Override, type OverrideAction } from '../health/overrides.ts';
+import type { RevisionReport } from './revisions.ts';
 
 /** Bumped with a reader for the old one. */
 export const RECORD_VERSION = 1;
@@ -35,6 +36,8 @@ export interface InstanceRecord {
   /** ms since the epoch, at its last heartbeat */
   seenAt: number;
   version: string;
+  /** The policy revision it serves and the newest that failed there (absent from instances without revisions). */
+  revision?: RevisionReport;
 }
 
 export function encodeRecord(record: OverrideRecord | InstanceRecord): Uint8Array {
@@ -64,8 +67,16 @@ export function decodeOverride(bytes: Uint8Array): OverrideRecord | null {
 export function decodeInstance(bytes: Uint8Array): InstanceRecord | null {
   const r = parse(bytes);
   if (r === null) return null;
-  const valid = typeof r.pop === 'string' && typeof r.instance === 'string' && isTime(r.startedAt) && isTime(r.seenAt) && typeof r.version === 'string';
+  const valid = typeof r.pop === 'string' && typeof r.instance === 'string' && isTime(r.startedAt) && isTime(r.seenAt) && typeof r.version === 'string'
+    && (r.revision === undefined || isRevisionReport(r.revision));
   return valid ? r as unknown as InstanceRecord : null;
+}
+
+function isRevisionReport(x: unknown): x is RevisionReport {
+  if (x === null || typeof x !== 'object') return false;
+  const r = x as RevisionReport;
+  const failed = r.failed === null || (typeof r.failed === 'object' && Number.isInteger(r.failed.revision) && Array.isArray(r.failed.errors));
+  return (r.served === null || Number.isInteger(r.served)) && (r.hash === null || typeof r.hash === 'string') && failed;
 }
 
 /** The health service's form of a record: null when it lifts the override. */

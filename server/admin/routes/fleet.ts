@@ -20,10 +20,12 @@ export const fleetRoutes: FastifyPluginAsync<{ host: AdminHost }> = async (app, 
       pop: host.settings.pop,
       instance: s.instance,
       connected: s.connected,
+      revision: host.fleetRevision?.() ?? null,
       since: isoTime(s.since),
       servers: s.servers,
       instances: s.instances.map((i) => ({
         pop: i.pop, instance: i.instance, self: i.self, connected: i.connected, last_seen: isoTime(i.lastSeen), started_at: isoTime(i.startedAt), version: i.version,
+        revision: i.revision?.served ?? null, revision_hash: i.revision?.hash ?? null, revision_failed: i.revision?.failed ?? null,
       })),
       overrides: s.overrides.map((o) => ({
         subject: o.subject, action: o.action, reason: o.reason, author: o.author, at: isoTime(o.at), expires: isoTime(o.expires), via: o.via,
