@@ -121,7 +121,10 @@ async function put(kv: KV, record: RevisionRecord, verb: string): Promise<number
 async function listRevisions(kv: KV): Promise<Revision[]> {
   const sets: Array<{ revision: number; record: RevisionRecord }> = [];
   const promoted = new Set<number>();
-  for await (const key of await kv.keys()) {
+  // Every key first: reading values while the key listing runs cuts the listing short.
+  const keys: string[] = [];
+  for await (const key of await kv.keys()) keys.push(key);
+  for (const key of keys) {
     const entry = await kv.get(key);
     if (entry === null || entry.operation !== 'PUT') continue;
     if (key.startsWith('set.')) {
