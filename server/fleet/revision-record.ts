@@ -14,7 +14,7 @@ import { join } from 'node:path';
 /** Bumped with a reader for the old one. */
 const REVISION_VERSION = 1;
 
-export interface RevisionFile {
+interface RevisionFile {
   /** Relative to the configuration directory, '/'-separated. */
   path: string;
   /** The bytes, base64. */
@@ -36,7 +36,7 @@ export interface RevisionRecord {
   files: RevisionFile[];
 }
 
-export interface PromotionRecord {
+interface PromotionRecord {
   v: number;
   author: string;
   at: number;

@@ -49,8 +49,9 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   'anycast': ['config', 'dns', 'log'],
   // The fleet link (NATS KV): feeds the health service fleet-wide overrides;
   // it knows health's override types and the settings' errors, nothing of
-  // the query path.
-  'fleet': ['config', 'health', 'lib', 'log'],
+  // the query path. fsutil: a policy revision is written to the state
+  // directory through the one safe file writer.
+  'fleet': ['config', 'fsutil', 'health', 'lib', 'log'],
   'geo-context': ['config', 'geo', 'policy'],
   // The admin sees the running server through admin/running-server.ts, never main.
   'admin': ['config', 'dns', 'dnstap', 'engine', 'fleet', 'geo', 'health', 'lib', 'log', 'snapshot', 'steering', 'transport'],
@@ -64,7 +65,8 @@ export const MAY_IMPORT: Record<string, readonly string[]> = {
   'build-worker': ['builds', 'config', 'geo', 'geo-context', 'policy', 'snapshot'],
   // Composition root and the commands that call it.
   'main': ['admin', 'builds', 'config', 'dns', 'dns-worker', 'dnssec', 'dnstap', 'engine', 'fleet', 'fsutil', 'geo', 'geo-context', 'health', 'log', 'policy', 'rrl', 'snapshot', 'steering', 'transport', 'worker-watch'],
-  'cli': ['anycast', 'config', 'dnssec', 'dnstap', 'engine', 'geo-context', 'health', 'log', 'main', 'policy', 'steering'],
+  // fleet: publish, history, rollback and promote write the revisions bucket themselves.
+  'cli': ['anycast', 'config', 'dnssec', 'dnstap', 'engine', 'fleet', 'geo-context', 'health', 'log', 'main', 'policy', 'steering'],
 };
 
 /**
