@@ -146,7 +146,7 @@ function history(revisions: Revision[], json: boolean): number {
   const lines = ['rev   time                      author                hash          scope                 message'];
   for (const { revision, record, promoted } of revisions) {
     const scope = record.canary.length === 0 ? 'all' : `canary ${record.canary.join(',')}${promoted ? ' promoted' : ''}`;
-    const message = record.rollbackOf === null ? record.message : `${record.message} (rollback to ${record.rollbackOf})`;
+    const message = record.rollbackOf === null ? record.message : `rollback to ${record.rollbackOf}${record.message === '' ? '' : `: ${record.message}`}`;
     lines.push(`${String(revision).padEnd(5)} ${new Date(record.at).toISOString().padEnd(25)} ${record.author.padEnd(21)} ${record.hash.slice(0, 12).padEnd(13)} ${scope.padEnd(21)} ${message}`);
   }
   if (revisions.length === 0) lines.push('(no revisions published)');
@@ -162,7 +162,7 @@ function history(revisions: Revision[], json: boolean): number {
 async function rollback(kv: KV, revision: number, extra: Record<string, unknown>): Promise<number> {
   const target = (await listRevisions(kv)).find((r) => r.revision === revision);
   if (!target) return missing('rollback', revision);
-  const message = typeof extra.message === 'string' ? extra.message : `rollback to ${revision}`;
+  const message = typeof extra.message === 'string' ? extra.message : '';
   const record = newRevision(target.record.files, { author: authorOf(extra), message, canary: [], rollbackOf: revision, at: Date.now() });
   return put(kv, record, `rolled back to ${revision} as`);
 }
