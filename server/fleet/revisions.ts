@@ -103,8 +103,13 @@ export class Revisions {
   private failed: { revision: number; errors: string[] } | null = null;
   private kv: KV | null = null;
   private watch: QueuedIterator<KvEntry> | null = null;
-  /** Set once the watch delivered the bucket's current values: nothing is applied from a half-read bucket. */
+  /**
+   * Set once the watch delivered the bucket's current values (up to its last
+   * sequence number when the watch began): nothing is applied from a
+   * half-read bucket, which could briefly serve an older revision.
+   */
   private caughtUp = false;
+  private catchUpTo = 0;
   private applying = false;
   private again = false;
 
@@ -122,9 +127,11 @@ export class Revisions {
   async follow(js: JetStream): Promise<void> {
     this.kv ??= await openRevisionBucket(js, this.options.fleetName);
     this.watch?.stop();
-    this.caughtUp = false;
-    const watch = await this.kv.watch({ initializedFn: () => { this.caughtUp = true; this.schedule(); } });
+    this.catchUpTo = (await this.kv.status()).streamInfo.state.last_seq;
+    this.caughtUp = this.catchUpTo === 0;
+    const watch = await this.kv.watch();
     this.watch = watch;
+    if (this.caughtUp) this.schedule();
     void (async () => {
       try {
         for await (const entry of watch) this.onEntry(entry);
@@ -139,7 +146,12 @@ export class Revisions {
   }
 
   private onEntry(entry: KvEntry): void {
-    if (entry.operation !== 'PUT') return;
+    if (entry.revision >= this.catchUpTo) this.caughtUp = true;
+    if (entry.operation === 'PUT') this.remember(entry);
+    if (this.caughtUp) this.schedule();
+  }
+
+  private remember(entry: KvEntry): void {
     if (entry.key.startsWith('set.')) {
       const record = decodeRevision(entry.value);
       if (record === null) this.log.warn({ key: entry.key, revision: entry.revision }, 'fleet: a policy revision this popsteer cannot read; skipped');
@@ -148,7 +160,6 @@ export class Revisions {
       const revision = Number(entry.key.slice('promoted.'.length));
       if (Number.isInteger(revision) && decodePromotion(entry.value) !== null) this.promoted.add(revision);
     }
-    if (this.caughtUp) this.schedule();
   }
 
   /** The newest revision meant for this PoP. */
@@ -195,6 +206,6 @@ export class Revisions {
     }
     this.served = { revision, hash: record.hash };
     if (this.failed !== null && this.failed.revision < revision) this.failed = null;
-    this.log.info({ revision, hash: record.hash, author: record.author, message: record.message, canary: record.canary }, 'fleet: policy revision applied');
+    this.log.info({ revision, hash: record.hash, author: record.author, message: record.message, canary: record.canary, published: new Date(record.at).toISOString() }, 'fleet: policy revision applied');
   }
 }

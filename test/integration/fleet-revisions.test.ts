@@ -66,7 +66,7 @@ async function revisionFrom(args: string[]): Promise<number> {
   return Number(match[1]);
 }
 
-const applied = (s: StartedServer, revision: number): Promise<unknown> =>
+const applied = (s: StartedServer, revision: number): Promise<Record<string, unknown>> =>
   s.waitForLog((l) => l.msg === 'fleet: policy revision applied' && l.revision === revision, WAIT_MS);
 
 type FleetView = { instances: Array<{ pop: string; revision: number | null; revision_failed: { revision: number; errors: string[] } | null }> };
@@ -83,11 +83,13 @@ async function fleetViewUntil(server: StartedServer, ok: (view: FleetView) => bo
 
 let first = 0;
 
-test('a published revision reaches every instance: answers, GET /v1/fleet, fleet status and the metric show it', async () => {
+test('a published revision reaches every instance: answers, GET /v1/fleet, fleet status and the metric show it', async (t) => {
   for (const s of servers) assert.equal(await statusAddress(s), '203.0.113.80');
   setStatusAddress('203.0.113.81');
   first = await revisionFrom(['publish', '--message', 'status to .81', '--author', 'test']);
-  await Promise.all(servers.map((s) => applied(s, first)));
+  const lines = await Promise.all(servers.map((s) => applied(s, first)));
+  // From the record made (validated, before connecting) to the last instance serving it (README "Publishing policy sets").
+  t.diagnostic(`publish → last of 3 instances serving: ${Math.max(...lines.map((l) => Date.parse(String(l.time)) - Date.parse(String(l.published))))} ms`);
   for (const s of servers) assert.equal(await statusAddress(s), '203.0.113.81');
   const view = await fleetViewUntil(servers[0], (v) => v.instances.length === 3 && v.instances.every((i) => i.revision === first));
   assert.deepEqual(view.instances.map((i) => [i.pop, i.revision]), [['ams', first], ['fra', first], ['lhr', first]]);
