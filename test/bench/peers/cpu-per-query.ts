@@ -17,14 +17,14 @@
 // Environment: CPU_SERVERS (popsteer,gdnsd), CPU_ROUNDS (3), CPU_SECONDS (8),
 // CPU_SET (ecs, no-ecs or mixed; ecs), CPU_QPS (unset: as fast as each server
 // answers), CPU_PERF (1 when perf counts, 0 to skip), and the BENCH_* dnsperf
-// settings of run-peers.ts. `make bench` runs it paced (run-all.ts).
+// settings of run-peers.ts (BENCH_WARMUP_SECONDS: unmeasured load first). `make bench` runs it paced (run-all.ts).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { benchLoad, envNumber, runDnsperf } from './dnsperf.ts';
+import { benchLoad, envNumber, runDnsperf, warmUp, warmupSeconds } from './dnsperf.ts';
 import { writeQuerySets } from './queries.ts';
 import { loadScenario } from './scenario.ts';
 import { ALL_SERVERS, cpuSeconds, startBenchServer } from './servers.ts';
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     const load = benchLoad(env);
     const perf = perfWorks();
     const pace = QPS ? `paced at ${QPS} q/s (dnsperf -Q ${QPS})` : 'unpaced';
-    process.stdout.write(`CPU per query, ${new Date().toISOString()}, load average ${loadavg()[0].toFixed(1)}: set ${SET}, ${pace}, ${SECONDS} s per run, dnsperf -c ${load.clients} -T ${load.threads} -q ${load.outstanding}\n`);
+    process.stdout.write(`CPU per query, ${new Date().toISOString()}, load average ${loadavg()[0].toFixed(1)}: set ${SET}, ${pace}, ${SECONDS} s per run after ${warmupSeconds(env)} s unmeasured, dnsperf -c ${load.clients} -T ${load.threads} -q ${load.outstanding}\n`);
     process.stdout.write(`| round | server | queries/s | user µs/query | system µs/query | total µs/query |${perf ? ' syscalls/query | context switches/query |' : ''}\n`);
     process.stdout.write(`|---|---|---|---|---|---|${perf ? '---|---|' : ''}\n`);
     const totals = new Map<string, number[]>();
@@ -85,6 +85,7 @@ async function main(): Promise<void> {
       for (const definition of SERVERS) {
         const server = await startBenchServer(definition, scenario, mkdtempSync(join(work, `${definition.name}-`)));
         try {
+          await warmUp(server.port, dataFile, load, warmupSeconds(env));
           const counting = perf ? countEvents(server.pid) : null;
           const before = cpuSeconds(server.pid);
           const result = await runDnsperf({ port: server.port, dataFile, seconds: SECONDS, load, maxQps: QPS });
