@@ -16,7 +16,8 @@
 //
 // Environment: CPU_SERVERS (popsteer,gdnsd), CPU_ROUNDS (3), CPU_SECONDS (8),
 // CPU_SET (ecs, no-ecs or mixed; ecs), CPU_QPS (unset: as fast as each server
-// answers), CPU_PERF (1 when perf counts, 0 to skip), and the BENCH_* dnsperf
+// answers), CPU_PERF (1 when perf counts, 0 to skip), CPU_THREADS (1: a line
+// per run with the CPU per query of each thread name), and the BENCH_* dnsperf
 // settings of run-peers.ts (BENCH_WARMUP_SECONDS: unmeasured load first). `make bench` runs it paced (run-all.ts).
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -27,7 +28,7 @@ import { join } from 'node:path';
 import { benchLoad, envNumber, runDnsperf, warmUp, warmupSeconds } from './dnsperf.ts';
 import { writeQuerySets } from './queries.ts';
 import { loadScenario } from './scenario.ts';
-import { ALL_SERVERS, cpuSeconds, startBenchServer } from './servers.ts';
+import { ALL_SERVERS, cpuSeconds, cpuSecondsByThread, startBenchServer } from './servers.ts';
 
 const env = process.env;
 const SERVERS = (env.CPU_SERVERS ?? 'popsteer,gdnsd').split(',').map((name) => {
@@ -40,6 +41,20 @@ const SECONDS = envNumber(env, 'CPU_SECONDS', 8);
 const SET = env.CPU_SET ?? 'ecs';
 const QPS = env.CPU_QPS ? envNumber(env, 'CPU_QPS', 0) : undefined;
 if (!['ecs', 'no-ecs', 'mixed'].includes(SET)) throw new Error(`CPU_SET must be ecs, no-ecs or mixed, not "${SET}"`);
+
+const THREADS = env.CPU_THREADS === '1';
+
+/** One line of user/system µs per query for each thread name that used any CPU (CPU_THREADS=1). */
+function threadBreakdown(before: ReturnType<typeof cpuSecondsByThread>, after: ReturnType<typeof cpuSecondsByThread>, completed: number): string {
+  const parts: string[] = [];
+  for (const [name, now] of after) {
+    const then = before.get(name) ?? { user: 0, system: 0, threads: 0 };
+    const user = (now.user - then.user) * 1e6 / completed;
+    const system = (now.system - then.system) * 1e6 / completed;
+    if (user + system >= 0.01) parts.push(`${name} ×${now.threads} ${user.toFixed(2)} + ${system.toFixed(2)}`);
+  }
+  return `|   | by thread (user + system µs/query) | ${parts.join('; ')} |\n`;
+}
 
 const PERF_EVENTS = 'raw_syscalls:sys_enter,context-switches';
 
@@ -88,14 +103,17 @@ async function main(): Promise<void> {
           await warmUp(server.port, dataFile, load, warmupSeconds(env));
           const counting = perf ? countEvents(server.pid) : null;
           const before = cpuSeconds(server.pid);
+          const threadsBefore = cpuSecondsByThread(server.pid);
           const result = await runDnsperf({ port: server.port, dataFile, seconds: SECONDS, load, maxQps: QPS });
           const after = cpuSeconds(server.pid);
+          const threadsAfter = cpuSecondsByThread(server.pid);
           const counts = await counting?.stop();
           const perQuery = (seconds: number): string => (seconds * 1e6 / result.completed).toFixed(2);
           const total = (after.user - before.user + after.system - before.system) * 1e6 / result.completed;
           totals.set(definition.name, [...(totals.get(definition.name) ?? []), total]);
           const events = counts ? ` ${(counts.syscalls / result.completed).toFixed(2)} | ${(counts.switches / result.completed).toFixed(3)} |` : '';
           process.stdout.write(`| ${round} | ${definition.name} | ${Math.round(result.qps)} | ${perQuery(after.user - before.user)} | ${perQuery(after.system - before.system)} | ${total.toFixed(2)} |${events}\n`);
+          if (THREADS) process.stdout.write(threadBreakdown(threadsBefore, threadsAfter, result.completed));
         } finally {
           await server.stop();
         }

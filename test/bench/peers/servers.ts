@@ -233,6 +233,32 @@ export function cpuSeconds(pid: number): { user: number; system: number } {
   return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND };
 }
 
+/**
+ * User and system CPU seconds of each thread of a process, summed by thread
+ * name ("WorkerThread", "V8Worker", "gdnsd-io-udp"…), from /proc/<pid>/task.
+ * Shows where a process's CPU per query goes: the DNS workers, V8's
+ * background threads (compiling, GC), the main thread.
+ */
+export function cpuSecondsByThread(pid: number): Map<string, { user: number; system: number; threads: number }> {
+  const byName = new Map<string, { user: number; system: number; threads: number }>();
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended while we looked
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const entry = byName.get(name) ?? { user: 0, system: 0, threads: 0 };
+    entry.user += Number(fields[11]) / TICKS_PER_SECOND;
+    entry.system += Number(fields[12]) / TICKS_PER_SECOND;
+    entry.threads++;
+    byName.set(name, entry);
+  }
+  return byName;
+}
+
 /** Resident memory of a process and all its descendants, in KiB (VmRSS from /proc). */
 export function residentKiB(rootPid: number): number {
   const children = new Map<number, number[]>();
