@@ -7,6 +7,7 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { defaultWorkers } from '../../../server/config/settings.ts';
 import { encodeQuery } from './queries.ts';
 import { REPO_ROOT, renderZoneFile, type Scenario } from './scenario.ts';
 import { waitForFirstAnswer } from './udp-client.ts';
@@ -40,7 +41,7 @@ function debVersion(pkg: string): string {
 
 export const popsteer: ServerDefinition = {
   name: 'popsteer',
-  describe: `popsteer (this tree; ${process.env.BENCH_POPSTEER_WORKERS ?? CORES} DNS workers)`,
+  describe: `popsteer (this tree; ${process.env.BENCH_POPSTEER_WORKERS ?? defaultWorkers(CORES)} DNS workers)`,
   version() {
     const pkg = JSON.parse(readFileSync(`${REPO_ROOT}package.json`, 'utf8')) as { version: string };
     const commit = spawnSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
