@@ -106,7 +106,7 @@ const SETTING_SPECS: SettingSpec[] = [
   { key: 'listen', flag: 'listen', env: 'POPSTEER_LISTEN', file: 'listen', kind: 'listen-list', multiple: true, help: 'DNS address host:port for UDP and TCP; repeatable, [v6]:port for IPv6 (default 127.0.0.1:5353)' },
   { key: 'admin', flag: 'admin', env: 'POPSTEER_ADMIN', file: 'admin', kind: 'listen', help: 'admin HTTP address host:port, or "off" (default 127.0.0.1:8053)' },
   { key: 'pop', flag: 'pop', env: 'POPSTEER_POP', file: 'pop', kind: 'string', help: 'this instance\'s PoP id: NSID, CHAOS id.server, metrics and logs (default: host name)' },
-  { key: 'workers', flag: 'workers', env: 'POPSTEER_WORKERS', file: 'workers', kind: 'int', help: 'DNS worker threads sharing the sockets (default: number of cores)' },
+  { key: 'workers', flag: 'workers', env: 'POPSTEER_WORKERS', file: 'workers', kind: 'int', help: 'DNS worker threads sharing the sockets (default: one fewer than the cores, at least 1)' },
   { key: 'udpIo', flag: 'udp-io', env: 'POPSTEER_UDP_IO', file: 'udp_io', kind: 'string', choices: ['auto', 'batch', 'dgram'], help: 'UDP system calls: batch (recvmmsg/sendmmsg, native module built by make), dgram (Node\'s), auto = batch when the module loads (default auto)' },
   { key: 'logLevel', flag: 'log-level', env: 'POPSTEER_LOG_LEVEL', file: 'log_level', kind: 'string', help: 'trace, debug, info, warn, error (default info)' },
   { key: 'versionBind', flag: 'version-bind', env: 'POPSTEER_VERSION_BIND', file: 'version_bind', kind: 'string', help: 'answer to CHAOS TXT version.bind (default: refused)' },
@@ -152,6 +152,20 @@ export const DEFAULT_RRL_RESPONSES_PER_SECOND = 1000;
 /** Replies to this machine never leave it: nothing to reflect. Local monitors and a co-located resolver are never limited. */
 const DEFAULT_RRL_EXEMPT = ['127.0.0.1/32', '::1/128'];
 
+/**
+ * DNS workers when none is configured: one fewer than the cores, at least one.
+ * Per UDP query the kernel's network stack (softirq, recvmmsg/sendmmsg) costs
+ * as much CPU as the worker's own JavaScript or more, and it needs a core the
+ * workers do not fill. Measured on 2 cores (README "Performance"): at a fixed
+ * 40k q/s one worker spent 8.4–12.3 µs of CPU per query where two spent
+ * 10.9–17.6 (three alternating pairs), making 0.18–0.68 system calls per
+ * query where two made 0.68–1.06, because two workers split the datagrams
+ * into smaller batches per wake-up.
+ */
+export function defaultWorkers(cores: number): number {
+  return Math.max(1, cores - 1);
+}
+
 function defaultSettings(cwd: string): Settings {
   return {
     configDir: resolve(cwd, 'policies'),
@@ -159,7 +173,7 @@ function defaultSettings(cwd: string): Settings {
     listen: [{ host: '127.0.0.1', port: 5353 }],
     admin: { host: '127.0.0.1', port: 8053 },
     pop: hostname().split('.')[0] || 'popsteer',
-    workers: availableParallelism(),
+    workers: defaultWorkers(availableParallelism()),
     udpIo: 'auto',
     logLevel: 'info',
     versionBind: null,

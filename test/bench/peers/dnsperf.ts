@@ -43,6 +43,24 @@ export function envNumber(env: NodeJS.ProcessEnv, name: string, fallback: number
   return n;
 }
 
+/**
+ * Seconds of unmeasured load each server gets after it starts, before the
+ * measured runs (BENCH_WARMUP_SECONDS, 2; 0 for none). A server that runs for
+ * days serves warm: for popsteer the first seconds of load are when V8
+ * compiles the answer path on its background threads (measured at 0.5–0.8 µs
+ * of CPU per query over a 6 s run started cold, nothing once warm), and the
+ * per-worker class memos fill; C servers have nothing to warm. Every server
+ * gets the same warm-up.
+ */
+export function warmupSeconds(env: NodeJS.ProcessEnv): number {
+  return env.BENCH_WARMUP_SECONDS === '0' ? 0 : envNumber(env, 'BENCH_WARMUP_SECONDS', 2);
+}
+
+/** Unmeasured load on a freshly started server (see warmupSeconds). */
+export async function warmUp(port: number, dataFile: string, load: LoadSettings, seconds: number): Promise<void> {
+  if (seconds > 0) await runDnsperf({ port, dataFile, seconds, load });
+}
+
 export interface DnsperfRun {
   port: number;
   dataFile: string;

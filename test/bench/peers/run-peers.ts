@@ -9,13 +9,14 @@
 // (min(10, BENCH_SECONDS)), BENCH_SERVERS (popsteer,gdnsd,knot,powerdns),
 // BENCH_SETS (ecs,no-ecs,mixed), BENCH_NETWORKS (3500), BENCH_AGREEMENT (200),
 // BENCH_CLIENTS / BENCH_THREADS / BENCH_OUTSTANDING (dnsperf -c/-T/-q),
-// BENCH_SKIP_INSTALL=1, BENCH_OUT (test-results/bench), BENCH_POPSTEER_WORKERS.
+// BENCH_SKIP_INSTALL=1, BENCH_OUT (test-results/bench), BENCH_POPSTEER_WORKERS,
+// BENCH_WARMUP_SECONDS (2: unmeasured load on each fresh server, dnsperf.ts).
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { askAll, spreadSample, summarize, type AgreementSample, type AgreementSummary } from './agreement.ts';
-import { benchLoad, envNumber, runDnsperf, type DnsperfResult, type LoadSettings } from './dnsperf.ts';
+import { benchLoad, envNumber, runDnsperf, warmUp, warmupSeconds, type DnsperfResult, type LoadSettings } from './dnsperf.ts';
 import { ensurePackages } from './install.ts';
 import { writeQuerySets, type QuerySets } from './queries.ts';
 import { loadScenario, REPO_ROOT, type Scenario } from './scenario.ts';
@@ -30,6 +31,7 @@ const LATENCY_SECONDS = intEnv('BENCH_LATENCY_SECONDS', Math.min(10, SECONDS));
 const NETWORKS = intEnv('BENCH_NETWORKS', 3500);
 const AGREEMENT_SAMPLES = intEnv('BENCH_AGREEMENT', 200);
 const LOAD: LoadSettings = benchLoad(env);
+const WARMUP_SECONDS = warmupSeconds(env);
 const OUT_DIR = env.BENCH_OUT ?? join(REPO_ROOT, 'test-results', 'bench');
 
 type SetName = 'ecs' | 'no-ecs' | 'mixed';
@@ -106,7 +108,7 @@ function renderReport(scenario: Scenario, sets: QuerySets, results: Map<string, 
   lines.push(`popsteer side-by-side benchmark — ${startedAt.toISOString()}`);
   lines.push(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores shared by the server under test and dnsperf, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}`);
   lines.push(`load average before / after: ${loadBefore.map((l) => l.toFixed(2)).join(' ')} / ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  lines.push(`runs: ${ROUNDS} rounds × ${SECONDS} s per server and query set, servers interleaved (${SERVERS.map((s) => s.name).join(', ')}, then again)`);
+  lines.push(`runs: ${ROUNDS} rounds × ${SECONDS} s per server and query set, servers interleaved (${SERVERS.map((s) => s.name).join(', ')}, then again), each started fresh and given ${WARMUP_SECONDS} s of unmeasured ECS load first`);
   lines.push(`dnsperf: -c ${LOAD.clients} -T ${LOAD.threads} -q ${LOAD.outstanding} -t ${LOAD.timeoutSeconds}, binary input (-B), loopback UDP`);
   lines.push(`query sets: ecs = www A with ${sets.samples.length} distinct ECS subnets (${sets.samples.filter((s) => s.family === 1).length} IPv4 /24, ${sets.samples.filter((s) => s.family === 2).length} IPv6 /48) from GeoLite2-City; no-ecs = www A from 127.0.0.1; mixed = ${Math.round(sets.mixShares.steered * 100)}% ECS www, ${Math.round(sets.mixShares.staticName * 100)}% static name, ${Math.round(sets.mixShares.nxdomain * 100)}% NXDOMAIN, ${Math.round(sets.mixShares.outOfZone * 100)}% outside the zones`);
   lines.push('');
@@ -174,6 +176,7 @@ async function main(): Promise<void> {
         await withServer(definition, scenario, work, async (server) => {
           r.startupMs.push(server.startupMs);
           if (!r.agreement) r.agreement = await askAll(server.port, steeredName, agreementNetworks);
+          await warmUp(server.port, sets.ecs, LOAD, WARMUP_SECONDS);
           for (const set of SET_NAMES) {
             const result = await runDnsperf({ port: server.port, dataFile: dataFileOf(sets, set), seconds: SECONDS, load: LOAD });
             log(`round ${round} ${definition.name} ${set}: ${Math.round(result.qps)} q/s, lost ${result.lost}, avg ${result.avgLatencyMs.toFixed(3)} ms, rcodes ${JSON.stringify(result.rcodes)}`);

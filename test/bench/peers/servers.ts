@@ -7,6 +7,7 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { defaultWorkers } from '../../../server/config/settings.ts';
 import { encodeQuery } from './queries.ts';
 import { REPO_ROOT, renderZoneFile, type Scenario } from './scenario.ts';
 import { waitForFirstAnswer } from './udp-client.ts';
@@ -40,7 +41,7 @@ function debVersion(pkg: string): string {
 
 export const popsteer: ServerDefinition = {
   name: 'popsteer',
-  describe: `popsteer (this tree; ${process.env.BENCH_POPSTEER_WORKERS ?? CORES} DNS workers)`,
+  describe: `popsteer (this tree; ${process.env.BENCH_POPSTEER_WORKERS ?? defaultWorkers(CORES)} DNS workers)`,
   version() {
     const pkg = JSON.parse(readFileSync(`${REPO_ROOT}package.json`, 'utf8')) as { version: string };
     const commit = spawnSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
@@ -231,6 +232,32 @@ export function cpuSeconds(pid: number): { user: number; system: number } {
   // Fields after the command name, which is in parentheses and may hold spaces.
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND };
+}
+
+/**
+ * User and system CPU seconds of each thread of a process, summed by thread
+ * name ("WorkerThread", "V8Worker", "gdnsd-io-udp"…), from /proc/<pid>/task.
+ * Shows where a process's CPU per query goes: the DNS workers, V8's
+ * background threads (compiling, GC), the main thread.
+ */
+export function cpuSecondsByThread(pid: number): Map<string, { user: number; system: number; threads: number }> {
+  const byName = new Map<string, { user: number; system: number; threads: number }>();
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended while we looked
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const entry = byName.get(name) ?? { user: 0, system: 0, threads: 0 };
+    entry.user += Number(fields[11]) / TICKS_PER_SECOND;
+    entry.system += Number(fields[12]) / TICKS_PER_SECOND;
+    entry.threads++;
+    byName.set(name, entry);
+  }
+  return byName;
 }
 
 /** Resident memory of a process and all its descendants, in KiB (VmRSS from /proc). */
