@@ -497,7 +497,9 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     reloads.success++;
     reloads.lastError = [];
     // Re-signed with the same configuration: same content hash, new signatures to serve.
-    const changed = result.snapshot.hash !== current.hash || result.snapshot.dnssec?.expiresAt !== current.dnssec?.expiresAt;
+    // A rollover step: same files, other keys (dnssec/rollover.ts).
+    const changed = result.snapshot.hash !== current.hash || result.snapshot.dnssec?.expiresAt !== current.dnssec?.expiresAt
+      || result.snapshot.dnssec?.keys !== current.dnssec?.keys;
     if (changed) {
       // The workers serve `current`: policies they hold go by reference (snapshot/policy-reuse.ts).
       const serving = current;

@@ -29,7 +29,7 @@ Usage:
   popsteer fleet status [--admin host:port]
                                     the fleet's instances and overrides, as one instance sees them
   popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
-  popsteer dnssec keygen|ds --config <dir> --zone <zone>
+  popsteer dnssec keygen|ds|rollover --config <dir> --zone <zone>
                                     make a zone's signing key; print its DS for the parent
   popsteer --version                popsteer's version and the Node.js runtime it runs on
   popsteer --help | <command> --help
