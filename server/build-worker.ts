@@ -66,7 +66,7 @@ function builtGeo(loaded: LoadedGeo): BuiltGeo {
 
 /** Compiles the configuration directory against `against`; errors come back as data, never thrown. */
 function compile(against: LoadedGeo): BuiltLoad {
-  const result = loadSnapshot(settings.configDir, against.context, settings.pop, { hashRecord: settings.hashRecord });
+  const result = loadSnapshot(settings.configDir, against.context, settings.pop, { hashRecord: settings.hashRecord, validityDays: settings.dnssecValidityDays });
   return {
     snapshot: result.snapshot,
     errors: result.errors.map((e) => e.toJSON() as unknown as ConfigErrorData),

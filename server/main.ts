@@ -195,7 +195,7 @@ async function startBuilds(settings: Settings, log: Logger) {
   };
   const builder = new Builder({
     configDir: settings.configDir, geoDataDir: settings.geoDataDir, geoipDatabase: settings.geoipDatabase, asnDatabase: settings.asnDatabase, asnMaxChange: settings.asnMaxChange,
-    pop: settings.pop, hashRecord: settings.hashRecord, cacheDir: settings.cacheDir, watchGeo: true,
+    pop: settings.pop, hashRecord: settings.hashRecord, dnssecValidityDays: settings.dnssecValidityDays, cacheDir: settings.cacheDir, watchGeo: true,
   }, {
     started: (reason) => log.info({ reason }, 'build started'),
     geoBuilt: (next, load, change) => buildHandlers.geoBuilt(next, load, change),
@@ -523,6 +523,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // Re-signing in the background, through reload: never on the query path.
   const signatures = new SignatureRefresh({
     now: signingClock(), expiry: () => current.dnssec?.expiresAt ?? null, refresh: (reason) => reload(reason), log,
+    thresholdMs: settings.dnssecResignDays * 86_400_000, marginMs: settings.dnssecUnfitHours * 3_600_000, checkEveryMs: settings.dnssecCheckMinutes * 60_000,
   });
 
   let admin: AdminServer | null = null;

@@ -195,7 +195,7 @@ function validate(args: string[]): number {
     process.stdout.write(`invalid: ${err.errors.length} error(s) in the geo data\n`);
     return 1;
   }
-  const result = loadSnapshot(configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
+  const result = loadSnapshot(configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord, validityDays: settings.dnssecValidityDays });
   if (!result.snapshot) {
     for (const e of result.errors) process.stdout.write(`${e.format()}\n`);
     process.stdout.write(`invalid: ${result.errors.length} error(s) in ${configDir}\n`);

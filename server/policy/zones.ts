@@ -90,6 +90,8 @@ interface CompileOptions {
   policies?: readonly CompiledPolicy[];
   /** The signing clock (ms since the epoch); signature windows are quantized to its day. */
   signingNow?: () => number;
+  /** Signatures expire this many days after the signing day (settings dnssec.validity_days; 14 when unset). */
+  validityDays?: number;
 }
 
 const keyString = (key: Uint8Array): string => Buffer.from(key).toString('latin1');
@@ -406,7 +408,7 @@ function buildZoneNodes(zone: LoadedZone, errors: ConfigError[], options: Compil
  */
 function signBuiltZone(zone: LoadedZone, nodes: Map<string, BuildNode>, built: Map<string, NameNode>, cuts: BuildNode[],
   options: CompileOptions, dnssec: DnssecTables, errors: ConfigError[]): void {
-  const signer = new ZoneSigner(zone.key!.active, zone.apexKey, validityAt((options.signingNow ?? signingClock())()), zone.key!.published);
+  const signer = new ZoneSigner(zone.key!.active, zone.apexKey, validityAt((options.signingNow ?? signingClock())(), options.validityDays), zone.key!.published);
   const names: NameFacts[] = [];
   for (const node of nodes.values()) {
     const types = new Set(node.rrsets.keys());
