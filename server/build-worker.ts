@@ -68,7 +68,7 @@ function builtGeo(loaded: LoadedGeo): BuiltGeo {
 
 /** Compiles the configuration directory against `against`; errors come back as data, never thrown. */
 function compile(against: LoadedGeo, dir = configDir): BuiltLoad {
-  const result = loadSnapshot(dir, against.context, settings.pop, { hashRecord: settings.hashRecord });
+  const result = loadSnapshot(dir, against.context, settings.pop, { hashRecord: settings.hashRecord, validityDays: settings.dnssecValidityDays });
   return {
     snapshot: result.snapshot,
     errors: result.errors.map((e) => e.toJSON() as unknown as ConfigErrorData),

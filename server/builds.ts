@@ -23,7 +23,7 @@ import type { GeoContext, LoadResult } from './policy/load.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import type { CompiledPolicy } from './steering/types.ts';
 
-export type BuildSettings = Pick<Settings, 'configDir' | 'geoDataDir' | 'geoipDatabase' | 'asnDatabase' | 'asnMaxChange' | 'pop' | 'hashRecord'> & {
+export type BuildSettings = Pick<Settings, 'configDir' | 'geoDataDir' | 'geoipDatabase' | 'asnDatabase' | 'asnMaxChange' | 'pop' | 'hashRecord' | 'dnssecValidityDays'> & {
   cacheDir: string | null;
   /** Watch the GeoIP database and build each new version (serve: yes). */
   watchGeo: boolean;

@@ -198,7 +198,7 @@ async function startBuilds(settings: Settings, log: Logger) {
   };
   const builder = new Builder({
     configDir: settings.configDir, geoDataDir: settings.geoDataDir, geoipDatabase: settings.geoipDatabase, asnDatabase: settings.asnDatabase, asnMaxChange: settings.asnMaxChange,
-    pop: settings.pop, hashRecord: settings.hashRecord, cacheDir: settings.cacheDir, watchGeo: true,
+    pop: settings.pop, hashRecord: settings.hashRecord, dnssecValidityDays: settings.dnssecValidityDays, cacheDir: settings.cacheDir, watchGeo: true,
   }, {
     started: (reason) => log.info({ reason }, 'build started'),
     geoBuilt: (next, load, change) => buildHandlers.geoBuilt(next, load, change),
@@ -526,7 +526,9 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     reloads.success++;
     reloads.lastError = [];
     // Re-signed with the same configuration: same content hash, new signatures to serve.
-    const changed = result.snapshot.hash !== current.hash || result.snapshot.dnssec?.expiresAt !== current.dnssec?.expiresAt;
+    // A rollover step: same files, other keys (dnssec/rollover.ts).
+    const changed = result.snapshot.hash !== current.hash || result.snapshot.dnssec?.expiresAt !== current.dnssec?.expiresAt
+      || result.snapshot.dnssec?.keys !== current.dnssec?.keys;
     if (changed) {
       // The workers serve `current`: policies they hold go by reference (snapshot/policy-reuse.ts).
       const serving = current;
@@ -551,6 +553,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   // Re-signing in the background, through reload: never on the query path.
   const signatures = new SignatureRefresh({
     now: signingClock(), expiry: () => current.dnssec?.expiresAt ?? null, refresh: (reason) => reload(reason), log,
+    thresholdMs: settings.dnssecResignDays * 86_400_000, marginMs: settings.dnssecUnfitHours * 3_600_000, checkEveryMs: settings.dnssecCheckMinutes * 60_000,
   });
 
   let admin: AdminServer | null = null;

@@ -34,7 +34,7 @@ Usage:
   popsteer history | rollback <rev> | promote <rev> --fleet nats://…
                                     the fleet's policy revisions; publish an old one again; lift a canary
   popsteer anycast [options]        announce/withdraw the anycast route with ExaBGP or BIRD 2 as fitness changes
-  popsteer dnssec keygen|ds --config <dir> --zone <zone>
+  popsteer dnssec keygen|ds|rollover --config <dir> --zone <zone>
                                     make a zone's signing key; print its DS for the parent
   popsteer --version                popsteer's version and the Node.js runtime it runs on
   popsteer --help | <command> --help
@@ -205,7 +205,7 @@ function validate(args: string[]): number {
     process.stdout.write(`invalid: ${err.errors.length} error(s) in the geo data\n`);
     return 1;
   }
-  const result = loadSnapshot(configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord });
+  const result = loadSnapshot(configDir, geo.context, settings.pop, { hashRecord: settings.hashRecord, validityDays: settings.dnssecValidityDays });
   if (!result.snapshot) {
     for (const e of result.errors) process.stdout.write(`${e.format()}\n`);
     process.stdout.write(`invalid: ${result.errors.length} error(s) in ${configDir}\n`);

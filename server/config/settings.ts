@@ -80,6 +80,14 @@ export interface Settings {
   fleetCreds: string | null;
   /** Join a loopback-only fleet without credentials (tests, a laptop). */
   fleetInsecureLoopback: boolean;
+  /** DNSSEC (server/dnssec/refresh.ts): signatures end this many days after the signing day. */
+  dnssecValidityDays: number;
+  /** Re-sign in the background when the served signatures expire within this many days. */
+  dnssecResignDays: number;
+  /** Report unfit when they expire within this many hours (re-signing kept failing). */
+  dnssecUnfitHours: number;
+  /** How often the clock is compared with the served window. */
+  dnssecCheckMinutes: number;
 }
 
 type Kind = 'nats-list' | 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'path-list' | 'cidr-list' | 'name-list' | 'bool' | 'choice-list' | 'dnstap';
@@ -140,6 +148,10 @@ const SETTING_SPECS: SettingSpec[] = [
   { key: 'fleetName', flag: 'fleet-name', env: 'POPSTEER_FLEET_NAME', file: 'fleet.name', kind: 'string', help: 'the fleet\'s name: prefix of its KV buckets and subjects (default popsteer)' },
   { key: 'fleetCreds', flag: 'fleet-creds', env: 'POPSTEER_FLEET_CREDS', file: 'fleet.creds', kind: 'path', help: 'NATS credentials: a .creds file, an nkey seed file, or a file holding user:password on one line' },
   { key: 'fleetInsecureLoopback', flag: 'fleet-insecure-loopback', env: 'POPSTEER_FLEET_INSECURE_LOOPBACK', file: 'fleet.insecure_loopback', kind: 'bool', help: 'join a fleet whose servers are all on loopback without --fleet-creds (tests); beyond loopback credentials are required (default off)' },
+  { key: 'dnssecValidityDays', flag: 'dnssec-validity-days', env: 'POPSTEER_DNSSEC_VALIDITY_DAYS', file: 'dnssec.validity_days', kind: 'int', help: 'DNSSEC: signatures expire this many days after the start of the signing day (UTC), the same on every instance (default 14)' },
+  { key: 'dnssecResignDays', flag: 'dnssec-resign-days', env: 'POPSTEER_DNSSEC_RESIGN_DAYS', file: 'dnssec.resign_days', kind: 'int', help: 'DNSSEC: re-sign in the background when the served signatures expire within this many days; below validity_days - 1 (default 7)' },
+  { key: 'dnssecUnfitHours', flag: 'dnssec-unfit-hours', env: 'POPSTEER_DNSSEC_UNFIT_HOURS', file: 'dnssec.unfit_hours', kind: 'int', help: 'DNSSEC: report unfit (/v1/fitness 503, anycast withdraws) when the served signatures expire within this many hours; below resign_days (default 48)' },
+  { key: 'dnssecCheckMinutes', flag: 'dnssec-check-minutes', env: 'POPSTEER_DNSSEC_CHECK_MINUTES', file: 'dnssec.check_minutes', kind: 'int', help: 'DNSSEC: how often the clock is compared with the served signatures\' window; below unfit_hours (default 10)' },
 ];
 
 /**
@@ -211,6 +223,10 @@ function defaultSettings(cwd: string): Settings {
     fleetName: 'popsteer',
     fleetCreds: null,
     fleetInsecureLoopback: false,
+    dnssecValidityDays: 14,
+    dnssecResignDays: 7,
+    dnssecUnfitHours: 48,
+    dnssecCheckMinutes: 10,
   };
 }
 
@@ -338,9 +354,11 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
   else if (env.POPSTEER_CONFIG) apply(configSpec, env.POPSTEER_CONFIG, 'environment', cwd);
 
   const configFile = join(settings.configDir, 'popsteer.yaml');
+  let positionOf = (_pointer: string): SourcePosition | null => null;
   if (existsSync(configFile)) {
     try {
       const source = readYamlFile(configFile);
+      positionOf = (pointer) => source.position(pointer);
       const data = (source.data ?? {}) as Record<string, unknown>;
       if (typeof data !== 'object' || Array.isArray(data)) {
         errors.push(new ConfigError('POPSTEER_ERR_SETTING', configFile, null, '', 'must be a mapping of setting: value'));
@@ -371,7 +389,7 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
     if (value !== undefined) apply(spec, spec.multiple ? (value as string[]).join(',') : value, `--${spec.flag}`, cwd);
   }
   applyPathDefaults(settings, env);
-  errors.push(...adminSettingErrors(settings), ...fleetSettingErrors(settings));
+  errors.push(...adminSettingErrors(settings), ...fleetSettingErrors(settings), ...dnssecSettingErrors(settings, configFile, positionOf));
   if (errors.length > 0) throw new ConfigErrors(errors);
   const extraValues: Record<string, string | boolean | string[] | undefined> = {};
   for (const key of Object.keys(extra)) extraValues[key] = (parsed.values as Record<string, string | boolean | string[] | undefined>)[key];
@@ -386,8 +404,8 @@ export function resolveSettings(argv: string[], env: NodeJS.ProcessEnv, cwd: str
 function fileEntries(data: Record<string, unknown>): Array<[string, unknown]> {
   const entries: Array<[string, unknown]> = [];
   for (const [k, v] of Object.entries(data)) {
-    if (k === 'fleet' && v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      for (const [sub, value] of Object.entries(v)) entries.push([`fleet.${sub}`, value]);
+    if ((k === 'fleet' || k === 'dnssec') && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      for (const [sub, value] of Object.entries(v)) entries.push([`${k}.${sub}`, value]);
     } else entries.push([k, v]);
   }
   return entries;
@@ -408,6 +426,21 @@ function fleetSettingErrors(settings: Settings): ConfigError[] {
   const why = remote.length > 0 ? `${remote.join(', ')} is beyond loopback` : 'joining without credentials is refused';
   return [new ConfigError('POPSTEER_ERR_SETTING', 'fleet', null, '/fleet',
     `--fleet: ${why}; give NATS credentials with --fleet-creds FILE (fleet.creds)${remote.length === 0 ? ', or --fleet-insecure-loopback for a fleet on this machine only' : ''}`)];
+}
+
+/**
+ * The re-signing thresholds in order: check interval < unfit margin <
+ * re-sign threshold < validity - 1 day (signatures made late in a day have
+ * a day less left; a threshold at or past that would re-sign at once, every time).
+ */
+function dnssecSettingErrors(settings: Settings, configFile: string, positionOf: (pointer: string) => SourcePosition | null): ConfigError[] {
+  const { dnssecValidityDays: validity, dnssecResignDays: resign, dnssecUnfitHours: unfit, dnssecCheckMinutes: check } = settings;
+  // Named at the setting to lower (its line when popsteer.yaml sets it; a flag or variable otherwise).
+  const fail = (key: string, message: string): ConfigError[] => [new ConfigError('POPSTEER_ERR_SETTING', configFile, positionOf(`/dnssec/${key}`), `/dnssec/${key}`, message)];
+  if (resign >= validity - 1) return fail('resign_days', `dnssec.resign_days (${resign}) must be below dnssec.validity_days - 1 (${validity - 1}): lower resign_days or raise validity_days`);
+  if (unfit >= resign * 24) return fail('unfit_hours', `dnssec.unfit_hours (${unfit}) must be below dnssec.resign_days in hours (${resign * 24}), or the instance turns unfit before it tries to re-sign: lower unfit_hours`);
+  if (check >= unfit * 60) return fail('check_minutes', `dnssec.check_minutes (${check}) must be below dnssec.unfit_hours in minutes (${unfit * 60}): lower check_minutes`);
+  return [];
 }
 
 /** Is `host` (an --admin or --listen host) on the loopback network? */

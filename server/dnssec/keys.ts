@@ -27,25 +27,44 @@ export interface ZoneKey {
 }
 
 /** The key file of a zone: <keys dir>/<zone>.csk.pem (zone without its trailing dot). */
-function keyFileOf(keysDir: string, zone: string): string {
-  return join(keysDir, `${zone.replace(/\.$/, '').toLowerCase() || 'root'}.csk.pem`);
+export function keyFileOf(keysDir: string, zone: string): string {
+  return join(keysDir, `${zoneFileStem(zone)}.csk.pem`);
 }
 
-/** Creates a CSK file (mode 0600); refuses to overwrite one. Returns its path. */
-export function generateKey(keysDir: string, zone: string, algorithm: number): string {
-  const file = keyFileOf(keysDir, zone);
-  if (existsSync(file)) throw new KeyError(`${file} already exists; remove it first (a rollover replaces keys by pre-publication, not by overwriting)`);
+/** The zone's name as key and state files start with it: lower case, no trailing dot ("root" for the root). */
+export function zoneFileStem(zone: string): string {
+  return zone.replace(/\.$/, '').toLowerCase() || 'root';
+}
+
+/**
+ * Creates a CSK file (mode 0600); refuses to overwrite one. `fileFor` names
+ * the file from the new key's tag (a rollover's next key); by default the
+ * zone's one key file. `avoidTag` is a tag the new key must not share (the
+ * key it replaces: two keys with one tag confuse validators). Returns its path.
+ */
+export function generateKey(keysDir: string, zone: string, algorithm: number,
+  fileFor: (keyTag: number) => string = () => keyFileOf(keysDir, zone), avoidTag = -1): string {
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
-  const pair = algorithm === ALG_ED25519 ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const pem = pair.privateKey.export({ format: 'pem', type: 'pkcs8' });
-  // The one file writer (temporary file, fsync, rename): never a half-written key.
-  writeFileSafely(file, [pem], 0o600);
-  return file;
+  for (;;) {
+    const pair = algorithm === ALG_ED25519 ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keyTag = keyTagOf(dnskeyRdata(pair.publicKey, algorithm));
+    if (keyTag === avoidTag) continue;
+    const file = fileFor(keyTag);
+    if (existsSync(file)) throw new KeyError(`${file} already exists; remove it first (a rollover replaces keys by pre-publication, not by overwriting)`);
+    const pem = pair.privateKey.export({ format: 'pem', type: 'pkcs8' });
+    // The one file writer (temporary file, fsync, rename): never a half-written key.
+    writeFileSafely(file, [pem], 0o600);
+    return file;
+  }
 }
 
 /** Loads a zone's CSK; throws KeyError saying what to do when it is missing, unsafe or (given `algorithm`) of another algorithm. */
 export function loadKey(keysDir: string, zone: string, algorithm: number | null): ZoneKey {
-  const file = keyFileOf(keysDir, zone);
+  return loadKeyFile(keyFileOf(keysDir, zone), zone, algorithm);
+}
+
+/** Loads one key file (see loadKey). */
+export function loadKeyFile(file: string, zone: string, algorithm: number | null): ZoneKey {
   let mode: number;
   try {
     mode = statSync(file).mode;

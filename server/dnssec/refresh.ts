@@ -12,6 +12,7 @@ import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 
 const DAY_MS = 86_400_000;
 
+// The defaults; settings dnssec.resign_days, unfit_hours and check_minutes replace them (config/settings.ts).
 /** Re-sign when the served signatures expire within this (7 days: half the 14-day window). */
 export const REFRESH_THRESHOLD_MS = 7 * DAY_MS;
 /** Unfit when they expire within this: two days for a person to fix what stops the refresh. */
@@ -49,6 +50,7 @@ interface RefreshOptions {
   log: RefreshLog;
   thresholdMs?: number;
   marginMs?: number;
+  checkEveryMs?: number;
 }
 
 /** The background re-signing and the unfit verdict for signatures about to expire. */
@@ -113,7 +115,7 @@ export class SignatureRefresh {
 
   /** Checks every few minutes, and at once whenever POPSTEER_CLOCK_FILE changes (tests move the clock). */
   start(): void {
-    this.timer = setInterval(() => void this.check(), CHECK_EVERY_MS);
+    this.timer = setInterval(() => void this.check(), this.options.checkEveryMs ?? CHECK_EVERY_MS);
     this.timer.unref();
     const file = process.env.POPSTEER_CLOCK_FILE;
     if (file) {

@@ -107,6 +107,9 @@ export function rrsetKey(rrset: CanonicalRRset): string {
   return `${Buffer.from(rrset.owner).toString('latin1')}|${rrset.type}|${rrset.klass}|${rrset.ttl}|${sorted.join('\u0001')}`;
 }
 
+/** The apex RRsets every published key signs during a rollover (rollover.ts): DNSKEY, CDS, CDNSKEY. */
+const KEY_SET_TYPES = new Set([48, 59, 60]);
+
 /** Signs a zone's RRsets at compile time, each distinct RRset once, each signature verified once. */
 export class ZoneSigner {
   readonly key: ZoneKey;
@@ -114,11 +117,23 @@ export class ZoneSigner {
   readonly validity: Validity;
   /** Canonical RRset key → RRSIG RDATA; travels in the snapshot for the steered answers built later. */
   readonly signatures = new Map<string, Uint8Array>();
+  /** Published keys other than `key`: they sign the apex key sets too (a rollover's old or next key). */
+  private readonly otherKeys: ZoneKey[];
+  /** Their signatures over the key sets, by canonical RRset key. */
+  private readonly keySetSignatures = new Map<string, Uint8Array[]>();
 
-  constructor(key: ZoneKey, apexLower: Uint8Array, validity: Validity) {
+  constructor(key: ZoneKey, apexLower: Uint8Array, validity: Validity, otherKeys: ZoneKey[] = []) {
     this.key = key;
     this.signer = apexLower;
     this.validity = validity;
+    this.otherKeys = otherKeys.filter((k) => k !== key);
+  }
+
+  /** How many signatures were made, the key sets' extra ones included. */
+  get count(): number {
+    let extra = 0;
+    for (const list of this.keySetSignatures.values()) extra += list.length;
+    return this.signatures.size + extra;
   }
 
   /** The RRSIG RDATA for `rrset`, made (and checked) on first use. */
@@ -126,11 +141,28 @@ export class ZoneSigner {
     const k = rrsetKey(rrset);
     const known = this.signatures.get(k);
     if (known) return known;
-    const head = rrsigHead(rrset, this.key, this.signer, this.validity);
-    const signature = signBytes(this.key, signedData(head, rrset));
-    const rrsig = Buffer.concat([head, signature]);
-    if (!verifyRrsig(rrsig, rrset, this.key)) throw new Error(`a fresh signature over ${rrset.type} did not verify`);
+    const rrsig = this.signWith(this.key, rrset);
     this.signatures.set(k, rrsig);
+    return rrsig;
+  }
+
+  /** Every RRSIG for `rrset`: the active key's, and at the apex key sets each other published key's. */
+  signAll(rrset: CanonicalRRset): Uint8Array[] {
+    const own = this.sign(rrset);
+    if (this.otherKeys.length === 0 || !KEY_SET_TYPES.has(rrset.type) || compareBytes(rrset.owner, this.signer) !== 0) return [own];
+    const k = rrsetKey(rrset);
+    let others = this.keySetSignatures.get(k);
+    if (!others) {
+      others = this.otherKeys.map((key) => this.signWith(key, rrset));
+      this.keySetSignatures.set(k, others);
+    }
+    return [own, ...others];
+  }
+
+  private signWith(key: ZoneKey, rrset: CanonicalRRset): Uint8Array {
+    const head = rrsigHead(rrset, key, this.signer, this.validity);
+    const rrsig = Buffer.concat([head, signBytes(key, signedData(head, rrset))]);
+    if (!verifyRrsig(rrsig, rrset, key)) throw new Error(`a fresh signature over ${rrset.type} did not verify`);
     return rrsig;
   }
 }

@@ -21,7 +21,13 @@ export interface ExtraRecord {
  * Decides an RRset's signature: its RRSIG RDATA, or null to leave it unsigned
  * (a delegation's NS, glue). `section` 0 answer, 1 authority, 2 additional.
  */
-export type SignatureFor = (rrset: CanonicalRRset, section: number) => Uint8Array | null;
+export type SignatureFor = (rrset: CanonicalRRset, section: number) => Uint8Array | readonly Uint8Array[] | null;
+
+/** A SignatureFor answer as a list (a rollover's key sets carry one RRSIG per published key). */
+function asList(rrsigs: Uint8Array | readonly Uint8Array[] | null): readonly Uint8Array[] {
+  if (rrsigs === null) return [];
+  return rrsigs instanceof Uint8Array ? [rrsigs] : rrsigs;
+}
 
 interface ParsedRecord {
   section: number;
@@ -166,14 +172,14 @@ export function signTemplate(template: AnswerTemplate, qname: Uint8Array, apex: 
   const flushExtras = (): void => {
     for (const extra of options.extraAuthority ?? []) {
       const rrset: CanonicalRRset = { owner: extra.owner, type: extra.type, klass: CLASS_IN, ttl: extra.ttl, rdatas: [extra.rdata] };
-      const rrsig = signatureFor(rrset, 1);
       for (const b of extra.owner) out.bytes.push(b);
       out.fields(extra.type, CLASS_IN, extra.ttl, extra.rdata, false);
       out.counts[1]++;
-      if (rrsig === null) continue;
-      for (const b of extra.owner) out.bytes.push(b);
-      out.fields(TYPE_RRSIG, CLASS_IN, extra.ttl, rrsig, false);
-      out.counts[1]++;
+      for (const rrsig of asList(signatureFor(rrset, 1))) {
+        for (const b of extra.owner) out.bytes.push(b);
+        out.fields(TYPE_RRSIG, CLASS_IN, extra.ttl, rrsig, false);
+        out.counts[1]++;
+      }
     }
   };
   let extrasDone = false;
@@ -212,9 +218,9 @@ function appendSignedGroup(template: AnswerTemplate, group: ParsedRecord[], out:
   out.counts[first.section] += group.length;
   const ttl = originalTtl > 0 ? originalTtl : first.ttl;
   const rrset: CanonicalRRset = { owner: first.owner, type: first.type, klass: first.klass, ttl, rdatas: group.map((r) => r.canonical) };
-  const rrsig = signatureFor(rrset, first.section);
-  if (rrsig === null) return;
-  out.copy(template, first.start, first.ownerEnd);
-  out.fields(TYPE_RRSIG, first.klass, first.ttl, rrsig, first.ttlPatched);
-  out.counts[first.section]++;
+  for (const rrsig of asList(signatureFor(rrset, first.section))) {
+    out.copy(template, first.start, first.ownerEnd);
+    out.fields(TYPE_RRSIG, first.klass, first.ttl, rrsig, first.ttlPatched);
+    out.counts[first.section]++;
+  }
 }

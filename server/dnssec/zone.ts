@@ -45,7 +45,7 @@ class Chain {
     this.cuts = zone.names.filter((f) => f.types.has(TYPE_NS) && f.node.key.length !== apex.length).map((f) => f.node.key);
     this.facts = zone.names.filter((f) => !f.occluded && f.types.size > 0).sort((a, b) => compareNames(a.node.key, b.node.key));
     this.names = this.facts.map((f) => f.node.key);
-    this.signatureFor = (rrset) => (authoritative(rrset, apex, this.cuts) ? zone.signer.sign(rrset) : null);
+    this.signatureFor = (rrset) => (authoritative(rrset, apex, this.cuts) ? zone.signer.signAll(rrset) : null);
   }
 
   isCut(key: Uint8Array): boolean {
@@ -78,7 +78,7 @@ export function signZone(zone: ZoneToSign, nxdomain: AnswerTemplate, allNodes: N
   const chain = new Chain(zone);
   for (const facts of zone.names) if (!facts.occluded) signNode(facts.node, zone.apex, chain);
   buildDenials(zone, chain, nxdomain, allNodes);
-  return zone.signer.signatures.size;
+  return zone.signer.count;
 }
 
 /** Whether an RRset is the zone's to sign: in the zone, not a delegation's NS, not glue below a cut. */

@@ -194,7 +194,7 @@ function zonesKeyOf(files: ReadonlyArray<{ file: string; text: string }>, steere
   return hash.digest('hex').slice(0, 16);
 }
 
-export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string, options: { hashRecord?: string | null } = {}): LoadResult {
+export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string, options: { hashRecord?: string | null; validityDays?: number } = {}): LoadResult {
   const errors: ConfigError[] = [];
   let zoneFiles: string[];
   try {
@@ -205,7 +205,7 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   }
   const policyFiles = policyFilesIn(configDir);
   const loaded = compilePolicies(policyFiles, (namedAsns) => geoFacts(geo, namedAsns), selfPop, errors);
-  const { result, errors: zoneErrors } = compileZones(zoneFiles, loaded.steered, { policies: loaded.policies });
+  const { result, errors: zoneErrors } = compileZones(zoneFiles, loaded.steered, { policies: loaded.policies, validityDays: options.validityDays });
   errors.push(...zoneErrors);
   const files = [...zoneFiles, ...policyFiles];
   if (!result || errors.length > 0) return { snapshot: null, errors, files, policies: [] };

@@ -19,7 +19,8 @@ import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { createNameTable, insertName } from '../snapshot/name-table.ts';
 import type { NameNode, NameTable, ZoneTables } from '../snapshot/types.ts';
 import { validateAgainstSchema } from '../config/schema.ts';
-import { ALG_ECDSAP256SHA256, dsRdata, KeyError, loadKey, TYPE_CDNSKEY, TYPE_CDS, TYPE_DNSKEY, type ZoneKey } from '../dnssec/keys.ts';
+import { ALG_ECDSAP256SHA256, dsRdata, KeyError, TYPE_CDNSKEY, TYPE_CDS, TYPE_DNSKEY } from '../dnssec/keys.ts';
+import { loadKeySet, type KeySet } from '../dnssec/rollover.ts';
 import { signingClock } from '../dnssec/refresh.ts';
 import { validityAt, ZoneSigner } from '../dnssec/sign.ts';
 import { originalTtlOf, signSteeredSets, SteeredSetsError } from '../dnssec/steered.ts';
@@ -63,7 +64,8 @@ interface LoadedZone {
   negativeTtl: number;
   tables: ZoneTables;
   /** The zone's CSK when it is signed. */
-  key: ZoneKey | null;
+  /** The zone's signing keys (several during a rollover), or null when it is not signed. */
+  key: KeySet | null;
 }
 
 /** A name answered by a steering decision, declared by a policy. */
@@ -88,6 +90,8 @@ interface CompileOptions {
   policies?: readonly CompiledPolicy[];
   /** The signing clock (ms since the epoch); signature windows are quantized to its day. */
   signingNow?: () => number;
+  /** Signatures expire this many days after the signing day (settings dnssec.validity_days; 14 when unset). */
+  validityDays?: number;
 }
 
 const keyString = (key: Uint8Array): string => Buffer.from(key).toString('latin1');
@@ -132,7 +136,7 @@ export function compileZones(files: string[], steered: SteeredName[], options: C
   if (errors.length > 0) return { result: null, errors };
 
   const allNodes: NameNode[] = [];
-  const dnssec: DnssecTables = { signatures: new Map(), steered: [], expiresAt: Infinity };
+  const dnssec: DnssecTables = { signatures: new Map(), steered: [], expiresAt: Infinity, keys: '' };
   for (const zone of zones) allNodes.push(...buildZoneNodes(zone, errors, options, dnssec));
   if (errors.length > 0) return { result: null, errors };
 
@@ -224,18 +228,19 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
   const key = doc.dnssec ? zoneKey(file, doc, apexText, err) : null;
   if (key && apexNode) {
     // DNSKEY, and CDS/CDNSKEY (RFC 7344) so a parent that scans for them can take the DS over by itself.
-    apexNode.rrsets.set(TYPE_DNSKEY, { type: TYPE_DNSKEY, ttl: soa.ttl, rdatas: [[key.dnskey]], targets: [] });
-    apexNode.rrsets.set(TYPE_CDS, { type: TYPE_CDS, ttl: soa.ttl, rdatas: [[dsRdata(apexText, key)]], targets: [] });
-    apexNode.rrsets.set(TYPE_CDNSKEY, { type: TYPE_CDNSKEY, ttl: soa.ttl, rdatas: [[key.dnskey]], targets: [] });
+    // During a rollover DNSKEY holds the old and the next key, CDS/CDNSKEY the DS set the parent should have (dnssec/rollover.ts).
+    apexNode.rrsets.set(TYPE_DNSKEY, { type: TYPE_DNSKEY, ttl: soa.ttl, rdatas: key.published.map((k) => [k.dnskey]), targets: [] });
+    apexNode.rrsets.set(TYPE_CDS, { type: TYPE_CDS, ttl: soa.ttl, rdatas: key.parentKeys.map((k) => [dsRdata(apexText, k)]), targets: [] });
+    apexNode.rrsets.set(TYPE_CDNSKEY, { type: TYPE_CDNSKEY, ttl: soa.ttl, rdatas: key.parentKeys.map((k) => [k.dnskey]), targets: [] });
   }
   return { source, doc, apex, apexKey, nodes, negativeTtl, tables, key };
 }
 
-/** The zone's CSK from its keys directory (relative to the config directory, the parent of zones/). */
-function zoneKey(file: string, doc: ZoneDocument, apexText: string, err: ZoneFail): ZoneKey | null {
+/** The zone's CSK (CSKs during a rollover) from its keys directory (relative to the config directory, the parent of zones/). */
+function zoneKey(file: string, doc: ZoneDocument, apexText: string, err: ZoneFail): KeySet | null {
   const keysDir = resolve(dirname(dirname(file)), doc.dnssec!.keys);
   try {
-    return loadKey(keysDir, apexText, doc.dnssec!.algorithm ?? ALG_ECDSAP256SHA256);
+    return loadKeySet(keysDir, apexText, doc.dnssec!.algorithm ?? ALG_ECDSAP256SHA256);
   } catch (e) {
     if (!(e instanceof KeyError)) throw e;
     err('POPSTEER_ERR_ZONE_DNSSEC', '/dnssec', e.message);
@@ -403,7 +408,7 @@ function buildZoneNodes(zone: LoadedZone, errors: ConfigError[], options: Compil
  */
 function signBuiltZone(zone: LoadedZone, nodes: Map<string, BuildNode>, built: Map<string, NameNode>, cuts: BuildNode[],
   options: CompileOptions, dnssec: DnssecTables, errors: ConfigError[]): void {
-  const signer = new ZoneSigner(zone.key!, zone.apexKey, validityAt((options.signingNow ?? signingClock())()));
+  const signer = new ZoneSigner(zone.key!.active, zone.apexKey, validityAt((options.signingNow ?? signingClock())(), options.validityDays), zone.key!.published);
   const names: NameFacts[] = [];
   for (const node of nodes.values()) {
     const types = new Set(node.rrsets.keys());
@@ -426,6 +431,8 @@ function signBuiltZone(zone: LoadedZone, nodes: Map<string, BuildNode>, built: M
   signZone({ apex: zone.apexKey, signer, negativeTtl: zone.negativeTtl, names }, zone.tables.nxdomain, [...built.values()]);
   for (const [k, v] of signer.signatures) dnssec.signatures.set(k, v);
   dnssec.expiresAt = Math.min(dnssec.expiresAt, signer.validity.expiration * 1000);
+  const keys = zone.key!;
+  dnssec.keys += `${zone.tables.apexText}:${keys.active.keyTag}/${keys.published.map((k) => k.keyTag).join(',')}/${keys.parentKeys.map((k) => k.keyTag).join(',')};`;
 }
 
 /** Every owner name, and the empty non-terminals between it and the apex. */

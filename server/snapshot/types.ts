@@ -83,6 +83,8 @@ export interface DnssecTables {
   steered: Array<{ originalTtl: number; apex: Uint8Array } | null>;
   /** When the earliest of these signatures expires (ms since the epoch): dnssec/refresh.ts re-signs before it. */
   expiresAt: number;
+  /** The signing and published keys' tags per signed zone: a rollover step changes what is served without changing a file's text. */
+  keys: string;
 }
 
 export interface NameTable {
