@@ -98,13 +98,23 @@ function gapOf(labels: Uint8Array[], key: Uint8Array, start: number): number {
   return lo;
 }
 
-/** The signed wildcard answer for a query at key[start…] whose unsigned answer is `template` of `wildcard` (null when none matches). */
-export function wildcardProof(encloser: NameNode, wildcard: NameNode, template: AnswerTemplate, key: Uint8Array, start: number): AnswerTemplate | null {
-  const proofs = encloser.wildcardProofs;
-  if (proofs === undefined) return null;
-  const answers = proofs.answers[gapOf(proofs.labels, key, start)];
+/** The gap below `encloser` (with wildcard proofs) that the label at key[start] falls in. */
+export function wildcardGap(encloser: NameNode, key: Uint8Array, start: number): number {
+  return gapOf(encloser.wildcardProofs!.labels, key, start);
+}
+
+/**
+ * The signed wildcard answer in `gap` whose unsigned answer is `template` of
+ * `wildcard`; null when none matches (a steered answer, signed per endpoint set).
+ */
+export function wildcardProof(encloser: NameNode, wildcard: NameNode, template: AnswerTemplate, gap: number): AnswerTemplate | null {
+  const answers = encloser.wildcardProofs!.answers[gap];
   if (template === wildcard.otherTypes) return answers.otherTypes;
   if (template === wildcard.any) return answers.any;
+  if (wildcard.steeredNodata !== undefined && answers.steeredNodata !== undefined) {
+    if (template === wildcard.steeredNodata.a) return answers.steeredNodata.a;
+    if (template === wildcard.steeredNodata.aaaa) return answers.steeredNodata.aaaa;
+  }
   const i = wildcard.templates.indexOf(template);
   return i >= 0 ? answers.templates[i] : null;
 }

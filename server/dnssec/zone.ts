@@ -4,13 +4,13 @@
 // steered name can answer is signed ahead (steered.ts). Runs once per
 // compile; the query path only picks among what this made.
 
-import { TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_DS, TYPE_NS } from '../dns/constants.ts';
+import { CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_DS, TYPE_NS } from '../dns/constants.ts';
 import { isSubdomain } from '../dns/name.ts';
 import type { AnswerTemplate } from '../dns/template.ts';
 import type { DenialTable, NameNode, WildcardAnswers } from '../snapshot/types.ts';
 import { compareLabels, compareNames, nsecRdata, predecessorIndex } from './nsec.ts';
 import { TYPE_NSEC, TYPE_RRSIG, type CanonicalRRset, type ZoneSigner } from './sign.ts';
-import { signTemplate, type ExtraRecord, type SignatureFor } from './template.ts';
+import { negativeCnameTarget, signTemplate, type ExtraRecord, type SignatureFor } from './template.ts';
 
 /** What signing needs to know of one name beyond its NameNode. */
 export interface NameFacts {
@@ -36,7 +36,7 @@ class Chain {
   readonly facts: NameFacts[];
   readonly names: Uint8Array[];
   readonly signatureFor: SignatureFor;
-  private readonly records = new Map<number, ExtraRecord>();
+  private readonly records = new Map<number | string, ExtraRecord>();
   private readonly zone: ZoneToSign;
 
   constructor(zone: ZoneToSign) {
@@ -52,22 +52,39 @@ class Chain {
     return this.cuts.some((c) => keyOf(c) === keyOf(key));
   }
 
-  /** The NSEC whose owner is `name`, or that covers it (the last chain name before it). */
-  nsecFor(name: Uint8Array): ExtraRecord {
+  /**
+   * The NSEC whose owner is `name`, or that covers it (the last chain name
+   * before it), signed. `drop` leaves types out of its bitmap: the NODATA
+   * proofs of a steered name, which answers A, AAAA or CNAME only for some
+   * clients (see signNode).
+   */
+  nsecFor(name: Uint8Array, drop: readonly number[] = []): ExtraRecord {
     const i = predecessorIndex(this.names, name);
-    let record = this.records.get(i);
+    const k = drop.length === 0 ? i : `${i}|${drop.join(',')}`;
+    let record = this.records.get(k);
     if (!record) {
       const f = this.facts[i];
       // At a delegation only NS and DS are the parent's (RFC 4035 §2.3); everywhere else RRSIG too.
       const types = new Set(this.isCut(f.node.key) ? [...f.types].filter((t) => t === TYPE_NS || t === TYPE_DS) : [...f.types, TYPE_RRSIG]);
       types.add(TYPE_NSEC);
+      for (const t of drop) types.delete(t);
       const next = this.names[(i + 1) % this.names.length];
       record = { owner: f.node.key, type: TYPE_NSEC, ttl: this.zone.negativeTtl, rdata: nsecRdata(next, types) };
-      this.records.set(i, record);
+      this.signatureFor({ owner: record.owner, type: TYPE_NSEC, klass: CLASS_IN, ttl: record.ttl, rdatas: [record.rdata] }, 1);
+      this.records.set(k, record);
     }
     return record;
   }
 }
+
+/**
+ * What a NODATA proof at `node` leaves out of the NSEC bitmap. A validator
+ * refuses a NODATA whose NSEC lists the asked type or CNAME (RFC 4035
+ * §5.4), and checks nothing else of the bitmap; a steered name answers CNAME
+ * only when steering picks a CNAME endpoint, so its NODATA proofs never list
+ * CNAME. The A and AAAA bits stay: other clients do get those answers.
+ */
+const nodataDrop = (node: NameNode): number[] => (node.steeredIndex >= 0 ? [TYPE_CNAME] : []);
 
 /**
  * Signs every template of the zone's nodes in place (their `signed` twins)
@@ -76,7 +93,8 @@ class Chain {
  */
 export function signZone(zone: ZoneToSign, nxdomain: AnswerTemplate, allNodes: NameNode[]): number {
   const chain = new Chain(zone);
-  for (const facts of zone.names) if (!facts.occluded) signNode(facts.node, zone.apex, chain);
+  const exists = new Set(allNodes.map((n) => keyOf(n.key)));
+  for (const facts of zone.names) if (!facts.occluded) signNode(facts.node, zone.apex, chain, exists);
   buildDenials(zone, chain, nxdomain, allNodes);
   return zone.signer.signatures.size;
 }
@@ -89,18 +107,39 @@ function authoritative(rrset: CanonicalRRset, apex: Uint8Array, cuts: Uint8Array
   return rrset.owner.length === cut.length && (rrset.type === TYPE_NSEC || rrset.type === TYPE_DS);
 }
 
-function signNode(node: NameNode, apex: Uint8Array, chain: Chain): void {
+function signNode(node: NameNode, apex: Uint8Array, chain: Chain, exists: Set<string>): void {
   const key = node.key;
   const twin = (t: AnswerTemplate, extra: ExtraRecord[]): AnswerTemplate => signTemplate(t, key, apex, chain.signatureFor, { extraAuthority: extra });
   // "No such type here": the name's own NSEC, or for an empty non-terminal the one covering it.
-  const proof = [chain.nsecFor(key)];
-  const nodata = (t: AnswerTemplate): ExtraRecord[] => (t.answerCount === 0 && t.rcode === 0 ? proof : []);
+  const proof = [chain.nsecFor(key, nodataDrop(node))];
+  const nodata = (t: AnswerTemplate): ExtraRecord[] => (t.answerCount === 0 && t.rcode === 0 ? proof : cnameTargetProof(t, key, apex, chain, exists));
   for (const t of node.templates) t.signed = twin(t, nodata(t));
   if (node.any.signed === undefined) node.any = { ...node.any, signed: twin(node.any, nodata(node.any)) };
   // otherTypes and parentSideDs may be the zone's shared NODATA: each name gets its own copy.
-  node.otherTypes = { ...node.otherTypes, signed: twin(node.otherTypes, nodata(node.otherTypes)) };
+  const unsignedNodata = node.otherTypes;
+  node.otherTypes = { ...unsignedNodata, signed: twin(unsignedNodata, nodata(unsignedNodata)) };
+  if (node.steeredIndex >= 0) {
+    // The chosen endpoints have no address of this family (others may): the bitmap leaves it out too.
+    const family = (type: number): AnswerTemplate => ({ ...unsignedNodata, signed: twin(unsignedNodata, [chain.nsecFor(key, [type, TYPE_CNAME])]) });
+    node.steeredNodata = { a: family(TYPE_A), aaaa: family(TYPE_AAAA) };
+  }
   if (node.referral !== null) node.referral.signed = twin(node.referral, proof);
   if (node.parentSideDs !== null && chain.isCut(key)) node.parentSideDs = { ...node.parentSideDs, signed: twin(node.parentSideDs, proof) };
+}
+
+/**
+ * For an answer whose CNAME chain ends at an in-zone name without the asked
+ * data (an SOA follows the CNAMEs): the proof for that target. Its own NSEC
+ * when it exists (NODATA), else the NSEC covering it and the one covering or
+ * owning the wildcard at its closest encloser (NXDOMAIN, RFC 4035 §3.1.3.2).
+ */
+function cnameTargetProof(t: AnswerTemplate, qname: Uint8Array, apex: Uint8Array, chain: Chain, exists: Set<string>): ExtraRecord[] {
+  const target = negativeCnameTarget(t, qname, apex);
+  if (target === null) return [];
+  if (exists.has(keyOf(target))) return [chain.nsecFor(target)];
+  let encloser = target.subarray(target[0] + 1);
+  while (!exists.has(keyOf(encloser)) && encloser.length > apex.length) encloser = encloser.subarray(encloser[0] + 1);
+  return [...new Set([chain.nsecFor(target), chain.nsecFor(Uint8Array.from([1, 0x2a, ...encloser]))])];
 }
 
 /**
@@ -123,7 +162,9 @@ function buildDenials(zone: ZoneToSign, chain: Chain, nxdomain: AnswerTemplate, 
     if (facts.occluded || node.delegation !== null) continue;
     const labels = (children.get(keyOf(node.key)) ?? []).slice().sort(compareLabels);
     if (node.wildcard !== null) {
-      if (node.wildcard.steeredIndex < 0) node.wildcardProofs = { labels, answers: wildcardAnswers(node.wildcard, labels, node.key, apex, chain) };
+      const covering = [];
+      for (let i = 0; i <= labels.length; i++) covering.push([chain.nsecFor(nameInGap(node.key, i === 0 ? null : labels[i - 1]))]);
+      node.wildcardProofs = { labels, answers: wildcardAnswers(node.wildcard, covering, apex, chain), covering };
       continue;
     }
     const templates: AnswerTemplate[] = [];
@@ -143,15 +184,23 @@ function nameInGap(encloser: Uint8Array, after: Uint8Array | null): Uint8Array {
   return Uint8Array.from([label.length, ...label, ...encloser]);
 }
 
-/** Per gap below `encloser`: the wildcard's answers with the NSEC covering the query name (and, for NODATA, the wildcard's own). */
-function wildcardAnswers(wildcard: NameNode, labels: Uint8Array[], encloser: Uint8Array, apex: Uint8Array, chain: Chain): WildcardAnswers[] {
+/**
+ * Per gap below the wildcard's encloser: the wildcard's answers with the NSEC
+ * covering the query name (and, for NODATA, the wildcard's own). A steered
+ * wildcard's own answers are built per endpoint set at query time and take
+ * `covering` then (engine.ts); its NODATA are here.
+ */
+function wildcardAnswers(wildcard: NameNode, covering: ExtraRecord[][], apex: Uint8Array, chain: Chain): WildcardAnswers[] {
   const out: WildcardAnswers[] = [];
-  for (let i = 0; i <= labels.length; i++) {
-    const covering = chain.nsecFor(nameInGap(encloser, i === 0 ? null : labels[i - 1]));
-    const own = chain.nsecFor(wildcard.key);
-    const twin = (t: AnswerTemplate): AnswerTemplate => signTemplate(t, wildcard.key, apex, chain.signatureFor,
-      { extraAuthority: t.answerCount === 0 && t.rcode === 0 ? [...new Set([covering, own])] : [covering] });
-    out.push({ templates: wildcard.templates.map(twin), otherTypes: twin(wildcard.otherTypes), any: twin(wildcard.any) });
+  for (const [cover] of covering) {
+    const proof = (drop: number[]): ExtraRecord[] => [...new Set([cover, chain.nsecFor(wildcard.key, drop)])];
+    const sign = (t: AnswerTemplate, extra: ExtraRecord[]): AnswerTemplate => signTemplate(t, wildcard.key, apex, chain.signatureFor, { extraAuthority: extra });
+    const twin = (t: AnswerTemplate): AnswerTemplate => sign(t, t.answerCount === 0 && t.rcode === 0 ? proof(nodataDrop(wildcard)) : [cover]);
+    const answers: WildcardAnswers = { templates: wildcard.templates.map(twin), otherTypes: twin(wildcard.otherTypes), any: twin(wildcard.any) };
+    if (wildcard.steeredIndex >= 0) {
+      answers.steeredNodata = { a: sign(wildcard.otherTypes, proof([TYPE_A, TYPE_CNAME])), aaaa: sign(wildcard.otherTypes, proof([TYPE_AAAA, TYPE_CNAME])) };
+    }
+    out.push(answers);
   }
   return out;
 }

@@ -649,6 +649,12 @@ function countLabels(key: Uint8Array): number {
   return n;
 }
 
+function findNode(names: NameTable, key: Uint8Array): NameNode | null {
+  let node = names.buckets[hashName(key) & names.mask];
+  while (node !== null && !(node.key.length === key.length && node.key.every((b, i) => b === key[i]))) node = node.next;
+  return node;
+}
+
 /**
  * Publishes the active set's content hash as a TXT record (the hash_record
  * setting), so anyone can check with dig which configuration an instance
@@ -666,12 +672,14 @@ export function addHashRecord(names: NameTable, zones: ZoneTables[], nameText: s
   const parent = key.subarray(key[0] + 1);
   const zone = zones.find((z) => z.apex.length === parent.length && z.apex.every((b, i) => b === parent[i]));
   if (!zone) return `hash_record "${nameText}" must be directly below the apex of a served zone (${zones.map((z) => z.apexText).join(', ')})`;
-  const hashed = hashName(key);
-  let node = names.buckets[hashed & names.mask];
-  while (node !== null) {
-    if (node.key.length === key.length && node.key.every((b, i) => b === key[i])) return `hash_record "${nameText}" already has records; pick a name of its own`;
-    node = node.next;
+  // The hash is known only after the zones compile and sign, and a name added
+  // then is in no NSEC chain: the TXT would be unsigned and the chain would
+  // deny it, so a validating resolver calls it bogus. Refused, not served.
+  if (findNode(names, zone.apex)?.otherTypes.signed !== undefined) {
+    return `hash_record "${nameText}" is in the signed zone ${zone.apexText}, where it could not be signed; put it below an unsigned zone's apex or remove the setting`;
   }
+  const hashed = hashName(key);
+  if (findNode(names, key) !== null) return `hash_record "${nameText}" already has records; pick a name of its own`;
   const answer = new TemplateBuilder(zone.apex).add(SECTION_ANSWER, 'qname', TYPE_TXT, 60, encodeTxt(hash)).build(RCODE_NOERROR, true);
   insertName(names, {
     key, hash: hashed, next: null, zone, text: wireToName(wire), delegation: null, referral: null, parentSideDs: null, wildcard: null,

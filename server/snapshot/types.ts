@@ -55,7 +55,21 @@ export interface NameNode {
    * between its children (as in DenialTable), the wildcard's signed answers
    * with the NSEC proving the query name itself does not exist (RFC 4035 §3.1.3.3).
    */
-  wildcardProofs?: { labels: Uint8Array[]; answers: WildcardAnswers[] };
+  wildcardProofs?: { labels: Uint8Array[]; answers: WildcardAnswers[]; covering: SignedRecord[][] };
+  /**
+   * On a steered name in a signed zone: the NODATA sent when the chosen
+   * endpoints have no address of the asked family (A, AAAA), its NSEC
+   * listing every type the name can answer except that one (and CNAME).
+   */
+  steeredNodata?: { a: AnswerTemplate; aaaa: AnswerTemplate };
+}
+
+/** A record (an NSEC) added to a steered wildcard expansion's authority section, its RRSIG made at compile. */
+export interface SignedRecord {
+  owner: Uint8Array;
+  type: number;
+  ttl: number;
+  rdata: Uint8Array;
 }
 
 /** A wildcard node's signed answers for one gap: templates[i] answers types[i] of the wildcard node. */
@@ -63,6 +77,8 @@ export interface WildcardAnswers {
   templates: AnswerTemplate[];
   otherTypes: AnswerTemplate;
   any: AnswerTemplate;
+  /** A steered wildcard's NODATA for an address family the chosen endpoints lack (as NameNode.steeredNodata). */
+  steeredNodata?: { a: AnswerTemplate; aaaa: AnswerTemplate };
 }
 
 /**
