@@ -202,14 +202,14 @@ export class Engine {
         if (!view.dnssecOk || node.wildcardProofs === undefined) return answer;
         // Signed zone, DO=1: the wildcard's answer with the NSEC proving the query name does not exist;
         // a steered answer gets that NSEC when signedOf() builds its twin.
-        const gap = wildcardGap(node, key, view.labelOffsets[i - 1]);
+        const gap = wildcardGap(node, key, view.labelOffsets[i - 1], keyLength);
         this.wildcardSlot = 1 + gap;
         this.wildcardCovering = node.wildcardProofs.covering[gap];
         return wildcardProof(node, node.wildcard, answer, gap) ?? answer;
       }
       this.responseKey = responseKeyOf(fnv1a(node.zone.apex), ANSWERED_NXDOMAIN);
       // Signed zone, DO=1: the precomputed NSEC proof for the gap the missing label falls in.
-      if (view.dnssecOk && node.denial !== undefined) return nxdomainProof(node.denial, key, view.labelOffsets[i - 1]);
+      if (view.dnssecOk && node.denial !== undefined) return nxdomainProof(node.denial, key, view.labelOffsets[i - 1], keyLength);
       return node.zone.nxdomain;
     }
     return REFUSED; // in no zone we serve: never recurse

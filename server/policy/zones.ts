@@ -23,6 +23,7 @@ import { ALG_ECDSAP256SHA256, dsRdata, KeyError, loadKey, TYPE_CDNSKEY, TYPE_CDS
 import { signingClock } from '../dnssec/refresh.ts';
 import { validityAt, ZoneSigner } from '../dnssec/sign.ts';
 import { originalTtlOf, signSteeredSets, SteeredSetsError } from '../dnssec/steered.ts';
+import { nsec3paramRdata, RFC9276_PARAMS, TYPE_NSEC3PARAM } from '../dnssec/nsec3.ts';
 import { signZone, steeredTypes, type NameFacts } from '../dnssec/zone.ts';
 import type { DnssecTables } from '../snapshot/types.ts';
 import { ENDPOINT_CNAME, type CompiledPolicy } from '../steering/types.ts';
@@ -33,7 +34,7 @@ interface ZoneDocument {
   soa: { mname: string; rname: string; serial: number; refresh: number; retry: number; expire: number; minimum: number; ttl: number };
   records: Record<string, Record<string, unknown>>;
   /** Opt-in signing: keys directory (relative to the config directory) and algorithm. */
-  dnssec?: { keys: string; algorithm?: number };
+  dnssec?: { keys: string; algorithm?: number; nsec?: 'nsec' | 'nsec3' };
 }
 
 /** One RRset as loaded: its records' RDATA, ready for a TemplateBuilder. */
@@ -227,6 +228,8 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
     apexNode.rrsets.set(TYPE_DNSKEY, { type: TYPE_DNSKEY, ttl: soa.ttl, rdatas: [[key.dnskey]], targets: [] });
     apexNode.rrsets.set(TYPE_CDS, { type: TYPE_CDS, ttl: soa.ttl, rdatas: [[dsRdata(apexText, key)]], targets: [] });
     apexNode.rrsets.set(TYPE_CDNSKEY, { type: TYPE_CDNSKEY, ttl: soa.ttl, rdatas: [[key.dnskey]], targets: [] });
+    // NSEC3PARAM tells secondaries and checkers the chain's parameters (RFC 5155 §4).
+    if (doc.dnssec?.nsec === 'nsec3') apexNode.rrsets.set(TYPE_NSEC3PARAM, { type: TYPE_NSEC3PARAM, ttl: soa.ttl, rdatas: [[nsec3paramRdata(RFC9276_PARAMS)]], targets: [] });
   }
   return { source, doc, apex, apexKey, nodes, negativeTtl, tables, key };
 }
@@ -423,7 +426,8 @@ function signBuiltZone(zone: LoadedZone, nodes: Map<string, BuildNode>, built: M
     const cut = cutAbove(cuts, node.key);
     names.push({ node: built.get(keyString(node.key))!, types, occluded: cut !== null && cut !== node });
   }
-  signZone({ apex: zone.apexKey, signer, negativeTtl: zone.negativeTtl, names }, zone.tables.nxdomain, [...built.values()]);
+  const nsec3 = zone.doc.dnssec?.nsec === 'nsec3' ? RFC9276_PARAMS : null;
+  signZone({ apex: zone.apexKey, signer, negativeTtl: zone.negativeTtl, names, nsec3 }, zone.tables.nxdomain, [...built.values()]);
   for (const [k, v] of signer.signatures) dnssec.signatures.set(k, v);
   dnssec.expiresAt = Math.min(dnssec.expiresAt, signer.validity.expiration * 1000);
 }
