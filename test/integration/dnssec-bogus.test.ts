@@ -3,7 +3,8 @@
 // expected) and delv: a steered name reached through a wildcard; a static
 // CNAME chased to a missing in-zone name (NXDOMAIN proof after the CNAME) and
 // to a name without the asked type (NODATA proof after it); a steered
-// AAAA NODATA when the chosen endpoint has no IPv6 while others do; the
+// AAAA NODATA when the chosen endpoint has no IPv6 while others do; the two
+// names of one policy, each with its own signatures; the
 // no-DS proof at the apex of a child zone popsteer also serves. The
 // `hash_record` TXT in a signed zone is refused at start-up (exit 2).
 
@@ -55,6 +56,11 @@ function addCases(dir: string): void {
     '    rules:',
     '      - { name: europe, match: { continent: [EU] }, pool: v4 }',
     '      - { name: rest, match: default, pool: dual }',
+    '  - name: one.cdn.example',
+    '    names: [two.cdn.example]',
+    '    ttl: 60',
+    '    pools: { all: { pops: all } }',
+    '    rules: [{ name: nearest, match: default, pool: all, steps: [healthy, nearest, { first: 1 }] }]',
     '',
   ].join('\n'));
 }
@@ -116,6 +122,13 @@ describe('answers once bogus, now validated by unbound (AD=1) and delv', () => {
     const nsec = direct.authority.find((l) => /^mixed\.cdn\.example\.\s.*\sNSEC\s/.test(l)) ?? '';
     assert.match(nsec, /\sA\s/, direct.text);
     assert.doesNotMatch(nsec, /AAAA/, 'the NODATA proof does not claim AAAA');
+  });
+
+  test('two names of one policy share its answers but not its signatures: both AD=1', async () => {
+    for (const name of ['one.cdn.example', 'two.cdn.example']) {
+      const answers = await validated(name, 'A', 'NOERROR', EUROPE);
+      assert.ok(answers.some((l) => l.startsWith(`${name}.`) && /\sIN\s+A\s/.test(l)), answers.join('\n'));
+    }
   });
 
   test('the no-DS proof at the apex of a served child zone: DS NODATA AD=1, the child answers insecure', async () => {
