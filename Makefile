@@ -6,10 +6,10 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 # Debian tools the tests call, installed idempotently.
-TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl fstrm-bin dnstap-ldns lintian systemd util-linux iproute2 unbound pdns-recursor
+TEST_DEBS := bind9-dnsutils knot-dnsutils dnsperf exabgp bird2 chromium openssl fstrm-bin dnstap-ldns lintian systemd util-linux iproute2 unbound pdns-recursor zonemaster-cli
 # Debian packages that ship a daemon the tests never use: installed with its
 # service kept from starting (tests run their own processes).
-TEST_DEBS_NO_SERVICE := prometheus nats-server
+TEST_DEBS_NO_SERVICE := prometheus nats-server knot
 # What the native UDP module (server/transport/native/udp_batch.c) is built with.
 BUILD_DEBS := gcc libc6-dev libuv1-dev binutils
 NATIVE_UDP := build/udp_batch.node

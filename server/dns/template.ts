@@ -26,6 +26,12 @@ export interface AnswerTemplate {
   ttlSlots: Int32Array;
   /** In a signed zone: the same answer with its RRSIGs (and NSEC proofs), sent when the query has DO=1. */
   signed?: AnswerTemplate;
+  /**
+   * A steered answer's signed twins, built on first use per steered name (a
+   * policy's names share its templates; each name has its own signatures),
+   * [0] for the name itself, [1 + gap] for a wildcard expansion in that gap.
+   */
+  signedAt?: Map<object, AnswerTemplate[]>;
 }
 
 const EMPTY = new Uint8Array(0);

@@ -3,7 +3,8 @@
 // signed when the snapshot is compiled; a query only picks which proof to send.
 
 import type { AnswerTemplate } from '../dns/template.ts';
-import type { DenialTable, NameNode } from '../snapshot/types.ts';
+import type { DenialHashes, DenialTable, NameNode } from '../snapshot/types.ts';
+import { coveringIndex, nsec3Hash } from './nsec3.ts';
 
 /** Labels of a lower-cased wire name, most significant (rightmost) first. */
 function labelsFromRight(name: Uint8Array): Uint8Array[] {
@@ -32,7 +33,7 @@ export function compareNames(a: Uint8Array, b: Uint8Array): number {
 }
 
 /** The type bitmap field of an NSEC record (RFC 4034 §4.1.2). */
-export function typeBitmap(types: Iterable<number>): Uint8Array {
+export function nsecTypeBitmap(types: Iterable<number>): Uint8Array {
   const windows = new Map<number, Uint8Array>();
   for (const t of types) {
     const w = t >> 8;
@@ -52,7 +53,7 @@ export function typeBitmap(types: Iterable<number>): Uint8Array {
 
 /** NSEC RDATA: the next owner (whole, lower-cased) and the type bitmap. */
 export function nsecRdata(next: Uint8Array, types: Iterable<number>): Uint8Array {
-  const bitmap = typeBitmap(types);
+  const bitmap = nsecTypeBitmap(types);
   const out = new Uint8Array(next.length + bitmap.length);
   out.set(next, 0);
   out.set(bitmap, next.length);
@@ -73,11 +74,18 @@ export function predecessorIndex(chain: Uint8Array[], name: Uint8Array): number 
 
 /**
  * The NXDOMAIN proof for a query whose closest encloser has `table`, and
- * whose label just below the encloser is key[start .. start+1+key[start]).
- * A binary search over the encloser's child labels; no allocation.
+ * whose next closer name is key[start .. end) (its first label the one just
+ * below the encloser). NSEC: a binary search over the encloser's child
+ * labels, no allocation; NSEC3: one hash of the next closer name and a
+ * binary search over the chain's hashes.
  */
-export function nxdomainProof(table: DenialTable, key: Uint8Array, start: number): AnswerTemplate {
-  return table.templates[gapOf(table.labels, key, start)];
+export function nxdomainProof(table: DenialTable, key: Uint8Array, start: number, end: number): AnswerTemplate {
+  return table.templates[proofGap(table.labels, table.nsec3, key, start, end)];
+}
+
+function proofGap(labels: Uint8Array[], nsec3: DenialHashes | undefined, key: Uint8Array, start: number, end: number): number {
+  if (nsec3 === undefined) return gapOf(labels, key, start);
+  return coveringIndex(nsec3.hashes, nsec3Hash(key.subarray(start, end), nsec3));
 }
 
 /** Which gap between `labels` (sorted child labels) the label at key[start] falls in: 0 before the first, labels.length after the last. */
@@ -98,13 +106,24 @@ function gapOf(labels: Uint8Array[], key: Uint8Array, start: number): number {
   return lo;
 }
 
-/** The signed wildcard answer for a query at key[start…] whose unsigned answer is `template` of `wildcard` (null when none matches). */
-export function wildcardProof(encloser: NameNode, wildcard: NameNode, template: AnswerTemplate, key: Uint8Array, start: number): AnswerTemplate | null {
-  const proofs = encloser.wildcardProofs;
-  if (proofs === undefined) return null;
-  const answers = proofs.answers[gapOf(proofs.labels, key, start)];
+/** The gap below `encloser` (with wildcard proofs) that the label at key[start] falls in. */
+export function wildcardGap(encloser: NameNode, key: Uint8Array, start: number, end: number): number {
+  const proofs = encloser.wildcardProofs!;
+  return proofGap(proofs.labels, proofs.nsec3, key, start, end);
+}
+
+/**
+ * The signed wildcard answer in `gap` whose unsigned answer is `template` of
+ * `wildcard`; null when none matches (a steered answer, signed per endpoint set).
+ */
+export function wildcardProof(encloser: NameNode, wildcard: NameNode, template: AnswerTemplate, gap: number): AnswerTemplate | null {
+  const answers = encloser.wildcardProofs!.answers[gap];
   if (template === wildcard.otherTypes) return answers.otherTypes;
   if (template === wildcard.any) return answers.any;
+  if (wildcard.steeredNodata !== undefined && answers.steeredNodata !== undefined) {
+    if (template === wildcard.steeredNodata.a) return answers.steeredNodata.a;
+    if (template === wildcard.steeredNodata.aaaa) return answers.steeredNodata.aaaa;
+  }
   const i = wildcard.templates.indexOf(template);
   return i >= 0 ? answers.templates[i] : null;
 }

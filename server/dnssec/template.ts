@@ -211,6 +211,18 @@ export function signTemplate(template: AnswerTemplate, qname: Uint8Array, apex: 
   };
 }
 
+/**
+ * The last target of a CNAME chain that ends without the asked data (the
+ * answer section ends in a CNAME and the authority holds the SOA), or null.
+ */
+export function negativeCnameTarget(template: AnswerTemplate, qname: Uint8Array, apex: Uint8Array): Uint8Array | null {
+  if (template.answerCount === 0 || template.authorityCount === 0) return null;
+  const records = parseRecords(template, qname, apex);
+  const last = records[template.answerCount - 1];
+  if (last.type !== TYPE_CNAME || !records.some((r) => r.section === 1 && r.type === TYPE_SOA)) return null;
+  return last.canonical;
+}
+
 /** One RRset's records as they were, then its RRSIG under the same owner bytes. */
 function appendSignedGroup(template: AnswerTemplate, group: ParsedRecord[], out: Out, signatureFor: SignatureFor, originalTtl: number): void {
   const first = group[0];

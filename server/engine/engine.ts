@@ -24,9 +24,9 @@ import type { AnswerTemplate } from '../dns/template.ts';
 import { ResponseWriter, TCP_SIZE_LIMIT, udpSizeLimit } from '../dns/writer.ts';
 import { fnv1a, fnv1aStep } from '../lib/hash.ts';
 import { findName } from '../snapshot/name-table.ts';
-import type { DnsSnapshot, NameNode } from '../snapshot/types.ts';
+import type { DnsSnapshot, NameNode, SignedRecord } from '../snapshot/types.ts';
 import { Counters, OFF_DROPPED, OFF_TRUNCATED } from './counters.ts';
-import { nxdomainProof, wildcardProof } from '../dnssec/nsec.ts';
+import { nxdomainProof, wildcardGap, wildcardProof } from '../dnssec/nsec.ts';
 import { rrsetKey } from '../dnssec/sign.ts';
 import { signTemplate } from '../dnssec/template.ts';
 
@@ -91,7 +91,10 @@ export class Engine {
   /** Steered index (policy) that answered the last query, or -1 when it was not a steered answer. */
   lastSteered = -1;
   /** The name node of the last steered answer (its owner, for attaching signatures). */
-  private lastSteeredKey: Uint8Array | null = null;
+  private lastSteeredNode: NameNode | null = null;
+  /** For a signed wildcard expansion: 1 + the gap the query name falls in, and that gap's covering NSEC; else 0. */
+  private wildcardSlot = 0;
+  private wildcardCovering: SignedRecord[] | undefined = undefined;
   /**
    * Identity of the last answer for response rate limiting: equal keys mean
    * the same answer template (see the file header). Meaningful for NOERROR
@@ -127,6 +130,7 @@ export class Engine {
     const writer = this.writer;
     const counters = this.counters;
     this.lastSteered = -1;
+    this.wildcardSlot = 0;
     this.responseKey = 0;
     const status = parseQuery(query, length, view);
     if (status === PARSE_DROP) {
@@ -195,13 +199,17 @@ export class Engine {
       if (node.delegation !== null) return this.referral(node.delegation);
       if (node.wildcard !== null) {
         const answer = this.answerAt(node.wildcard, qtype, client);
-        // Signed zone, DO=1: the wildcard's answer with the NSEC proving the query name does not exist.
-        if (view.dnssecOk && node.wildcardProofs !== undefined) return wildcardProof(node, node.wildcard, answer, key, view.labelOffsets[i - 1]) ?? answer;
-        return answer;
+        if (!view.dnssecOk || node.wildcardProofs === undefined) return answer;
+        // Signed zone, DO=1: the wildcard's answer with the NSEC proving the query name does not exist;
+        // a steered answer gets that NSEC when signedOf() builds its twin.
+        const gap = wildcardGap(node, key, view.labelOffsets[i - 1], keyLength);
+        this.wildcardSlot = 1 + gap;
+        this.wildcardCovering = node.wildcardProofs.covering[gap];
+        return wildcardProof(node, node.wildcard, answer, gap) ?? answer;
       }
       this.responseKey = responseKeyOf(fnv1a(node.zone.apex), ANSWERED_NXDOMAIN);
       // Signed zone, DO=1: the precomputed NSEC proof for the gap the missing label falls in.
-      if (view.dnssecOk && node.denial !== undefined) return nxdomainProof(node.denial, key, view.labelOffsets[i - 1]);
+      if (view.dnssecOk && node.denial !== undefined) return nxdomainProof(node.denial, key, view.labelOffsets[i - 1], keyLength);
       return node.zone.nxdomain;
     }
     return REFUSED; // in no zone we serve: never recurse
@@ -219,7 +227,7 @@ export class Engine {
       const result = this.steeringResult;
       result.scope = 0;
       this.lastSteered = node.steeredIndex;
-      this.lastSteeredKey = node.key;
+      this.lastSteeredNode = node;
       const steeredType = qtype === TYPE_ANY ? 1 : qtype;
       const template = this.steering.answer(node.steeredIndex, steeredType, this.view, client, result);
       this.writer.ecsScope = result.scope;
@@ -228,6 +236,9 @@ export class Engine {
         return template;
       }
       this.responseKey = responseKeyOf(node.hash, ANSWERED_OTHER_TYPES);
+      // No address of this family among the chosen endpoints: in a signed zone, a NODATA whose NSEC says so.
+      const nodata = node.steeredNodata;
+      if (nodata !== undefined) return steeredType === 28 ? nodata.aaaa : nodata.a;
       return node.otherTypes;
     }
     if (qtype === TYPE_ANY) {
@@ -249,16 +260,23 @@ export class Engine {
    * The DO=1 form of an answer: the template's signed twin. A steered answer
    * is built per endpoint set on first use (steering-hook.ts), so its twin is
    * made then too, from signatures the compile made for every set the policy
-   * can answer, and kept on the template: nothing is signed here.
+   * can answer, and kept on the template per steered name (and wildcard gap):
+   * nothing is signed here.
    */
   private signedOf(template: AnswerTemplate): AnswerTemplate {
     if (template.signed !== undefined) return template.signed;
     const steered = this.lastSteered >= 0 ? this.snapshot.dnssec?.steered[this.lastSteered] : undefined;
-    if (steered === undefined || steered === null || template.answerCount === 0 || this.lastSteeredKey === null) return template;
+    const node = this.lastSteeredNode;
+    if (steered === undefined || steered === null || template.answerCount === 0 || node === null) return template;
+    template.signedAt ??= new Map();
+    let twins = template.signedAt.get(node);
+    if (twins === undefined) template.signedAt.set(node, twins = []);
+    const slot = this.wildcardSlot;
+    const known = twins[slot];
+    if (known !== undefined) return known;
     const signatures = this.snapshot.dnssec!.signatures;
-    template.signed = signTemplate(template, this.lastSteeredKey, steered.apex, (rrset) => signatures.get(rrsetKey(rrset)) ?? null,
-      { originalTtl: steered.originalTtl });
-    return template.signed;
+    return twins[slot] = signTemplate(template, node.key, steered.apex, (rrset) => signatures.get(rrsetKey(rrset)) ?? null,
+      { originalTtl: steered.originalTtl, extraAuthority: slot > 0 ? this.wildcardCovering : [] });
   }
 
   private chaosAnswer(): AnswerTemplate {

@@ -24,6 +24,7 @@ import { loadKeySet, type KeySet } from '../dnssec/rollover.ts';
 import { signingClock } from '../dnssec/refresh.ts';
 import { validityAt, ZoneSigner } from '../dnssec/sign.ts';
 import { originalTtlOf, signSteeredSets, SteeredSetsError } from '../dnssec/steered.ts';
+import { nsec3paramRdata, RFC9276_PARAMS, TYPE_NSEC3PARAM } from '../dnssec/nsec3.ts';
 import { signZone, steeredTypes, type NameFacts } from '../dnssec/zone.ts';
 import type { DnssecTables } from '../snapshot/types.ts';
 import { ENDPOINT_CNAME, type CompiledPolicy } from '../steering/types.ts';
@@ -34,7 +35,7 @@ interface ZoneDocument {
   soa: { mname: string; rname: string; serial: number; refresh: number; retry: number; expire: number; minimum: number; ttl: number };
   records: Record<string, Record<string, unknown>>;
   /** Opt-in signing: keys directory (relative to the config directory) and algorithm. */
-  dnssec?: { keys: string; algorithm?: number };
+  dnssec?: { keys: string; algorithm?: number; nsec?: 'nsec' | 'nsec3' };
 }
 
 /** One RRset as loaded: its records' RDATA, ready for a TemplateBuilder. */
@@ -232,6 +233,8 @@ function loadZone(file: string, errors: ConfigError[]): LoadedZone | null {
     apexNode.rrsets.set(TYPE_DNSKEY, { type: TYPE_DNSKEY, ttl: soa.ttl, rdatas: key.published.map((k) => [k.dnskey]), targets: [] });
     apexNode.rrsets.set(TYPE_CDS, { type: TYPE_CDS, ttl: soa.ttl, rdatas: key.parentKeys.map((k) => [dsRdata(apexText, k)]), targets: [] });
     apexNode.rrsets.set(TYPE_CDNSKEY, { type: TYPE_CDNSKEY, ttl: soa.ttl, rdatas: key.parentKeys.map((k) => [k.dnskey]), targets: [] });
+    // NSEC3PARAM tells secondaries and checkers the chain's parameters (RFC 5155 §4).
+    if (doc.dnssec?.nsec === 'nsec3') apexNode.rrsets.set(TYPE_NSEC3PARAM, { type: TYPE_NSEC3PARAM, ttl: soa.ttl, rdatas: [[nsec3paramRdata(RFC9276_PARAMS)]], targets: [] });
   }
   return { source, doc, apex, apexKey, nodes, negativeTtl, tables, key };
 }
@@ -428,7 +431,8 @@ function signBuiltZone(zone: LoadedZone, nodes: Map<string, BuildNode>, built: M
     const cut = cutAbove(cuts, node.key);
     names.push({ node: built.get(keyString(node.key))!, types, occluded: cut !== null && cut !== node });
   }
-  signZone({ apex: zone.apexKey, signer, negativeTtl: zone.negativeTtl, names }, zone.tables.nxdomain, [...built.values()]);
+  const nsec3 = zone.doc.dnssec?.nsec === 'nsec3' ? RFC9276_PARAMS : null;
+  signZone({ apex: zone.apexKey, signer, negativeTtl: zone.negativeTtl, names, nsec3 }, zone.tables.nxdomain, [...built.values()]);
   for (const [k, v] of signer.signatures) dnssec.signatures.set(k, v);
   dnssec.expiresAt = Math.min(dnssec.expiresAt, signer.validity.expiration * 1000);
   const keys = zone.key!;
@@ -656,6 +660,12 @@ function countLabels(key: Uint8Array): number {
   return n;
 }
 
+function findNode(names: NameTable, key: Uint8Array): NameNode | null {
+  let node = names.buckets[hashName(key) & names.mask];
+  while (node !== null && !(node.key.length === key.length && node.key.every((b, i) => b === key[i]))) node = node.next;
+  return node;
+}
+
 /**
  * Publishes the active set's content hash as a TXT record (the hash_record
  * setting), so anyone can check with dig which configuration an instance
@@ -673,12 +683,14 @@ export function addHashRecord(names: NameTable, zones: ZoneTables[], nameText: s
   const parent = key.subarray(key[0] + 1);
   const zone = zones.find((z) => z.apex.length === parent.length && z.apex.every((b, i) => b === parent[i]));
   if (!zone) return `hash_record "${nameText}" must be directly below the apex of a served zone (${zones.map((z) => z.apexText).join(', ')})`;
-  const hashed = hashName(key);
-  let node = names.buckets[hashed & names.mask];
-  while (node !== null) {
-    if (node.key.length === key.length && node.key.every((b, i) => b === key[i])) return `hash_record "${nameText}" already has records; pick a name of its own`;
-    node = node.next;
+  // The hash is known only after the zones compile and sign, and a name added
+  // then is in no NSEC chain: the TXT would be unsigned and the chain would
+  // deny it, so a validating resolver calls it bogus. Refused, not served.
+  if (findNode(names, zone.apex)?.otherTypes.signed !== undefined) {
+    return `hash_record "${nameText}" is in the signed zone ${zone.apexText}, where it could not be signed; put it below an unsigned zone's apex or remove the setting`;
   }
+  const hashed = hashName(key);
+  if (findNode(names, key) !== null) return `hash_record "${nameText}" already has records; pick a name of its own`;
   const answer = new TemplateBuilder(zone.apex).add(SECTION_ANSWER, 'qname', TYPE_TXT, 60, encodeTxt(hash)).build(RCODE_NOERROR, true);
   insertName(names, {
     key, hash: hashed, next: null, zone, text: wireToName(wire), delegation: null, referral: null, parentSideDs: null, wildcard: null,

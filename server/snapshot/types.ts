@@ -55,7 +55,21 @@ export interface NameNode {
    * between its children (as in DenialTable), the wildcard's signed answers
    * with the NSEC proving the query name itself does not exist (RFC 4035 §3.1.3.3).
    */
-  wildcardProofs?: { labels: Uint8Array[]; answers: WildcardAnswers[] };
+  wildcardProofs?: { labels: Uint8Array[]; nsec3?: DenialHashes; answers: WildcardAnswers[]; covering: SignedRecord[][] };
+  /**
+   * On a steered name in a signed zone: the NODATA sent when the chosen
+   * endpoints have no address of the asked family (A, AAAA), its NSEC
+   * listing every type the name can answer except that one (and CNAME).
+   */
+  steeredNodata?: { a: AnswerTemplate; aaaa: AnswerTemplate };
+}
+
+/** A record (an NSEC) added to a steered wildcard expansion's authority section, its RRSIG made at compile. */
+export interface SignedRecord {
+  owner: Uint8Array;
+  type: number;
+  ttl: number;
+  rdata: Uint8Array;
 }
 
 /** A wildcard node's signed answers for one gap: templates[i] answers types[i] of the wildcard node. */
@@ -63,6 +77,8 @@ export interface WildcardAnswers {
   templates: AnswerTemplate[];
   otherTypes: AnswerTemplate;
   any: AnswerTemplate;
+  /** A steered wildcard's NODATA for an address family the chosen endpoints lack (as NameNode.steeredNodata). */
+  steeredNodata?: { a: AnswerTemplate; aaaa: AnswerTemplate };
 }
 
 /**
@@ -72,7 +88,16 @@ export interface WildcardAnswers {
  */
 export interface DenialTable {
   labels: Uint8Array[];
+  /** In an NSEC3 zone: the gaps are between these hashes instead (templates[i] covers hashes[i] up to the next). */
+  nsec3?: DenialHashes;
   templates: AnswerTemplate[];
+}
+
+/** A zone's NSEC3 chain as a query needs it: hashes in order and the hash parameters (one object per zone). */
+export interface DenialHashes {
+  hashes: Uint8Array[];
+  iterations: number;
+  salt: Uint8Array;
 }
 
 /** What DO=1 answers need beyond the signed twins on the templates. */

@@ -19,13 +19,13 @@ import { REPO_ROOT } from '../helpers/server.ts';
 
 const geo = loadGeo({ geoDataDir: join(REPO_ROOT, 'geo-data'), geoipDatabase: [], asnDatabase: [], cacheDir: null });
 
-function configWith(algorithm: number | null, extraPolicy: boolean): string {
+function configWith(algorithm: number | null, extraPolicy: boolean, nsec = 'nsec'): string {
   const dir = mkdtempSync(join(tmpdir(), 'popsteer-dnssec-bench-'));
   cpSync(join(REPO_ROOT, 'policies'), dir, { recursive: true });
   if (algorithm !== null) {
     generateKey(join(dir, 'keys'), 'cdn.example', algorithm);
     const zone = join(dir, 'zones', 'cdn.example.yaml');
-    writeFileSync(zone, readFileSync(zone, 'utf8').replace(/^zone: cdn\.example$/m, `zone: cdn.example\ndnssec: { keys: keys, algorithm: ${algorithm} }`));
+    writeFileSync(zone, readFileSync(zone, 'utf8').replace(/^zone: cdn\.example$/m, `zone: cdn.example\ndnssec: { keys: keys, algorithm: ${algorithm}, nsec: ${nsec} }`));
   }
   if (extraPolicy) {
     writeFileSync(join(dir, 'steering', 'three.yaml'), `policies:
@@ -38,8 +38,8 @@ function configWith(algorithm: number | null, extraPolicy: boolean): string {
   return dir;
 }
 
-function measure(label: string, algorithm: number | null, extraPolicy: boolean): void {
-  const dir = configWith(algorithm, extraPolicy);
+function measure(label: string, algorithm: number | null, extraPolicy: boolean, nsec = 'nsec'): void {
+  const dir = configWith(algorithm, extraPolicy, nsec);
   const times: number[] = [];
   let signatures = 0;
   let heap = 0;
@@ -63,14 +63,16 @@ process.stdout.write(`DNSSEC compile, ${new Date().toISOString().slice(0, 10)} (
 measure('example config, unsigned', null, false);
 measure('example config, P-256 (13)', 13, false);
 measure('example config, Ed25519 (15)', 15, false);
+measure('example config, P-256, NSEC3', 13, false, 'nsec3');
 measure('+ three.cdn.example (first: 3 of all PoPs), P-256', 13, true);
 measure('+ three.cdn.example (first: 3 of all PoPs), Ed25519', 15, true);
+measure('+ three.cdn.example (first: 3 of all PoPs), P-256, NSEC3', 13, true, 'nsec3');
 
 // Per query, in-process (no sockets): the same query stream with DO=0 and DO=1
 // through the engine over the signed example zone (static names only).
 
-function perQuery(): void {
-  const dir = configWith(13, false);
+function perQuery(nsec: string): void {
+  const dir = configWith(13, false, nsec);
   const { result } = compileZones(zoneFilesIn(dir), []);
   if (!result) throw new Error('the signed example zone did not compile');
   const engine = new Engine({ names: result.names, zones: result.zones, steering: null, hash: 'b', loadedAt: 0, dnssec: result.dnssec! }, { popId: 'ams', versionBind: null });
@@ -92,7 +94,8 @@ function perQuery(): void {
     ns.signed.push(run(signed, 100_000));
   }
   const median = (xs: number[]): number => xs.sort((a, b) => a - b)[2];
-  process.stdout.write(`per query, static answers + NXDOMAIN + NODATA: DO=0 ${median(ns.plain).toFixed(0)} ns, DO=1 ${median(ns.signed).toFixed(0)} ns (${(median(ns.signed) / median(ns.plain)).toFixed(2)}×)\n`);
+  process.stdout.write(`per query (${nsec}), static answers + NXDOMAIN + NODATA: DO=0 ${median(ns.plain).toFixed(0)} ns, DO=1 ${median(ns.signed).toFixed(0)} ns (${(median(ns.signed) / median(ns.plain)).toFixed(2)}×)\n`);
   rmSync(dir, { recursive: true, force: true });
 }
-perQuery();
+perQuery('nsec');
+perQuery('nsec3');

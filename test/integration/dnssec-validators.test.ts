@@ -15,10 +15,10 @@ import { once } from 'node:events';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { copyExampleConfig } from '../helpers/config-copy.ts';
+import { delv, dig, freeUdpPort, signExampleZone, startUnbound, stopChild, type Dig } from '../helpers/dnssec-lab.ts';
 import { popOf } from '../helpers/pops.ts';
 import { CLI, REPO_ROOT, startServer, testEnvironment, type StartedServer } from '../helpers/server.ts';
 
@@ -87,78 +87,17 @@ async function startProxy(target: number): Promise<Socket> {
   return front;
 }
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-async function startUnbound(dir: string, stubPort: number): Promise<ChildProcess> {
-  writeFileSync(join(dir, 'root.hints'), '.\t3600000\tIN\tNS\ta.root.test.\na.root.test.\t3600000\tIN\tA\t127.255.255.254\n');
-  writeFileSync(join(dir, 'unbound.conf'), [
-    'server:',
-    '  interface: 127.0.0.1', `  port: ${unboundPort}`, '  do-ip6: no', '  username: ""', '  chroot: ""',
-    `  directory: "${dir}"`, `  pidfile: "${join(dir, 'unbound.pid')}"`, '  use-syslog: no', '  logfile: ""',
-    '  verbosity: 1', '  val-log-level: 2', '  num-threads: 1', '  access-control: 127.0.0.0/8 allow', '  do-not-query-localhost: no',
-    `  root-hints: "${join(dir, 'root.hints')}"`,
-    '  module-config: "subnetcache validator iterator"',
-    '  qname-minimisation: no', '  send-client-subnet: 127.0.0.1', '  max-client-subnet-ipv4: 24',
-    // Only the zone's DS is trusted: the chain starts at cdn.example.
-    `  trust-anchor: "${dsRecord}"`,
-    // The test's tampering must be seen on the next query, not answered from a cache of bogus data.
-    '  val-bogus-ttl: 0',
-    'remote-control:', '  control-enable: no',
-    'stub-zone:', '  name: "cdn.example"', `  stub-addr: 127.0.0.1@${stubPort}`, '',
-  ].join('\n'));
-  const child = spawn('unbound', ['-d', '-c', join(dir, 'unbound.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const ready = new Promise<void>((resolve) => {
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) => {
-        output += `${line}\n`;
-        if (/start of service/.test(line)) resolve();
-      });
-    }
-  });
-  const exited = once(child, 'exit').then(([code]) => { throw new Error(`unbound exited with ${code}:\n${output}`); });
-  await Promise.race([ready, exited]);
-  exited.catch(() => undefined);
-  return child;
-}
-
-interface Dig { status: string; flags: string[]; answers: string[]; text: string }
-
-async function dig(port: number, name: string, type: string, ...extra: string[]): Promise<Dig> {
-  const { stdout } = await exec('dig', ['@127.0.0.1', '-p', String(port), '+time=5', '+tries=2', '+dnssec', name, type, ...extra]);
-  const status = /status: (\w+)/.exec(stdout)?.[1] ?? '';
-  const flags = (/;; flags: ([a-z ]+);/.exec(stdout)?.[1] ?? '').trim().split(/\s+/);
-  const answers = stdout.split(';; ANSWER SECTION:\n')[1]?.split('\n\n')[0].split('\n').filter((l) => l.length > 0) ?? [];
-  return { status, flags, answers, text: stdout };
-}
-
 before(async () => {
   const config = copyExampleConfig();
-  const run = (...args: string[]): Promise<{ stdout: string }> => exec(process.execPath, [CLI, 'dnssec', ...args, '--config', config, '--zone', 'cdn.example'], { env: testEnvironment() });
-  const zoneFile = join(config, 'zones', 'cdn.example.yaml');
-  writeFileSync(zoneFile, readFileSync(zoneFile, 'utf8').replace(/^zone: cdn\.example$/m, 'zone: cdn.example\ndnssec: { keys: keys, algorithm: 13 }'));
-  await run('keygen');
-  dsRecord = (await run('ds')).stdout.split('\n')[0];
-  assert.match(dsRecord, /^cdn\.example\. 3600 IN DS \d+ 13 2 [0-9A-F]{64}$/);
+  dsRecord = await signExampleZone(config);
   server = await startServer({ workers: 1, args: ['--pop', 'ams', '--config', config] });
   proxy = await startProxy(server.dnsPort);
   unboundPort = await freeUdpPort();
-  unbound = await startUnbound(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-unbound-')), proxy.address().port);
+  unbound = await startUnbound(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-unbound-')), unboundPort, proxy.address().port, dsRecord);
 });
 
 after(async () => {
-  if (unbound && unbound.exitCode === null) {
-    const exited = once(unbound, 'exit');
-    unbound.kill('SIGTERM');
-    await exited;
-  }
+  await stopChild(unbound);
   proxy?.close();
   await server?.stop();
 });
@@ -225,11 +164,8 @@ describe('unbound validates popsteer\'s signed answers', () => {
 
 describe('delv and the server directly', () => {
   test('delv: "fully validated" for a steered name, with the DS as its trust anchor', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'popsteer-delv-'));
-    const [, , , , tag, alg, digestType, digest] = dsRecord.split(' ');
-    writeFileSync(join(dir, 'anchor'), `trust-anchors { cdn.example. static-ds ${tag} ${alg} ${digestType} "${digest}"; };\n`);
-    const { stdout, stderr } = await exec('delv', ['@127.0.0.1', '-p', String(server.dnsPort), '-a', join(dir, 'anchor'), '+root=cdn.example', 'www.cdn.example', 'A']);
-    assert.match(stdout + stderr, /; fully validated/, stdout + stderr);
+    const out = await delv(mkdtempSync(join(tmpdir(), 'popsteer-delv-')), server.dnsPort, dsRecord, 'www.cdn.example', 'A');
+    assert.match(out, /; fully validated/, out);
   });
 
   test('without DO the answer carries no DNSSEC records; with DO an RRSIG follows the RRset', async () => {

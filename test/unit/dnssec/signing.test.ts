@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { nameToWire } from '../../../server/dns/name.ts';
 import { ALG_ECDSAP256SHA256, ALG_ED25519, generateKey, KeyError, loadKey } from '../../../server/dnssec/keys.ts';
-import { compareNames, typeBitmap } from '../../../server/dnssec/nsec.ts';
+import { compareNames, nsecTypeBitmap } from '../../../server/dnssec/nsec.ts';
 import { rrsetKey, validityAt, verifyRrsig, ZoneSigner, type CanonicalRRset } from '../../../server/dnssec/sign.ts';
 import { Engine, TRANSPORT_UDP } from '../../../server/engine/engine.ts';
 import { compileZones } from '../../../server/policy/zones.ts';
@@ -35,7 +35,7 @@ test('canonical name order is RFC 4034 §6.1\'s example order', () => {
 
 test('the type bitmap is RFC 4034 §4.3\'s example (A MX RRSIG NSEC TYPE1234)', () => {
   const expected = [0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03, 0x04, 0x1b, ...new Array(26).fill(0), 0x20];
-  assert.deepEqual([...typeBitmap([1, 15, 46, 47, 1234])], expected);
+  assert.deepEqual([...nsecTypeBitmap([1, 15, 46, 47, 1234])], expected);
 });
 
 test('signature windows are quantized to the UTC day and cover the signing time', () => {
