@@ -121,13 +121,26 @@ export class Builder {
     return { geo: loadedGeoOf(reply.geo), load };
   }
 
-  /** Compiles the configuration directory again, against the geo data in force. */
-  async compile(reason: string): Promise<LoadResult> {
-    const reply = await this.request({ type: 'compile', id: 0, reason });
-    if (reply.type === 'failed') throw failureOf(reply);
-    if (reply.type !== 'built') throw new Error(`unexpected reply from the build thread: ${reply.type}`);
-    return loadResultOf(reply.load);
+  /**
+   * Compiles the configuration directory again, against the geo data in
+   * force. A compile asked for while another is queued and not yet started
+   * joins it: that one reads the files after both asked, so a burst of
+   * edits builds once, not once per edit.
+   */
+  compile(reason: string): Promise<LoadResult> {
+    if (this.queuedCompile && !this.queuedCompile.started) return this.queuedCompile.result;
+    const entry = { id: this.nextId, started: false, result: null as unknown as Promise<LoadResult> };
+    entry.result = this.request({ type: 'compile', id: 0, reason }).then((reply) => {
+      if (reply.type === 'failed') throw failureOf(reply);
+      if (reply.type !== 'built') throw new Error(`unexpected reply from the build thread: ${reply.type}`);
+      return loadResultOf(reply.load);
+    }).finally(() => { if (this.queuedCompile === entry) this.queuedCompile = null; });
+    this.queuedCompile = entry;
+    return entry.result;
   }
+
+  /** The last compile asked for, until it is answered; `started` once the build thread began it. */
+  private queuedCompile: { id: number; started: boolean; result: Promise<LoadResult> } | null = null;
 
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -165,6 +178,7 @@ export class Builder {
     if (message.type === 'built' || message.type === 'geo-built') this.resolveReferences(message.load);
     switch (message.type) {
       case 'build-started':
+        if (this.queuedCompile?.id === message.id) this.queuedCompile.started = true;
         this.events.started(message.reason);
         return;
       case 'geo-built': {
