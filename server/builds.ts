@@ -122,13 +122,28 @@ export class Builder {
     return { geo: loadedGeoOf(reply.geo), load };
   }
 
-  /** Compiles the configuration directory again (or `configDir`, see ToBuilder), against the geo data in force. */
-  async compile(reason: string, configDir?: string): Promise<LoadResult> {
-    const reply = await this.request({ type: 'compile', id: 0, reason, ...(configDir === undefined ? {} : { configDir }) });
-    if (reply.type === 'failed') throw failureOf(reply);
-    if (reply.type !== 'built') throw new Error(`unexpected reply from the build thread: ${reply.type}`);
-    return loadResultOf(reply.load);
+  /**
+   * Compiles the configuration directory again (or `configDir`, see
+   * ToBuilder), against the geo data in force. A compile asked for while
+   * another for the same directory is queued and not yet started joins it:
+   * that one reads the files after both asked, so a burst of edits builds
+   * once, not once per edit.
+   */
+  compile(reason: string, configDir?: string): Promise<LoadResult> {
+    const queued = this.queuedCompile;
+    if (queued && !queued.started && queued.configDir === configDir) return queued.result;
+    const entry = { id: this.nextId, started: false, configDir, result: null as unknown as Promise<LoadResult> };
+    entry.result = this.request({ type: 'compile', id: 0, reason, ...(configDir === undefined ? {} : { configDir }) }).then((reply) => {
+      if (reply.type === 'failed') throw failureOf(reply);
+      if (reply.type !== 'built') throw new Error(`unexpected reply from the build thread: ${reply.type}`);
+      return loadResultOf(reply.load);
+    }).finally(() => { if (this.queuedCompile === entry) this.queuedCompile = null; });
+    this.queuedCompile = entry;
+    return entry.result;
   }
+
+  /** The last compile asked for, until it is answered; `started` once the build thread began it. */
+  private queuedCompile: { id: number; started: boolean; configDir: string | undefined; result: Promise<LoadResult> } | null = null;
 
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -166,6 +181,7 @@ export class Builder {
     if (message.type === 'built' || message.type === 'geo-built') this.resolveReferences(message.load);
     switch (message.type) {
       case 'build-started':
+        if (this.queuedCompile?.id === message.id) this.queuedCompile.started = true;
         this.events.started(message.reason);
         return;
       case 'geo-built': {

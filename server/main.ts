@@ -275,14 +275,18 @@ function udpIoOf(settings: Settings, log: Logger): ReturnType<typeof resolveUdpI
 
 /**
  * Calls `changed` on edits under the config directory (zones/, steering/),
- * debounced so that an editor's write-rename-chmod counts once.
+ * debounced so that an editor's write-rename-chmod counts once. The events
+ * of one save arrive within a few milliseconds; 25 ms covers them (it was
+ * 150 ms, a sixth of the one-second reload goal at scale). A longer burst
+ * costs no extra build: a reload asked for while another waits to start
+ * joins it (builds.ts).
  */
 function watchConfigDirectories(settings: Settings, changed: (file: string) => void, log: Logger): FSWatcher[] {
   const watchers: FSWatcher[] = [];
   let reloadTimer: NodeJS.Timeout | null = null;
   const scheduleReload = (file: string): void => {
     if (reloadTimer) clearTimeout(reloadTimer);
-    reloadTimer = setTimeout(() => { reloadTimer = null; changed(file); }, 150);
+    reloadTimer = setTimeout(() => { reloadTimer = null; changed(file); }, 25);
   };
   for (const dir of ['zones', 'steering']) {
     const path = join(settings.configDir, dir);

@@ -106,7 +106,8 @@ function duplicateKey(doc: Document): Node | null {
 }
 
 /**
- * For files that may hold hundreds of thousands of entries (networks.yaml):
+ * For files that may hold hundreds of thousands of entries (networks.yaml),
+ * or that come by the thousand (policy files, policy/policies.ts):
  * the same result as parseYamlText, but the data comes from js-yaml, which
  * builds no document tree (200,000 entries: about 1.5 s of CPU instead of
  * 20 s and 2.5 GB of tree). Line and column are found only when an error
@@ -114,7 +115,7 @@ function duplicateKey(doc: Document): Node | null {
  * syntax error, a repeated key, an alias) goes to parseYamlText, so errors,
  * their wording and the alias limit are the same as for every other file.
  */
-function parseLargeYamlText(file: string, text: string): YamlSource {
+export function parseLargeYamlText(file: string, text: string): YamlSource {
   let data: unknown;
   try {
     data = loadQuickly(text, { filename: file, maxAliases: 0 });

@@ -66,11 +66,21 @@ export function readOrdersCache(file: string, locationCount: number, popCount: n
   bytesOf(classOfLocation).set(payload.subarray(0, 4 * locationCount));
   const table = new Int16Array(new SharedArrayBuffer(2 * Math.max(1, orderCount * popCount)));
   new Uint8Array(table.buffer).set(payload.subarray(4 * locationCount));
-  for (let i = 0; i < locationCount; i++) if (classOfLocation[i] < 0 || classOfLocation[i] >= orderCount) return null;
-  for (let i = 0; i < orderCount * popCount; i++) if (table[i] < 0 || table[i] >= popCount) return null;
+  if (!allBelow(new Uint32Array(classOfLocation.buffer, 0, locationCount), orderCount) || !allBelow(new Uint16Array(table.buffer, 0, orderCount * popCount), popCount)) return null;
   const orders: Int16Array[] = [];
   for (let c = 0; c < orderCount; c++) orders.push(table.subarray(c * popCount, (c + 1) * popCount));
   return { classOfLocation, orders, table, popCount, classOfUnknown: orderCount };
+}
+
+/**
+ * Whether every entry is below `limit`, read unsigned so that a negative one
+ * is too large: one comparison per entry. At 300 PoPs the table has 43 M
+ * entries; two signed comparisons each were about 0.15 s of every start.
+ */
+function allBelow(values: Uint32Array | Uint16Array, limit: number): boolean {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
+  return values.length === 0 || max < limit;
 }
 
 /** Keeps the most recent few, so replaced catalogs and databases do not pile up. */

@@ -13,7 +13,8 @@ import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
 import type { CompiledPolicy, GroupTable } from '../steering/types.ts';
 import { compilePolicies, policyFilesIn, type GeoFacts, type LocationGroup } from './policies.ts';
-import { addHashRecord, compileZones, zoneFilesIn, type SteeredName } from './zones.ts';
+import { addHashRecord, zoneFilesIn } from './zones.ts';
+import { compileZonesReusing, zonesKeyOf } from './zones-cache.ts';
 
 /** The geo data a policy set compiles against (loaded and watched by geo/). */
 export interface GeoContext {
@@ -181,19 +182,6 @@ function contentHashOf(configDir: string, files: ReadonlyArray<{ file: string; t
   return hash.digest('hex').slice(0, 16);
 }
 
-/**
- * What an unsigned name table is compiled from: the zone files, each steered
- * name with its policy position, and the hash record (which carries the
- * content hash). Equal keys compile to equal tables (snapshot/zone-reuse.ts).
- */
-function zonesKeyOf(files: ReadonlyArray<{ file: string; text: string }>, steered: ReadonlyArray<SteeredName>, hashRecord: string): string {
-  const hash = createHash('sha256');
-  for (const f of files) hash.update(f.file).update('\0').update(f.text).update('\0');
-  for (const s of steered) hash.update(s.name).update('\0').update(String(s.index)).update('\0');
-  hash.update(hashRecord);
-  return hash.digest('hex').slice(0, 16);
-}
-
 export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string, options: { hashRecord?: string | null; validityDays?: number } = {}): LoadResult {
   const errors: ConfigError[] = [];
   let zoneFiles: string[];
@@ -205,7 +193,7 @@ export function loadSnapshot(configDir: string, geo: GeoContext, selfPop: string
   }
   const policyFiles = policyFilesIn(configDir);
   const loaded = compilePolicies(policyFiles, (namedAsns) => geoFacts(geo, namedAsns), selfPop, errors);
-  const { result, errors: zoneErrors } = compileZones(zoneFiles, loaded.steered, { policies: loaded.policies, validityDays: options.validityDays });
+  const { result, errors: zoneErrors } = compileZonesReusing(zoneFiles, loaded.steered, { policies: loaded.policies, validityDays: options.validityDays }, !options.hashRecord);
   errors.push(...zoneErrors);
   const files = [...zoneFiles, ...policyFiles];
   if (!result || errors.length > 0) return { snapshot: null, errors, files, policies: [] };

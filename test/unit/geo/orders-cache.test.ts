@@ -36,3 +36,23 @@ test('cached nearest orders read back identical and shared; another catalog or a
   writeFileSync(file, bytes.subarray(0, 30));
   assert.equal(readOrdersCache(file, index.locationCount, catalog.count), null, 'a truncated file misses');
 });
+
+test('a file whose digest matches but holds an ordinal out of range (negative or too large) misses', () => {
+  const world = syntheticWorld();
+  const { index, catalog } = world.geo;
+  const dir = join(mkdtempSync(join(tmpdir(), 'popsteer-orders-')), 'cache');
+  const computed = nearestOrderClasses(index, catalog);
+  const file = ordersCacheFile(dir, index, catalog);
+  const rewritten = (change: (orders: typeof computed) => void): ReturnType<typeof readOrdersCache> => {
+    const copy = { ...computed, classOfLocation: computed.classOfLocation.slice(), table: computed.table.slice() };
+    copy.orders = computed.orders.map((_, c) => copy.table.subarray(c * copy.popCount, (c + 1) * copy.popCount));
+    change(copy);
+    writeOrdersCache(file, copy);
+    return readOrdersCache(file, index.locationCount, catalog.count);
+  };
+  assert.ok(rewritten(() => {}), 'unchanged, a hit');
+  assert.equal(rewritten((o) => { o.table[o.popCount + 1] = o.popCount; }), null, 'a PoP ordinal equal to the count');
+  assert.equal(rewritten((o) => { o.table[o.table.length - 1] = -1; }), null, 'a negative PoP ordinal');
+  assert.equal(rewritten((o) => { o.classOfLocation[0] = o.orders.length; }), null, 'a class past the last order');
+  assert.equal(rewritten((o) => { o.classOfLocation[o.classOfLocation.length - 1] = -1; }), null, 'a negative class');
+});
