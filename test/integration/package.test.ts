@@ -9,10 +9,10 @@
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -28,8 +28,23 @@ const SLOW = { timeout: 900_000 };
 /** Only PATH: the package must not lean on node_modules/.bin or any other variable of the developer's shell. */
 const BARE_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
 
-const skip = process.geteuid?.() !== 0 ? 'needs root: a network namespace of its own and setpriv to drop to an unprivileged user' : false;
-const scratch = mkdtempSync(join(tmpdir(), 'popsteer-package-'));
+/** True when every directory from / down to `dir` lets others search it, so the unprivileged user can reach files below. */
+function searchableByOthers(dir: string): boolean {
+  for (let path = resolve(dir); ; path = dirname(path)) {
+    if ((statSync(path).mode & 0o001) === 0) return false;
+    if (path === dirname(path)) return true;
+  }
+}
+
+/**
+ * The unpacked root must be reachable by nobody, as /usr is on a real host. A
+ * host may keep /tmp private (mode 0700), so the first temporary directory
+ * that others can search is used.
+ */
+const TEMP_PARENT = [tmpdir(), '/var/tmp', '/dev/shm'].find((dir) => existsSync(dir) && searchableByOthers(dir));
+const skip = process.geteuid?.() !== 0 ? 'needs root: a network namespace of its own and setpriv to drop to an unprivileged user'
+  : TEMP_PARENT === undefined ? `no temporary directory that an unprivileged user can search (${tmpdir()}, /var/tmp, /dev/shm)` : false;
+const scratch = mkdtempSync(join(TEMP_PARENT ?? tmpdir(), 'popsteer-package-'));
 const root = join(scratch, 'root');
 let deb = '';
 after(() => rmSync(scratch, { recursive: true, force: true }));
