@@ -83,14 +83,16 @@ lint: deps
 	eslint --max-warnings 0 .
 
 # Test servers share one GeoIP index cache made for this run (built once
-# here, before the servers start) and removed after it, so the suite leaves
-# nothing in $$HOME or the tree.
+# here, before the servers start). Every temporary file of the run goes
+# under one directory of its own (TMPDIR), removed after it with the cache,
+# so the suite leaves nothing in /tmp, $$HOME or the tree, whatever a test
+# or a process it started forgot to remove.
 test: deps debs native typecheck lint
-	@cache=$$(mktemp -d -t popsteer-test-cache.XXXXXX); \
+	@cache=$$(mktemp -d -t popsteer-test-cache.XXXXXX); scratch=$$(mktemp -d -t popsteer-test-tmp.XXXXXX); \
 	POPSTEER_CACHE_DIR=$$cache node bin/popsteer.js validate >/dev/null; \
-	POPSTEER_TEST_CACHE_DIR=$$cache node --test --test-concurrency=2 --test-timeout=180000 \
+	TMPDIR=$$scratch POPSTEER_TEST_CACHE_DIR=$$cache node --test --test-concurrency=2 --test-timeout=180000 \
 	  'test/unit/**/*.test.ts' 'test/conformance/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/bench/**/*.test.ts'; \
-	status=$$?; rm -rf "$$cache"; exit $$status
+	status=$$?; rm -rf "$$cache" "$$scratch"; exit $$status
 
 # dist/popsteer_<version>_<arch>.deb: popsteer, its production dependencies,
 # the Node.js 24 runtime and the native UDP module (packaging/build-deb.ts).
