@@ -79,7 +79,7 @@ export interface SteeringInputs {
   counters?: Counters;
   /** Clock for TTLs derived from health (ms since the epoch). */
   now?: () => number;
-  /** Keep a memo of recent client networks (default true); a one-query steering (explain) skips its 512 KiB. */
+  /** Keep a memo of recent client networks (default true); a one-query steering (explain) skips its 2 MiB. */
   memoize?: boolean;
 }
 

@@ -68,3 +68,37 @@ test('policies and variants beyond the tag fields are never memoized', () => {
   memo.store({ class: 1, scopeLength: 8 });
   assert.equal(memo.find(0x4000, 0, 4, 24, net, result), false);
 });
+
+test('4,096 networks used in turn nearly all stay (two ways: a collision alone does not evict)', () => {
+  const memo = new ClassMemo();
+  const result: ClassResult = { class: -1, scopeLength: 0 };
+  const count = 4096;
+  const netOf = (i: number): Int32Array => wordsOf([20 + (i >> 16), (i * 37 >> 8) & 0xff, (i * 37) & 0xff]);
+  for (let i = 0; i < count; i++) if (!memo.find(2, 0, 4, 24, netOf(i), result)) memo.store({ class: i % 500, scopeLength: 20 });
+  let hits = 0;
+  for (let i = 0; i < count; i++) {
+    if (memo.find(2, 0, 4, 24, netOf(i), result)) {
+      hits++;
+      assert.equal(result.class, i % 500, `network ${i}`);
+    } else {
+      memo.store({ class: i % 500, scopeLength: 20 });
+    }
+  }
+  // 16,384 entries, direct-mapped, kept 78% of them: every network sharing a slot missed each turn.
+  assert.ok(hits >= count * 0.98, `${hits} of ${count} hit`);
+});
+
+test('a network used between every store is never the one evicted (least recently used out)', () => {
+  const memo = new ClassMemo();
+  const result: ClassResult = { class: -1, scopeLength: 0 };
+  // Six of the networks below share this one's set (the hash is fixed): under first in, first out it would go.
+  const hot = wordsOf([81, 2, 73]);
+  assert.equal(memo.find(4, 0, 4, 24, hot, result), false);
+  memo.store({ class: 42, scopeLength: 18 });
+  for (let i = 0; i < CLASS_MEMO_ENTRIES * 2; i++) {
+    const net = wordsOf([30 + (i >> 16), (i >> 8) & 0xff, i & 0xff]);
+    if (!memo.find(4, 0, 4, 24, net, result)) memo.store({ class: 1, scopeLength: 24 });
+    assert.equal(memo.find(4, 0, 4, 24, hot, result), true, `after network ${i}`);
+    assert.deepEqual(result, { class: 42, scopeLength: 18 });
+  }
+});
