@@ -6,6 +6,7 @@
 // it: a set that serve would refuse never reaches the fleet.
 
 import { hostname, userInfo } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { connect, type KV, type NatsConnection } from 'nats';
 import type { Settings } from '../config/settings.ts';
 import { readCredentials } from '../fleet/credentials.ts';
@@ -13,7 +14,12 @@ import {
   decodePromotion, decodeRevision, encodeRevision, newPromotion, newRevision, newRevisionKey, promotionKey, readConfigFiles, type RevisionRecord,
 } from '../fleet/revision-record.ts';
 import { openRevisionBucket } from '../fleet/revisions.ts';
+import { readYamlFile } from '../config/yaml-source.ts';
+import { ALG_ECDSAP256SHA256, KeyError, zoneFileStem } from '../dnssec/keys.ts';
+import { encodeSignatureSet, keysDirInConfig } from '../dnssec/presigned.ts';
+import { loadKeySet } from '../dnssec/rollover.ts';
 import { loadSnapshot } from '../policy/load.ts';
+import { zoneFilesIn } from '../policy/zones.ts';
 import { loadGeoForCommand, resolveCommand } from './common.ts';
 
 export const REVISIONS_HELP = `Usage:
@@ -23,8 +29,11 @@ export const REVISIONS_HELP = `Usage:
   popsteer promote REV --fleet nats://…
 
 publish validates the policy set in DIR as "serve" would (against --geo-data)
-and stores every file of it (but popsteer.yaml, an instance's own settings)
-as the fleet's newest revision; every instance applies it (with --canary,
+and stores every file of it (but popsteer.yaml, an instance's own settings,
+and private keys) as the fleet's newest revision. A signed zone is signed
+here, with the keys in its keys directory, and its signatures travel in the
+revision (<keys dir>/<zone>.signatures): instances without the private key
+serve them, and need a new publish before they expire (14 days); every instance applies it (with --canary,
 only the instances of those PoPs until "promote REV"). history lists the
 revisions; rollback REV publishes REV's files again as the newest revision.
 The fleet options (--fleet, --fleet-name, --fleet-creds,
@@ -102,8 +111,40 @@ function buildRevision(settings: Settings, extra: Record<string, unknown>): Revi
   }
   const unknown = canary.filter((pop) => !geo.catalog.ids.includes(pop));
   if (unknown.length > 0) return usage('publish', `--canary: no PoP ${unknown.join(', ')} in the geo data (${geo.catalog.ids.join(', ')})`);
+  const signatures = signatureFiles(settings.configDir, result.snapshot);
+  if (typeof signatures === 'number') return signatures;
+  const made = new Set(signatures.map((f) => f.path));
+  const files = [...readConfigFiles(settings.configDir).filter((f) => !made.has(f.path)), ...signatures].sort((a, b) => (a.path < b.path ? -1 : 1));
   const message = typeof extra.message === 'string' ? extra.message : '';
-  return newRevision(readConfigFiles(settings.configDir), { author: authorOf(extra), message, canary, rollbackOf: null, at: Date.now() });
+  return newRevision(files, { author: authorOf(extra), message, canary, rollbackOf: null, at: Date.now() });
+}
+
+/**
+ * Per signed zone, the file of the signatures this compile made
+ * (dnssec/presigned.ts), in the zone's keys directory; exit 2 when that
+ * directory lies outside the configuration directory (a revision could not
+ * carry the file where instances look for it).
+ */
+function signatureFiles(configDir: string, snapshot: NonNullable<ReturnType<typeof loadSnapshot>['snapshot']>): Array<{ path: string; data: string }> | number {
+  if (snapshot.dnssec === undefined) return [];
+  const files: Array<{ path: string; data: string }> = [];
+  for (const file of zoneFilesIn(configDir)) {
+    const doc = readYamlFile(file).data as { zone?: string; dnssec?: { keys?: string; algorithm?: number } };
+    if (doc.dnssec === undefined || typeof doc.zone !== 'string' || typeof doc.dnssec.keys !== 'string') continue;
+    const keysDir = resolve(dirname(dirname(file)), doc.dnssec.keys);
+    const inConfig = keysDirInConfig(resolve(configDir), keysDir);
+    if (inConfig === null) return usage('publish', `zone ${doc.zone} keeps its keys in ${keysDir}, outside ${configDir}: its signatures travel in the revision in that directory, so set dnssec.keys to a directory inside the config directory (the private key stays out of the revision)`);
+    try {
+      const set = encodeSignatureSet(doc.zone, loadKeySet(keysDir, doc.zone, doc.dnssec.algorithm ?? ALG_ECDSAP256SHA256), snapshot.dnssec.signatures);
+      files.push({ path: `${inConfig}/${zoneFileStem(doc.zone)}.signatures`, data: set.bytes.toString('base64') });
+      process.stdout.write(`signed ${doc.zone}: ${set.count} signatures, valid until ${new Date(set.expiration).toISOString()}, ${set.bytes.length} bytes compressed\n`);
+    } catch (err) {
+      if (!(err instanceof KeyError)) throw err;
+      process.stderr.write(`popsteer publish: zone ${doc.zone}: ${err.message}\n`);
+      return 2;
+    }
+  }
+  return files;
 }
 
 async function put(kv: KV, record: RevisionRecord, verb: string): Promise<number> {

@@ -3,7 +3,7 @@
 // (ECDSA P-256 with SHA-256, RFC 6605) or 15 (Ed25519, RFC 8080). The
 // private key is refused when its file is readable by group or others.
 
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { lowerWire, nameToWire } from '../dns/name.ts';
@@ -17,13 +17,30 @@ const CSK_FLAGS = 257;
 
 export class KeyError extends Error {}
 
+/**
+ * Signatures made where the policy set was published (presigned.ts), for
+ * keys whose private half is not here: the signer looks each RRset up.
+ */
+export interface PublishedSignatures {
+  /** Where they came from, for errors. */
+  file: string;
+  /** The window every one of them was made with (s since the epoch). */
+  inception: number;
+  expiration: number;
+  /** rrsetDigest (sign.ts) → the RRSIG RDATAs over that RRset, one per signing key. */
+  byDigest: Map<string, Uint8Array[]>;
+}
+
 export interface ZoneKey {
   algorithm: number;
-  privateKey: KeyObject;
+  /** null: a key known by its public half only, whose signatures were made where the policy set was published (presigned.ts). */
+  privateKey: KeyObject | null;
   publicKey: KeyObject;
   /** DNSKEY RDATA (flags, protocol 3, algorithm, public key). */
   dnskey: Uint8Array;
   keyTag: number;
+  /** Set on the active key of a zone served from published signatures. */
+  presigned?: PublishedSignatures;
 }
 
 /** The key file of a zone: <keys dir>/<zone>.csk.pem (zone without its trailing dot). */
@@ -80,6 +97,17 @@ export function loadKeyFile(file: string, zone: string, algorithm: number | null
   const publicKey = createPublicKey(privateKey);
   const dnskey = dnskeyRdata(publicKey, fileAlgorithm);
   return { algorithm: fileAlgorithm, privateKey, publicKey, dnskey, keyTag: keyTagOf(dnskey) };
+}
+
+/** A key known only by its DNSKEY RDATA (a published signature set carries it): it verifies, it cannot sign. */
+export function publicZoneKey(dnskey: Uint8Array): ZoneKey {
+  const algorithm = dnskey[3];
+  const raw = Buffer.from(dnskey.subarray(4));
+  let jwk: JsonWebKey;
+  if (algorithm === ALG_ED25519 && raw.length === 32) jwk = { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') };
+  else if (algorithm === ALG_ECDSAP256SHA256 && raw.length === 64) jwk = { kty: 'EC', crv: 'P-256', x: raw.subarray(0, 32).toString('base64url'), y: raw.subarray(32).toString('base64url') };
+  else throw new KeyError(`a DNSKEY of algorithm ${algorithm} with a ${raw.length}-octet key: not one popsteer makes (13 or 15)`);
+  return { algorithm, privateKey: null, publicKey: createPublicKey({ key: jwk, format: 'jwk' }), dnskey: Uint8Array.from(dnskey), keyTag: keyTagOf(dnskey) };
 }
 
 function algorithmOf(key: KeyObject): number {

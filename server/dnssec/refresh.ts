@@ -6,7 +6,9 @@
 // build path (as a reload does), and when it comes nearer than the safety
 // margin (a refresh kept failing: a key gone or unreadable, a broken edit)
 // the instance reports itself unfit, so anycast withdraws it before a
-// validating resolver sees an expired signature.
+// validating resolver sees an expired signature. Signatures that came with
+// a published revision (presigned.ts) cannot be renewed here: the refresh
+// says so once, and the unfit verdict follows as for a failing one.
 
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 
@@ -62,6 +64,12 @@ export class SignatureRefresh {
   private timer: NodeJS.Timeout | null = null;
   private unfitLogged = false;
   private clockFile: string | null = null;
+  /**
+   * The expiry a refresh compiled again without moving: signatures that came
+   * with a published revision (presigned.ts), which no key here can renew.
+   * Not tried again until the served expiry changes (a new revision).
+   */
+  private stuckAt: number | null = null;
 
   constructor(options: RefreshOptions) {
     this.options = options;
@@ -93,7 +101,7 @@ export class SignatureRefresh {
   check(): Promise<void> {
     this.logVerdict();
     const left = this.secondsLeft();
-    if (left === null || left * 1000 > this.thresholdMs || this.running) return this.running ?? Promise.resolve();
+    if (left === null || left * 1000 > this.thresholdMs || this.running || this.options.expiry() === this.stuckAt) return this.running ?? Promise.resolve();
     this.running = this.resign(left).finally(() => { this.running = null; this.logVerdict(); });
     return this.running;
   }
@@ -101,8 +109,12 @@ export class SignatureRefresh {
   private async resign(left: number): Promise<void> {
     const expiry = new Date(this.options.expiry()!).toISOString();
     this.options.log.info({ expiry, secondsLeft: Math.round(left) }, 'DNSSEC signatures expire soon: re-signing');
+    const before = this.options.expiry();
     const outcome = await this.options.refresh(`DNSSEC signatures expire at ${expiry}`);
-    if (outcome.ok) this.options.log.info({ expiry: new Date(this.options.expiry() ?? 0).toISOString() }, 'DNSSEC signatures refreshed');
+    if (outcome.ok && this.options.expiry() === before) {
+      this.stuckAt = before;
+      this.options.log.warn({ expiry }, 'DNSSEC signatures came with the published policy set and no key here renews them: publish the set again where the keys are (popsteer publish) before they expire');
+    } else if (outcome.ok) this.options.log.info({ expiry: new Date(this.options.expiry() ?? 0).toISOString() }, 'DNSSEC signatures refreshed');
     else this.options.log.error({ expiry, errors: outcome.errors }, 'DNSSEC re-signing failed; the old signatures keep serving');
   }
 

@@ -26,6 +26,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileSafely, readFileSafely } from '../fsutil/safe-files.ts';
 import { generateKey, KeyError, keyFileOf, loadKeyFile, zoneFileStem, type ZoneKey } from './keys.ts';
+import { loadPublishedKeySet } from './presigned.ts';
 
 type RolloverPhase = 'published' | 'active' | 'done';
 
@@ -82,9 +83,16 @@ function writeRolloverState(keysDir: string, zone: string, state: RolloverState)
   writeFileSafely(stateFileOf(keysDir, zone), [`${JSON.stringify(state, null, 2)}\n`], 0o600);
 }
 
-/** The keys the zone signs with now; throws KeyError (saying what to do) when one is missing or unsafe. */
+/**
+ * The keys the zone signs with now; throws KeyError (saying what to do) when
+ * one is missing or unsafe. Without any private key but with the signature
+ * file a published revision brought (presigned.ts): the public keys, with
+ * those signatures to serve.
+ */
 export function loadKeySet(keysDir: string, zone: string, algorithm: number | null): KeySet {
   const state = readRolloverState(keysDir, zone);
+  const published = loadPublishedKeySet(keysDir, zone, algorithm, state === null ? [] : [join(keysDir, state.newKey), join(keysDir, state.oldKey)]);
+  if (published !== null) return published;
   if (state === null) {
     const key = loadKeyFile(keyFileOf(keysDir, zone), zone, algorithm);
     return { active: key, published: [key], parentKeys: [key] };

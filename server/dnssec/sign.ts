@@ -4,8 +4,9 @@
 // keeping it: the same RRset in a hundred templates (the SOA of every
 // negative answer) is signed once.
 
-import { sign, verify } from 'node:crypto';
-import { ALG_ED25519, type ZoneKey } from './keys.ts';
+import { createHash, sign, verify } from 'node:crypto';
+import { wireToName } from '../dns/name.ts';
+import { ALG_ED25519, type PublishedSignatures, type ZoneKey } from './keys.ts';
 
 export const TYPE_RRSIG = 46;
 export const TYPE_NSEC = 47;
@@ -82,6 +83,7 @@ function signedData(head: Uint8Array, rrset: CanonicalRRset): Buffer {
 }
 
 function signBytes(key: ZoneKey, data: Buffer): Buffer {
+  if (key.privateKey === null) throw new Error(`key ${key.keyTag} has no private half here`);
   return key.algorithm === ALG_ED25519 ? sign(null, data, key.privateKey) : sign('sha256', data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
 }
 
@@ -107,6 +109,27 @@ export function rrsetKey(rrset: CanonicalRRset): string {
   return `${Buffer.from(rrset.owner).toString('latin1')}|${rrset.type}|${rrset.klass}|${rrset.ttl}|${sorted.join('\u0001')}`;
 }
 
+/** The 16-octet digest a published signature set files an RRset's signatures under (presigned.ts), as a latin1 string. */
+export function rrsetDigest(key: string): string {
+  return createHash('sha256').update(key, 'latin1').digest().subarray(0, 16).toString('latin1');
+}
+
+/**
+ * Separates a canonical RRset key from the tag of a key other than the
+ * active one in ZoneSigner.signatures: above U+00FF, so never inside a key
+ * (latin1 octets).
+ */
+const OTHER_KEY_MARK = '\u0100';
+
+/** The canonical RRset key of a ZoneSigner.signatures entry (an other key's tag taken off). */
+export const baseRrsetKey = (entry: string): string => {
+  const mark = entry.indexOf(OTHER_KEY_MARK);
+  return mark < 0 ? entry : entry.slice(0, mark);
+};
+
+/** The key tag an RRSIG RDATA names. */
+const rrsigKeyTag = (rrsig: Uint8Array): number => (rrsig[16] << 8) | rrsig[17];
+
 /** The apex RRsets every published key signs during a rollover (rollover.ts): DNSKEY, CDS, CDNSKEY. */
 const KEY_SET_TYPES = new Set([48, 59, 60]);
 
@@ -115,25 +138,30 @@ export class ZoneSigner {
   readonly key: ZoneKey;
   readonly signer: Uint8Array;
   readonly validity: Validity;
-  /** Canonical RRset key → RRSIG RDATA; travels in the snapshot for the steered answers built later. */
+  /**
+   * Canonical RRset key → RRSIG RDATA; travels in the snapshot for the
+   * steered answers built later. Other published keys' signatures over the
+   * key sets are here too, under the key, OTHER_KEY_MARK and their tag (a
+   * published signature set is made from this map).
+   */
   readonly signatures = new Map<string, Uint8Array>();
   /** Published keys other than `key`: they sign the apex key sets too (a rollover's old or next key). */
   private readonly otherKeys: ZoneKey[];
-  /** Their signatures over the key sets, by canonical RRset key. */
-  private readonly keySetSignatures = new Map<string, Uint8Array[]>();
+  /** Signatures made where the policy set was published, when the keys here have no private half. */
+  private readonly presigned: PublishedSignatures | null;
 
+  /** `validity` is ignored for a key with published signatures: theirs is the window. */
   constructor(key: ZoneKey, apexLower: Uint8Array, validity: Validity, otherKeys: ZoneKey[] = []) {
     this.key = key;
     this.signer = apexLower;
-    this.validity = validity;
+    this.presigned = key.presigned ?? null;
+    this.validity = this.presigned === null ? validity : { inception: this.presigned.inception, expiration: this.presigned.expiration };
     this.otherKeys = otherKeys.filter((k) => k !== key);
   }
 
-  /** How many signatures were made, the key sets' extra ones included. */
+  /** How many signatures were made (or taken from a published set), the key sets' extra ones included. */
   get count(): number {
-    let extra = 0;
-    for (const list of this.keySetSignatures.values()) extra += list.length;
-    return this.signatures.size + extra;
+    return this.signatures.size;
   }
 
   /** The RRSIG RDATA for `rrset`, made (and checked) on first use. */
@@ -151,18 +179,34 @@ export class ZoneSigner {
     const own = this.sign(rrset);
     if (this.otherKeys.length === 0 || !KEY_SET_TYPES.has(rrset.type) || compareBytes(rrset.owner, this.signer) !== 0) return [own];
     const k = rrsetKey(rrset);
-    let others = this.keySetSignatures.get(k);
-    if (!others) {
-      others = this.otherKeys.map((key) => this.signWith(key, rrset));
-      this.keySetSignatures.set(k, others);
-    }
-    return [own, ...others];
+    return [own, ...this.otherKeys.map((key) => {
+      const tagged = `${k}${OTHER_KEY_MARK}${key.keyTag}`;
+      let rrsig = this.signatures.get(tagged);
+      if (!rrsig) this.signatures.set(tagged, rrsig = this.signWith(key, rrset));
+      return rrsig;
+    })];
   }
 
   private signWith(key: ZoneKey, rrset: CanonicalRRset): Uint8Array {
+    if (this.presigned !== null) return this.takePublished(this.presigned, key, rrset);
     const head = rrsigHead(rrset, key, this.signer, this.validity);
     const rrsig = Buffer.concat([head, signBytes(key, signedData(head, rrset))]);
     if (!verifyRrsig(rrsig, rrset, key)) throw new Error(`a fresh signature over ${rrset.type} did not verify`);
+    return rrsig;
+  }
+
+  /**
+   * The published signature by `key` over `rrset`, verified before it is
+   * kept. Missing or failing, the set does not serve: it compiles to other
+   * answers here than where it was signed, or the file is damaged.
+   */
+  private takePublished(published: PublishedSignatures, key: ZoneKey, rrset: CanonicalRRset): Uint8Array {
+    const what = `${wireToName(rrset.owner)} type ${rrset.type} (ttl ${rrset.ttl})`;
+    const rrsig = published.byDigest.get(rrsetDigest(rrsetKey(rrset)))?.find((r) => rrsigKeyTag(r) === key.keyTag);
+    if (rrsig === undefined) {
+      throw new Error(`${published.file}: no published signature by key ${key.keyTag} over ${what}; this policy set compiles to other answers here than where it was published: publish it again (popsteer publish, where the keys are)`);
+    }
+    if (!verifyRrsig(rrsig, rrset, key)) throw new Error(`${published.file}: the published signature by key ${key.keyTag} over ${what} does not verify; publish the set again`);
     return rrsig;
   }
 }

@@ -49,6 +49,13 @@ interface PromotionRecord {
  */
 const isLeftOut = (relativePath: string): boolean => relativePath === 'popsteer.yaml' || relativePath.split('/').some((p) => p.startsWith('.'));
 
+/**
+ * A private key never travels in a revision: the zone's signatures do
+ * (dnssec/presigned.ts), so a PoP server needs no key. Recognised by its
+ * PEM armour, wherever it lies in the directory.
+ */
+const isPrivateKey = (bytes: Buffer): boolean => /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(bytes.toString('latin1'));
+
 /** A path segment a revision may carry: no "..", no separators, nothing hidden. */
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._+-]*$/;
 
@@ -56,7 +63,7 @@ export function isSafeRevisionPath(path: string): boolean {
   return path.length > 0 && path.length <= 512 && path.split('/').every((s) => SEGMENT.test(s) && s !== '..');
 }
 
-/** Every regular file under `dir` (symbolic links and special files left out), sorted by path. */
+/** Every regular file under `dir` (symbolic links, special files and private keys left out), sorted by path. */
 export function readConfigFiles(dir: string): RevisionFile[] {
   const files: RevisionFile[] = [];
   const walk = (relative: string): void => {
@@ -65,7 +72,10 @@ export function readConfigFiles(dir: string): RevisionFile[] {
       if (isLeftOut(path)) continue;
       const stats = lstatSync(join(dir, path));
       if (stats.isDirectory()) walk(path);
-      else if (stats.isFile()) files.push({ path, data: readFileSync(join(dir, path)).toString('base64') });
+      else if (stats.isFile()) {
+        const bytes = readFileSync(join(dir, path));
+        if (!isPrivateKey(bytes)) files.push({ path, data: bytes.toString('base64') });
+      }
     }
   };
   walk('');

@@ -2,9 +2,12 @@
 // cdn.example signed (a CSK made by `popsteer dnssec keygen`), behind unbound
 // with the zone's DS as its trust anchor (stub zone on loopback, a fake root
 // that is never reached). unbound must set AD on a steered answer for
-// clients on two continents (ECS), a wildcard expansion, a static record,
-// NXDOMAIN, NODATA and the missing DS of the insecure lab delegation;
-// delv must report "fully validated". Answers go through a small UDP proxy in
+// clients on three continents (ECS), a degraded answer served with a lowered
+// TTL under a signature over the policy's largest, a static CNAME into a
+// steered name, a steered CNAME to a partner, a wildcard expansion, a static
+// record, NXDOMAIN, NODATA and the missing DS of the insecure lab
+// delegation; delv must report "fully validated" for the same names, and
+// kdig +dnssec must show the records. Answers go through a small UDP proxy in
 // this test that can flip a byte of an RRSIG: with it on, unbound must
 // refuse the answer (SERVFAIL). Without DO popsteer answers as it did unsigned.
 
@@ -34,6 +37,25 @@ let unboundPort = 0;
 let dsRecord = '';
 let tamper = false;
 let tampered = 0;
+let tokenFile = '';
+const TOKEN = 'dnssec-validators-token';
+
+/** POSTs to the admin API with the token; asserts 200. */
+async function admin(path: string, body: unknown): Promise<void> {
+  const r = await fetch(`http://127.0.0.1:${server.adminPort}${path}`, {
+    method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 200, await r.text());
+}
+
+/** The TTL of the first record of `type` in dig's answer lines. */
+const ttlOf = (lines: string[], type: string): number => Number(lines.find((l) => new RegExp(`\\sIN\\s${type}\\s`).test(l))!.split(/\s+/)[1]);
+
+/** The names and types unbound and delv are asked about (with an ECS subnet for the steered ones). */
+const VALIDATED: Array<[string, string]> = [
+  ['www.cdn.example', 'A'], ['img7.assets.cdn.example', 'A'], ['status.cdn.example', 'A'], ['static.cdn.example', 'A'],
+  ['no-such-name.cdn.example', 'A'], ['status.cdn.example', 'TXT'], ['lab.cdn.example', 'DS'],
+];
 
 /** Skips a (possibly compressed) name; returns the offset after it. */
 function skipName(buf: Buffer, at: number): number {
@@ -90,7 +112,12 @@ async function startProxy(target: number): Promise<Socket> {
 before(async () => {
   const config = copyExampleConfig();
   dsRecord = await signExampleZone(config);
-  server = await startServer({ workers: 1, args: ['--pop', 'ams', '--config', config] });
+  // The partner pool's CNAME points into the zone: unbound follows it to a signed A and can set AD on the whole answer.
+  const spill = join(config, 'steering', 'spill.yaml');
+  writeFileSync(spill, readFileSync(spill, 'utf8').replace('cname: edge.partner-cdn.example.net.', 'cname: status.cdn.example.'));
+  tokenFile = join(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-token-')), 'token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  server = await startServer({ workers: 1, args: ['--pop', 'ams', '--config', config, '--admin-token-file', tokenFile], env: { POPSTEER_ADMIN_TOKEN: '' } });
   proxy = await startProxy(server.dnsPort);
   unboundPort = await freeUdpPort();
   unbound = await startUnbound(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-unbound-')), unboundPort, proxy.address().port, dsRecord);
@@ -103,15 +130,54 @@ after(async () => {
 });
 
 describe('unbound validates popsteer\'s signed answers', () => {
-  test('a steered answer for clients on two continents (ECS): AD=1, different PoPs', async () => {
+  test('a steered answer for clients on three continents (ECS): AD=1, three different PoPs', async () => {
+    // Europe and North America by GeoLite2, Oceania by the example's custom network (203.0.113.0/24: Sydney).
     const europe = await dig(unboundPort, 'www.cdn.example', 'A', '+subnet=81.2.69.0/24');
     const america = await dig(unboundPort, 'www.cdn.example', 'A', '+subnet=216.160.83.0/24');
-    for (const r of [europe, america]) {
+    const oceania = await dig(unboundPort, 'www.cdn.example', 'A', '+subnet=203.0.113.0/24');
+    for (const r of [europe, america, oceania]) {
       assert.equal(r.status, 'NOERROR', r.text);
       assert.ok(r.flags.includes('ad'), `AD set:\n${r.text}`);
     }
     const address = (r: Dig): string => r.answers.find((l) => /\sIN\sA\s/.test(l))!.split(/\s+/).pop()!;
-    assert.notEqual(popOf(address(europe)), popOf(address(america)), 'the two continents get different PoPs');
+    const pops = [europe, america, oceania].map((r) => popOf(address(r)));
+    assert.equal(new Set(pops).size, 3, `three continents, three PoPs: ${pops.join(', ')}`);
+  });
+
+  test('a static CNAME into the steered www: AD=1 on the CNAME and the steered A', async () => {
+    const r = await dig(unboundPort, 'static.cdn.example', 'A', '+subnet=81.2.69.0/24');
+    assert.equal(r.status, 'NOERROR', r.text);
+    assert.ok(r.flags.includes('ad'), r.text);
+    assert.ok(r.answers.some((l) => /^static\.cdn\.example\.\s.*\sCNAME\s+www\.cdn\.example\.$/.test(l)), r.text);
+    assert.ok(r.answers.some((l) => /^www\.cdn\.example\.\s.*\sIN\sA\s/.test(l)), r.text);
+  });
+
+  test('degraded (two PoPs drained): the lowered TTL under a signature over the largest, AD=1; the steered CNAME of the partner pool, AD=1 and fully validated', async () => {
+    await admin('/v1/pops/iad/drain', { reason: 'dnssec test' });
+    await admin('/v1/pops/ord/drain', { reason: 'dnssec test' });
+    try {
+      // A subnet no earlier test asked about: unbound's ECS cache holds nothing for it.
+      const berlin = '+subnet=85.214.0.0/24';
+      const direct = await dig(server.dnsPort, 'www.cdn.example', 'A', '+norec', berlin);
+      assert.equal(ttlOf(direct.answers, 'A'), 20, `degraded_ttl served:\n${direct.text}`);
+      assert.ok(direct.answers.some((l) => /\sRRSIG\sA 13 3 60 /.test(l)), `signed over ttl 60, the policy's largest:\n${direct.text}`);
+      const r = await dig(unboundPort, 'www.cdn.example', 'A', berlin);
+      assert.equal(r.status, 'NOERROR', r.text);
+      assert.ok(r.flags.includes('ad'), r.text);
+      assert.ok(ttlOf(r.answers, 'A') <= 20, r.text);
+      // downloads: fewer than two of iad, ord, sjc healthy → the partner pool's CNAME (to an in-zone name here, so unbound can follow it).
+      const spill = await dig(unboundPort, 'downloads.cdn.example', 'A', '+subnet=216.160.83.0/24');
+      assert.equal(spill.status, 'NOERROR', spill.text);
+      assert.ok(spill.flags.includes('ad'), spill.text);
+      assert.ok(spill.answers.some((l) => /^downloads\.cdn\.example\.\s.*\sCNAME\s+status\.cdn\.example\.$/.test(l)), spill.text);
+      assert.ok(spill.answers.some((l) => l.includes('203.0.113.80')), spill.text);
+      assert.ok(ttlOf(spill.answers, 'CNAME') <= 15, spill.text);
+      const delved = await delv(mkdtempSync(join(tmpdir(), 'popsteer-delv-')), server.dnsPort, dsRecord, 'downloads.cdn.example', 'A');
+      assert.match(delved, /; fully validated\ndownloads\.cdn\.example\.\s+\d+\s+IN\s+CNAME\s+status\.cdn\.example\./, delved);
+    } finally {
+      await admin('/v1/pops/iad/undrain', { reason: 'done' });
+      await admin('/v1/pops/ord/undrain', { reason: 'done' });
+    }
   });
 
   test('a wildcard expansion (a CNAME to the steered www): AD=1', async () => {
@@ -163,9 +229,25 @@ describe('unbound validates popsteer\'s signed answers', () => {
 });
 
 describe('delv and the server directly', () => {
-  test('delv: "fully validated" for a steered name, with the DS as its trust anchor', async () => {
-    const out = await delv(mkdtempSync(join(tmpdir(), 'popsteer-delv-')), server.dnsPort, dsRecord, 'www.cdn.example', 'A');
-    assert.match(out, /; fully validated/, out);
+  test('delv: "fully validated" for every name unbound validated, with the DS as its trust anchor', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'popsteer-delv-'));
+    for (const [name, type] of VALIDATED) {
+      const out = await delv(dir, server.dnsPort, dsRecord, name, type);
+      assert.match(out, /; (negative response, )?fully validated/, `${name} ${type}:\n${out}`);
+    }
+  });
+
+  test('kdig +dnssec shows the DNSKEY, the RRSIGs and the NSEC proof', async () => {
+    const kdig = async (...args: string[]): Promise<string> => (await exec('kdig', ['@127.0.0.1', '-p', String(server.dnsPort), '+dnssec', '+norec', ...args])).stdout;
+    const keys = await kdig('cdn.example', 'DNSKEY');
+    assert.match(keys, /\sDNSKEY\s+257 3 13 /, keys);
+    assert.match(keys, /\sRRSIG\s+DNSKEY 13 2 /, keys);
+    const steered = await kdig('www.cdn.example', 'A');
+    assert.match(steered, /\sRRSIG\s+A 13 3 60 /, steered);
+    const nx = await kdig('no-such-name.cdn.example', 'A');
+    assert.match(nx, /NXDOMAIN/, nx);
+    assert.match(nx, /\sNSEC\s/, nx);
+    assert.match(nx, /\sRRSIG\s+NSEC 13 /, nx);
   });
 
   test('without DO the answer carries no DNSSEC records; with DO an RRSIG follows the RRset', async () => {
