@@ -44,6 +44,8 @@ interface FleetOptions {
   writeDeadlineMs?: number;
   /** Versioned policy sets (revisions.ts): followed with the other buckets; what serves goes in the heartbeat. */
   revisions?: { follow(js: ReturnType<NatsConnection['jetstream']>): Promise<void>; report(): RevisionReport; stop(): void } | null;
+  /** Declared load (load.ts): followed with the other buckets. */
+  load?: { follow(js: ReturnType<NatsConnection['jetstream']>): Promise<void>; stop(): void } | null;
 }
 
 interface FleetInstance {
@@ -128,6 +130,7 @@ export class Fleet {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     for (const w of this.watches.splice(0)) w.stop();
     this.options.revisions?.stop();
+    this.options.load?.stop();
     // Closing flushes to a server; with none reachable it would wait on: a stop never waits long for the fleet.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.nc?.close().catch(() => undefined), new Promise((r) => { timer = setTimeout(r, CLOSE_WAIT_MS); })]);
@@ -232,6 +235,8 @@ export class Fleet {
     void this.consume(instances, (e) => this.onInstanceEntry(e));
     const revisions = this.options.revisions;
     if (revisions) await this.retry('follow policy revisions', () => revisions.follow(this.js!));
+    const load = this.options.load;
+    if (load) await this.retry('follow declared load', () => load.follow(this.js!));
     this.log.info({ fleet: this.options.name }, 'fleet: following overrides and instances');
   }
 
