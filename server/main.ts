@@ -479,7 +479,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     fleetName: settings.fleetName, pop: settings.pop, log, apply: (pop, load) => setLoadSignal(geo.catalog.ids, signalsView, pop, load),
   });
   const fleet = settings.fleetServers.length === 0 ? null : new Fleet({
-    servers: settings.fleetServers, name: settings.fleetName, credsFile: settings.fleetCreds, pop: settings.pop, version: packageVersion(), health, log, revisions, load: fleetLoad,
+    servers: settings.fleetServers, name: settings.fleetName, credsFile: settings.fleetCreds, caFile: settings.fleetCa, pop: settings.pop, version: packageVersion(), health, log, revisions, load: fleetLoad,
   });
   health.start();
   fleet?.start();

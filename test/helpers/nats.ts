@@ -26,7 +26,7 @@ export interface NatsNode {
 
 export interface NatsCluster {
   nodes: NatsNode[];
-  /** nats://127.0.0.1:port,… of every node, for --fleet. */
+  /** nats://127.0.0.1:port,… (tls:// with TLS) of every node, for --fleet. */
   urls: string;
   stop(): Promise<void>;
 }
@@ -43,11 +43,31 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Subjects a user may publish to or subscribe to (nats-server `permissions`). */
+export interface NatsPermissions {
+  publish?: { allow?: string[]; deny?: string[] };
+  subscribe?: { allow?: string[]; deny?: string[] };
+}
+
 export interface ClusterOptions {
   /** Nodes: 3 by default; 1 is a single server without a cluster block. */
   size?: number;
   /** Clients must log in with this user and password. */
   auth?: { user: string; password: string };
+  /** Clients log in as one of these users, each with its own permissions (none: may do anything). */
+  users?: Array<{ user: string; password: string; permissions?: NatsPermissions }>;
+  /** Clients must speak TLS, with this certificate and key (PEM files); urls are then tls://. */
+  tls?: { certFile: string; keyFile: string };
+}
+
+/** A nats-server configuration value: JSON is close enough to its syntax (quoted strings keep `$` literal). */
+const confValue = (value: unknown): string => JSON.stringify(value);
+
+function authorizationBlock(options: ClusterOptions): string {
+  if (options.auth) return `authorization { user: ${confValue(options.auth.user)}, password: ${confValue(options.auth.password)} }`;
+  if (!options.users) return '';
+  const users = options.users.map((u) => `{ user: ${confValue(u.user)}, password: ${confValue(u.password)}${u.permissions ? `, permissions: ${confValue(u.permissions)}` : ''} }`);
+  return `authorization { users: [\n  ${users.join(',\n  ')}\n] }`;
 }
 
 /** Starts a JetStream cluster (3 nodes unless told) and waits until every node is ready. */
@@ -69,10 +89,11 @@ export async function startNatsCluster(options: ClusterOptions = {}): Promise<Na
       `listen: 127.0.0.1:${clientPort}`,
       `jetstream { store_dir: "${join(dir, name)}", max_memory_store: 64MB, max_file_store: 256MB }`,
       size > 1 ? `cluster { name: popsteer-test, listen: 127.0.0.1:${clusterPorts[i]}, routes: [${routes.join(', ')}] }` : '',
-      options.auth ? `authorization { user: "${options.auth.user}", password: "${options.auth.password}" }` : '',
+      authorizationBlock(options),
+      options.tls ? `tls { cert_file: ${confValue(options.tls.certFile)}, key_file: ${confValue(options.tls.keyFile)} }` : '',
       '',
     ].join('\n'));
-    return natsNode(name, clientPort, config);
+    return natsNode(name, clientPort, config, options.tls ? 'tls' : 'nats');
   });
   const cluster: NatsCluster = {
     nodes,
@@ -83,13 +104,13 @@ export async function startNatsCluster(options: ClusterOptions = {}): Promise<Na
   return cluster;
 }
 
-function natsNode(name: string, clientPort: number, config: string): NatsNode {
+function natsNode(name: string, clientPort: number, config: string, scheme: 'nats' | 'tls' = 'nats'): NatsNode {
   let child: ChildProcess | null = null;
   let exited: Promise<unknown> = Promise.resolve();
   return {
     name,
     clientPort,
-    url: `nats://127.0.0.1:${clientPort}`,
+    url: `${scheme}://127.0.0.1:${clientPort}`,
     running: () => child !== null,
     async start() {
       if (child) return;
