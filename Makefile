@@ -45,7 +45,7 @@ define apt_install_no_service
 	fi
 endef
 
-.PHONY: run test deps debs build-debs native typecheck lint deb bench bench-scale soak fuzz-nightly clean openapi
+.PHONY: run test deps debs build-debs native typecheck lint deb bench bench-scale bench-fleet soak fuzz-nightly clean openapi
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -106,6 +106,10 @@ bench: deps native
 # What a CDN-sized configuration costs: start-up, memory, reload, q/s (test/bench/scale/run.ts; SCALE_QUICK=1 for the small sizes).
 bench-scale: deps native
 	node test/bench/scale/run.ts
+
+# Five popsteer instances on a 3-server NATS cluster: drain and publish propagation, probes per target, RSS and CPU of the fleet layer.
+bench-fleet: deps native
+	node test/bench/fleet.bench.ts
 
 # Ten minutes at 70% of peak with flapping probes and reloads (SOAK_SECONDS to change).
 soak: deps debs

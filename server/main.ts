@@ -35,6 +35,7 @@ import { fitConnectionCaps, openFileLimit, type ConnectionCaps } from './transpo
 import { ConnectionSlots, createSlotBuffer } from './transport/slots.ts';
 import { DNSTAP_OFF, startDnstap, type DnstapStats } from './dnstap/index.ts';
 import { Fleet } from './fleet/fleet.ts';
+import { FleetLoad } from './fleet/load.ts';
 import { readKeptRevision, Revisions, type KeptRevision, type RevisionReport } from './fleet/revisions.ts';
 import { SignatureRefresh, signingClock } from './dnssec/refresh.ts';
 
@@ -83,6 +84,8 @@ export interface RunningServer {
   startedAt: number;
   /** The fleet link when --fleet is set (server/fleet); null for a single node. */
   fleet: Fleet | null;
+  /** Declared load shared by the fleet (server/fleet/load.ts); null for a single node. */
+  fleetLoad: FleetLoad | null;
   /** The policy revision served and the newest refused here (server/fleet/revisions.ts); null without --fleet. */
   fleetRevision(): RevisionReport | null;
   /** Seconds until the served DNSSEC signatures expire (negative once expired); null when no zone is signed. */
@@ -90,6 +93,15 @@ export interface RunningServer {
 }
 
 const WORKER_YOUNG_GENERATION_MB = 6;
+
+/** Sets a PoP's declared load for the capacity steps; false for a PoP not in the catalog. */
+function setLoadSignal(ids: readonly string[], signalsView: Float64Array, pop: string, load: number): boolean {
+  const i = ids.indexOf(pop);
+  if (i < 0) return false;
+  setDeclaredLoad(signalsView, i, load);
+  return true;
+}
+
 /**
  * Descriptors kept free beyond the connection caps (added to the probes'
  * max_in_flight): listeners, worker threads' event loops, file watches, the
@@ -452,6 +464,8 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const connectionCaps = fitCaps(settings, probes.maxInFlight, log);
   const tcpSlotBuffer = createSlotBuffer();
   const tcpSlots = new ConnectionSlots(tcpSlotBuffer, connectionCaps.tcp);
+  const { signals, signalsView, signalsTimer } = startSignals(geo.catalog.count, () => geo.catalog.ids, health);
+
   // The fleet connects in the background: answering never waits for it. Its
   // credentials are read here, before anything runs (a bad file is exit 2).
   // A revision arriving before `reload` exists waits for it.
@@ -460,13 +474,15 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     pop: settings.pop, fleetName: settings.fleetName, stateDir: dirname(settings.stateFile!), kept, log,
     apply: async (dir, reason) => { await reloadReady.promise; return reload(reason, dir); },
   });
+  // Declared load from the fleet feeds the same signal as POST /v1/load does on a single node.
+  const fleetLoad = settings.fleetServers.length === 0 ? null : new FleetLoad({
+    fleetName: settings.fleetName, pop: settings.pop, log, apply: (pop, load) => setLoadSignal(geo.catalog.ids, signalsView, pop, load),
+  });
   const fleet = settings.fleetServers.length === 0 ? null : new Fleet({
-    servers: settings.fleetServers, name: settings.fleetName, credsFile: settings.fleetCreds, pop: settings.pop, version: packageVersion(), health, log, revisions,
+    servers: settings.fleetServers, name: settings.fleetName, credsFile: settings.fleetCreds, caFile: settings.fleetCa, pop: settings.pop, version: packageVersion(), health, log, revisions, load: fleetLoad,
   });
   health.start();
   fleet?.start();
-
-  const { signals, signalsView, signalsTimer } = startSignals(geo.catalog.count, () => geo.catalog.ids, health);
 
   const listen = await listenAddresses(settings);
   const udpIo = udpIoOf(settings, log);
@@ -569,12 +585,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     health,
     healthTable,
     signals,
-    setLoad: (pop, load) => {
-      const i = geo.catalog.ids.indexOf(pop);
-      if (i < 0) return false;
-      setDeclaredLoad(signalsView, i, load);
-      return true;
-    },
+    setLoad: (pop, load) => setLoadSignal(geo.catalog.ids, signalsView, pop, load),
     dnsPorts: listen.map((l) => l.port),
     adminPort: null,
     connectionCaps,
@@ -599,6 +610,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     shutdown: () => shutdown(),
     startedAt,
     fleet,
+    fleetLoad,
     fleetRevision: () => revisions?.report() ?? null,
     dnssecExpirySeconds: () => signatures.secondsLeft(),
   };

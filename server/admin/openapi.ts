@@ -132,7 +132,10 @@ const ROUTES: Record<string, RouteDoc> = {
   },
   'POST /v1/load': {
     summary: 'A PoP\'s declared load (1 = at capacity), read by `capacity` steps', tags: ['pops'], mutating: true,
-    response: { 200: json('Recorded', obj({ pop: str, load: num })), 400: error, 404: error, ...mutatingErrors, ...bodyErrors },
+    response: {
+      200: json('Recorded (in a fleet: acknowledged by the fleet, applied by every instance)', obj({ pop: str, load: num })), 400: error, 404: error,
+      503: { ...error, description: 'In a fleet: the fleet could not take the load in time (unreachable)' }, ...mutatingErrors, ...bodyErrors,
+    },
   },
 };
 

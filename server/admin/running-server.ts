@@ -7,6 +7,7 @@ import type { DnstapStats } from '../dnstap/index.ts';
 import type { GeoDatabase } from '../geo/database.ts';
 import type { GeoIndex, NearestOrders, PopCatalog } from '../geo/types.ts';
 import type { Fleet } from '../fleet/fleet.ts';
+import type { FleetLoad } from '../fleet/load.ts';
 import type { RevisionReport } from '../fleet/revisions.ts';
 import type { HealthService } from '../health/service.ts';
 import type { DnsSnapshot } from '../snapshot/types.ts';
@@ -50,6 +51,8 @@ export interface AdminHost {
   tcpConnections(): number;
   /** The fleet link (server/fleet) when --fleet is set; overrides then go through it. */
   fleet: Pick<Fleet, 'status' | 'setOverride'> | null;
+  /** Declared load shared by the fleet (server/fleet/load.ts) when --fleet is set; POST /v1/load then goes through it. */
+  fleetLoad?: Pick<FleetLoad, 'declare' | 'status'> | null;
   /** The policy revision served here (server/fleet/revisions.ts); null without --fleet. */
   fleetRevision?(): RevisionReport | null;
   /** Seconds until the served DNSSEC signatures expire (negative once expired); null when no zone is signed. */

@@ -9,7 +9,7 @@ import { hostname, userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { connect, type KV, type NatsConnection } from 'nats';
 import type { Settings } from '../config/settings.ts';
-import { readCredentials } from '../fleet/credentials.ts';
+import { readCredentials, tlsOptions } from '../fleet/credentials.ts';
 import {
   decodePromotion, decodeRevision, encodeRevision, newPromotion, newRevision, newRevisionKey, promotionKey, readConfigFiles, type RevisionRecord,
 } from '../fleet/revision-record.ts';
@@ -65,7 +65,7 @@ export async function runRevisionsCommand(command: 'publish' | 'history' | 'roll
   }
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: settings.fleetServers, authenticator: settings.fleetCreds === null ? undefined : readCredentials(settings.fleetCreds), timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: 0 });
+    nc = await connect({ servers: settings.fleetServers, authenticator: settings.fleetCreds === null ? undefined : readCredentials(settings.fleetCreds), tls: tlsOptions(settings.fleetCa), timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: 0 });
   } catch (err) {
     process.stderr.write(`popsteer ${command}: cannot reach the fleet at ${settings.fleetServers.join(',')}: ${(err as Error).message}\n`);
     return 1;

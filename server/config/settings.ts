@@ -80,6 +80,8 @@ export interface Settings {
   fleetCreds: string | null;
   /** Join a loopback-only fleet without credentials (tests, a laptop). */
   fleetInsecureLoopback: boolean;
+  /** PEM CA certificate(s) that sign the NATS servers' TLS certificates; null: the system's CAs. */
+  fleetCa: string | null;
   /** DNSSEC (server/dnssec/refresh.ts): signatures end this many days after the signing day. */
   dnssecValidityDays: number;
   /** Re-sign in the background when the served signatures expire within this many days. */
@@ -147,6 +149,7 @@ const SETTING_SPECS: SettingSpec[] = [
   { key: 'fleetServers', flag: 'fleet', env: 'POPSTEER_FLEET', file: 'fleet.servers', kind: 'nats-list', help: 'join a fleet: NATS servers with JetStream, comma-separated nats://host:port; overrides are then fleet-wide (README "Running a fleet") (default: no fleet)' },
   { key: 'fleetName', flag: 'fleet-name', env: 'POPSTEER_FLEET_NAME', file: 'fleet.name', kind: 'string', help: 'the fleet\'s name: prefix of its KV buckets and subjects (default popsteer)' },
   { key: 'fleetCreds', flag: 'fleet-creds', env: 'POPSTEER_FLEET_CREDS', file: 'fleet.creds', kind: 'path', help: 'NATS credentials: a .creds file, an nkey seed file, or a file holding user:password on one line' },
+  { key: 'fleetCa', flag: 'fleet-ca', env: 'POPSTEER_FLEET_CA', file: 'fleet.ca', kind: 'path', help: 'PEM CA certificate(s) that sign the NATS servers\' certificates, for tls:// servers with a private CA (default: the system\'s CAs)' },
   { key: 'fleetInsecureLoopback', flag: 'fleet-insecure-loopback', env: 'POPSTEER_FLEET_INSECURE_LOOPBACK', file: 'fleet.insecure_loopback', kind: 'bool', help: 'join a fleet whose servers are all on loopback without --fleet-creds (tests); beyond loopback credentials are required (default off)' },
   { key: 'dnssecValidityDays', flag: 'dnssec-validity-days', env: 'POPSTEER_DNSSEC_VALIDITY_DAYS', file: 'dnssec.validity_days', kind: 'int', help: 'DNSSEC: signatures expire this many days after the start of the signing day (UTC), the same on every instance (default 14)' },
   { key: 'dnssecResignDays', flag: 'dnssec-resign-days', env: 'POPSTEER_DNSSEC_RESIGN_DAYS', file: 'dnssec.resign_days', kind: 'int', help: 'DNSSEC: re-sign in the background when the served signatures expire within this many days; below validity_days - 1 (default 7)' },
@@ -223,6 +226,7 @@ function defaultSettings(cwd: string): Settings {
     fleetName: 'popsteer',
     fleetCreds: null,
     fleetInsecureLoopback: false,
+    fleetCa: null,
     dnssecValidityDays: 14,
     dnssecResignDays: 7,
     dnssecUnfitHours: 48,

@@ -3,7 +3,8 @@
 //
 //   <name>-overrides  drain / force-down / force-up / undrain per PoP, with
 //                     author, reason and absolute expiry; history kept
-//   <name>-instances  one heartbeat per instance (PoP, start, last seen)
+//   <name>-instances  one heartbeat per instance (PoP, start, last seen),
+//                     keyed <pop>.<instance id>
 //
 // Every instance watches both buckets and applies what it sees, its own
 // writes included, so all apply the same records. An override through the
@@ -16,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { connect, Events, type KV, type KvEntry, type NatsConnection, type QueuedIterator } from 'nats';
 import type { Override, OverrideAction } from '../health/overrides.ts';
 import type { Logger } from '../log/logger.ts';
-import { readCredentials } from './credentials.ts';
+import { readCredentials, tlsOptions } from './credentials.ts';
 import type { RevisionReport } from './revisions.ts';
 import {
   RECORD_VERSION, decodeInstance, decodeOverride, encodeRecord, isKeySafe, overrideOf, type InstanceRecord, type OverrideRecord,
@@ -32,6 +33,8 @@ interface FleetOptions {
   servers: string[];
   name: string;
   credsFile: string | null;
+  /** PEM CA of the servers' TLS certificates (--fleet-ca); null: the system's CAs. */
+  caFile?: string | null;
   pop: string;
   version: string;
   health: FleetHealth;
@@ -44,6 +47,8 @@ interface FleetOptions {
   writeDeadlineMs?: number;
   /** Versioned policy sets (revisions.ts): followed with the other buckets; what serves goes in the heartbeat. */
   revisions?: { follow(js: ReturnType<NatsConnection['jetstream']>): Promise<void>; report(): RevisionReport; stop(): void } | null;
+  /** Declared load (load.ts): followed with the other buckets. */
+  load?: { follow(js: ReturnType<NatsConnection['jetstream']>): Promise<void>; stop(): void } | null;
 }
 
 interface FleetInstance {
@@ -114,9 +119,11 @@ export class Fleet {
     this.writeDeadlineMs = options.writeDeadlineMs ?? DEFAULT_WRITE_DEADLINE_MS;
     // Read now: bad credentials stop start-up (exit 2), not a background loop.
     this.authenticator = options.credsFile === null ? undefined : readCredentials(options.credsFile);
+    this.tls = tlsOptions(options.caFile ?? null);
   }
 
   private readonly authenticator: ReturnType<typeof readCredentials> | undefined;
+  private readonly tls: ReturnType<typeof tlsOptions>;
 
   /** Connects in the background, forever retrying: the DNS service never waits for the fleet. */
   start(): void {
@@ -128,6 +135,7 @@ export class Fleet {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     for (const w of this.watches.splice(0)) w.stop();
     this.options.revisions?.stop();
+    this.options.load?.stop();
     // Closing flushes to a server; with none reachable it would wait on: a stop never waits long for the fleet.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.nc?.close().catch(() => undefined), new Promise((r) => { timer = setTimeout(r, CLOSE_WAIT_MS); })]);
@@ -187,7 +195,7 @@ export class Fleet {
   private async run(): Promise<void> {
     const { servers, name, pop } = this.options;
     this.nc = await connect({
-      servers, name: `popsteer-${pop}-${this.instanceId}`, authenticator: this.authenticator,
+      servers, name: `popsteer-${pop}-${this.instanceId}`, authenticator: this.authenticator, tls: this.tls,
       waitOnFirstConnect: true, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: RETRY_MS, pingInterval: 5000, maxPingOut: 2,
     });
     if (this.stopped) return void this.nc.close();
@@ -232,6 +240,8 @@ export class Fleet {
     void this.consume(instances, (e) => this.onInstanceEntry(e));
     const revisions = this.options.revisions;
     if (revisions) await this.retry('follow policy revisions', () => revisions.follow(this.js!));
+    const load = this.options.load;
+    if (load) await this.retry('follow declared load', () => load.follow(this.js!));
     this.log.info({ fleet: this.options.name }, 'fleet: following overrides and instances');
   }
 
@@ -280,7 +290,8 @@ export class Fleet {
       ...(this.options.revisions ? { revision: this.options.revisions.report() } : {}),
     };
     try {
-      await kv.put(this.instanceId, encodeRecord(record));
+      // Keyed under the PoP, so a NATS user per PoP can be allowed to write its own heartbeats only (README, credentials).
+      await kv.put(`${this.options.pop}.${this.instanceId}`, encodeRecord(record));
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'fleet: heartbeat not acknowledged');
     }

@@ -2,7 +2,9 @@
 // playwright-core) against the real server: the page shows every PoP with its
 // state, the traffic share and the map; draining a PoP through the admin API
 // turns its row to "drained" and hands its whole map area to its neighbours.
-// A screenshot is kept in test-results/status-page.png.
+// With --fleet the page gains a fleet panel (instances, the revision each
+// serves, connected, last seen, the fleet-wide overrides); a drain through
+// another instance shows there. Screenshots are kept in test-results/.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { TestDnsClient } from '../helpers/dns-client.ts';
+import { startNatsCluster } from '../helpers/nats.ts';
 import { REPO_ROOT, startServer, type StartedServer } from '../helpers/server.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -83,6 +86,7 @@ test('the status page shows PoPs, traffic share and the map; a drain through the
   assert.ok(before[DRAINED] > 0, `${DRAINED} serves part of the map before the drain: ${JSON.stringify(before)}`);
   assert.ok(Number(await page.locator('svg#traffic').getAttribute('data-total')) >= 6, 'the traffic chart counts the answers sent');
   assert.match(await page.locator('#policy-hash').innerText(), /^[0-9a-f]{8,}$/);
+  assert.equal(await page.locator('#fleet').isHidden(), true, 'no fleet panel without --fleet');
 
   const drained = await fetch(`http://127.0.0.1:${server.adminPort}/v1/pops/${DRAINED}/drain`, {
     method: 'POST',
@@ -109,4 +113,45 @@ test('the status page shows PoPs, traffic share and the map; a drain through the
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   assert.deepEqual(errors, [], 'no script errors on the page');
   assert.deepEqual(offSite, [], 'the page loads nothing from outside the admin address');
+});
+
+test('with --fleet: the fleet panel lists every instance, the revision it serves and whether it is connected; a drain through another instance shows', async (t) => {
+  const hub = await startNatsCluster({ size: 1 });
+  const fleet = await Promise.all(['lhr', 'ams'].map((pop) => startServer({
+    env: { POPSTEER_ADMIN_TOKEN: TOKEN },
+    args: ['--pop', pop, '--fleet', hub.urls, '--fleet-insecure-loopback', '--state-file', join(mkdtempSync(join(scratch, `${pop}-`)), 'state.json')],
+  })));
+  t.after(async () => {
+    await Promise.all(fleet.map((s) => s.stop()));
+    await hub.stop();
+  });
+  await Promise.all(fleet.map((s) => s.waitForLog((l) => l.msg === 'fleet: following overrides and instances', 60_000)));
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+
+  await page.goto(`http://127.0.0.1:${fleet[0].adminPort}/`);
+  await page.waitForSelector('#fleet:not([hidden])', { timeout: 15_000 });
+  // Heartbeats every 2 s, the page every 2 s: both instances appear, connected.
+  await page.waitForFunction('document.querySelectorAll(\'#fleet-instances tr[data-connected="true"]\').length === 2', undefined, { timeout: 30_000 });
+  assert.deepEqual(await page.locator('#fleet-instances tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-pop'))), ['ams', 'lhr']);
+  const self = page.locator('#fleet-instances tr[data-pop="lhr"]');
+  assert.match(await self.innerText(), /this/);
+  assert.match(await self.innerText(), /local files/, 'no revision published: each serves its own files');
+  assert.equal(await page.locator('#fleet-link').getAttribute('data-connected'), 'true');
+  assert.match(await page.locator('#fleet-overrides').innerText(), /none/);
+
+  const drained = await fetch(`http://127.0.0.1:${fleet[1].adminPort}/v1/pops/mad/drain`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ reason: 'fleet panel test', author: 'ops', expires: '30m' }),
+  });
+  assert.equal(drained.status, 200, await drained.text());
+  await page.waitForSelector('#fleet-overrides tr[data-subject="mad"][data-action="drain"]', { timeout: 15_000 });
+  const row = await page.locator('#fleet-overrides tr[data-subject="mad"]').innerText();
+  assert.match(row, /fleet panel test/);
+  assert.match(row, /ops \(.* via ams\)/);
+
+  mkdirSync(join(REPO_ROOT, 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(REPO_ROOT, 'test-results', 'status-page-fleet.png'), fullPage: true });
+  assert.deepEqual(errors, [], 'no script errors on the page');
 });

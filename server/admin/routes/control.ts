@@ -9,7 +9,7 @@ import type { Logger } from '../../log/logger.ts';
 import type { TokenCheck } from '../guards.ts';
 import { errorBody, RequestError } from '../request-errors.ts';
 import type { AdminHost } from '../running-server.ts';
-import { fleetOverride } from './fleet.ts';
+import { fleetLoad, fleetOverride } from './fleet.ts';
 import { describeOverride, isoTime } from './views.ts';
 
 /** What an override call takes, shown in its errors. */
@@ -101,10 +101,17 @@ export const controlRoutes: FastifyPluginAsync<{ host: AdminHost; log: Logger; r
     config: { bodyExample: '{"pop": "ams", "load": 0.8}' },
     schema: loadFeedSchema,
   }, async (req) => {
-    if (!host.setLoad(req.body.pop, req.body.load)) {
-      throw new RequestError(404, 'not_found', `unknown PoP "${req.body.pop}"; known: ${host.geo().catalog.ids.join(', ')}`);
+    const { pop, load } = req.body;
+    const unknown = (): never => { throw new RequestError(404, 'not_found', `unknown PoP "${pop}"; known: ${host.geo().catalog.ids.join(', ')}`); };
+    // In a fleet the load is written for every instance and applies here through the fleet, once acknowledged.
+    if (host.fleetLoad) {
+      if (!host.geo().catalog.ids.includes(pop)) unknown();
+      await fleetLoad(host, pop, load, `admin API (${req.ip} via ${host.settings.pop})`);
+    } else if (!host.setLoad(pop, load)) {
+      unknown();
     }
-    return { pop: req.body.pop, load: req.body.load };
+    log.info({ pop, load, ip: req.ip, fleet: Boolean(host.fleetLoad) }, 'declared load set through the admin API');
+    return { pop, load };
   });
 };
 

@@ -1,9 +1,11 @@
 // The fleet (server/fleet): GET /v1/fleet lists every instance this one has
-// heard of, and fleetOverride is how the override route writes through the
-// fleet instead of applying locally when --fleet is set.
+// heard of, and fleetOverride and fleetLoad are how the override and load
+// routes write through the fleet instead of applying locally when --fleet is
+// set.
 
 import type { FastifyPluginAsync } from 'fastify';
 import { FleetUnavailableError } from '../../fleet/fleet.ts';
+import { LoadUnavailableError } from '../../fleet/load.ts';
 import type { OverrideAction } from '../../health/overrides.ts';
 import type { SubjectStatus } from '../../health/service.ts';
 import { RequestError } from '../request-errors.ts';
@@ -30,6 +32,7 @@ export const fleetRoutes: FastifyPluginAsync<{ host: AdminHost }> = async (app, 
       overrides: s.overrides.map((o) => ({
         subject: o.subject, action: o.action, reason: o.reason, author: o.author, at: isoTime(o.at), expires: isoTime(o.expires), via: o.via,
       })),
+      loads: (host.fleetLoad?.status() ?? []).map((l) => ({ pop: l.pop, load: l.load, author: l.author, at: isoTime(l.at), via: l.via })),
     };
   });
 };
@@ -47,4 +50,14 @@ export async function fleetOverride(host: AdminHost, subject: string, action: Ov
     throw err;
   }
   return host.health.status().subjects.find((s) => s.id === subject)!;
+}
+
+/** A declared load written to the fleet: resolves once JetStream acknowledged it (it then applies here); a 503 when the fleet cannot take it. */
+export async function fleetLoad(host: AdminHost, pop: string, load: number, author: string): Promise<void> {
+  try {
+    await host.fleetLoad!.declare(pop, load, author);
+  } catch (err) {
+    if (err instanceof LoadUnavailableError) throw new RequestError(503, 'fleet_unavailable', err.message);
+    throw err;
+  }
 }

@@ -1,5 +1,6 @@
 // popsteer status page: polls the admin API and draws PoP health, traffic
-// share, the active policy set and the world map. No external assets.
+// share, the fleet (with --fleet), the active policy set and the world map.
+// No external assets.
 'use strict';
 
 const REFRESH_MS = 2000;
@@ -95,6 +96,38 @@ function renderPops(data) {
       el('td', {}, override));
   });
   $('pops').tBodies[0].replaceChildren(...rows);
+}
+
+// ---- fleet (GET /v1/fleet; the panel stays hidden without --fleet)
+
+function revisionText(i) {
+  const served = i.revision === null ? 'local files' : `revision ${i.revision}`;
+  return i.revision_failed
+    ? el('span', {}, served, ' ', el('span', { class: 'refused', title: i.revision_failed.errors.join('\n') }, `REFUSED ${i.revision_failed.revision}`))
+    : served;
+}
+
+function renderFleet(f) {
+  $('fleet').hidden = !f.enabled;
+  if (!f.enabled) return;
+  $('fleet-name').textContent = f.name;
+  const link = $('fleet-link');
+  link.dataset.connected = String(f.connected);
+  link.textContent = f.connected ? `connected to the fleet ${ago(f.since)}` : `fleet unreachable since ${ago(f.since)}: serving the last known fleet state`;
+  $('fleet-instances').tBodies[0].replaceChildren(...f.instances.map((i) => el('tr', { 'data-pop': i.pop, 'data-instance': i.instance, 'data-connected': i.connected, 'data-revision': i.revision === null ? '' : i.revision },
+    el('td', {}, el('strong', {}, i.pop), i.self ? el('span', { class: 'self' }, 'this') : null),
+    el('td', {}, el('code', {}, i.instance)),
+    el('td', {}, revisionText(i)),
+    el('td', { class: 'connected' }, i.connected ? 'connected' : 'not connected'),
+    el('td', { class: 'muted nowrap', title: i.last_seen }, ago(i.last_seen)))));
+  const overrides = f.overrides.filter((o) => o.action !== 'undrain' && (o.expires === null || Date.parse(o.expires) > Date.now()));
+  $('fleet-overrides').tBodies[0].replaceChildren(...(overrides.length === 0
+    ? [el('tr', {}, el('td', { class: 'muted', colspan: 5 }, 'none'))]
+    : overrides.map((o) => el('tr', { 'data-subject': o.subject, 'data-action': o.action },
+      el('td', {}, el('strong', {}, o.subject)), el('td', { class: 'override' }, o.action), el('td', {}, o.reason),
+      el('td', { class: 'muted' }, o.author), el('td', { class: 'muted nowrap' }, o.expires ? new Date(o.expires).toLocaleString() : 'until lifted')))));
+  const loads = f.loads || [];
+  $('fleet-loads').textContent = loads.length === 0 ? 'No declared load.' : `Declared load: ${loads.map((l) => `${l.pop} ${l.load} (${l.author}, ${ago(l.at)})`).join(' · ')}`;
 }
 
 // ---- traffic share (stacked areas of answers per interval)
@@ -247,8 +280,9 @@ function renderMap(m) {
 async function refresh() {
   try {
     const now = Date.now();
-    const [pops, traffic, policies] = await Promise.all([getJson('/v1/pops'), getJson('/v1/traffic'), getJson('/v1/policies')]);
+    const [pops, traffic, policies, fleet] = await Promise.all([getJson('/v1/pops'), getJson('/v1/traffic'), getJson('/v1/policies'), getJson('/v1/fleet')]);
     renderPops(pops);
+    renderFleet(fleet);
     renderPolicies(policies);
     renderTraffic(traffic);
     if (now - state.statusAt > 10000) {
