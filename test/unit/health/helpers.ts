@@ -121,8 +121,8 @@ async function nextResult(service: HealthService): Promise<void> {
   }
 }
 
-/** The next event of `name`, or a rejection after `timeoutMs` (tests stop by themselves). */
-export async function nextEvent<K extends keyof HealthEvents>(service: HealthService, name: K, timeoutMs = 5000): Promise<HealthEvents[K]> {
+/** The next `name` event, or a rejection after `timeoutMs`; the timeout only stops a test that would hang, so it allows for a loaded machine. */
+export async function nextEvent<K extends keyof HealthEvents>(service: HealthService, name: K, timeoutMs = 60_000): Promise<HealthEvents[K]> {
   const signal = AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs)));
   return (await once(service as unknown as NodeJS.EventEmitter, name as string, { signal })) as HealthEvents[K];
 }
