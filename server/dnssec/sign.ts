@@ -201,12 +201,12 @@ export class ZoneSigner {
    * answers here than where it was signed, or the file is damaged.
    */
   private takePublished(published: PublishedSignatures, key: ZoneKey, rrset: CanonicalRRset): Uint8Array {
-    const what = `${wireToName(rrset.owner)} type ${rrset.type} (ttl ${rrset.ttl})`;
     const rrsig = published.byDigest.get(rrsetDigest(rrsetKey(rrset)))?.find((r) => rrsigKeyTag(r) === key.keyTag);
+    const what = (): string => `${published.file}: the published signature by key ${key.keyTag} over ${wireToName(rrset.owner)} type ${rrset.type} (ttl ${rrset.ttl})`;
     if (rrsig === undefined) {
-      throw new Error(`${published.file}: no published signature by key ${key.keyTag} over ${what}; this policy set compiles to other answers here than where it was published: publish it again (popsteer publish, where the keys are)`);
+      throw new Error(`${what()} is missing; this policy set compiles to other answers here than where it was published: publish it again (popsteer publish, where the keys are)`);
     }
-    if (!verifyRrsig(rrsig, rrset, key)) throw new Error(`${published.file}: the published signature by key ${key.keyTag} over ${what} does not verify; publish the set again`);
+    if (!verifyRrsig(rrsig, rrset, key)) throw new Error(`${what()} does not verify; publish the set again`);
     return rrsig;
   }
 }

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,13 +27,41 @@ export async function signExampleZone(config: string, dnssec = '{ keys: keys, al
   return ds;
 }
 
+/**
+ * A loopback port free for UDP and TCP alike right now: unbound binds both,
+ * and a port only UDP had free was sometimes a TCP connection's (other tests
+ * run beside these).
+ */
 export async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
+  for (;;) {
+    const tcp = createServer();
+    tcp.listen(0, '127.0.0.1');
+    await once(tcp, 'listening');
+    const port = (tcp.address() as AddressInfo).port;
+    const udp = createSocket('udp4');
+    const bound = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
+    await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    if (bound) return port;
+  }
+}
+
+/** Whether unbound failed only because another process took its port between the check and its bind. */
+export const lostItsPort = (err: unknown): boolean => err instanceof Error && /Address already in use/.test(err.message);
+
+/** startUnbound on a free port, on another one when that port was taken meanwhile (up to 5 tries); resolves with both. */
+export async function startUnboundOnFreePort(dir: string, stubPort: number, dsRecord: string): Promise<{ child: ChildProcess; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freeUdpPort();
+    try {
+      return { child: await startUnbound(dir, port, stubPort, dsRecord), port };
+    } catch (err) {
+      if (!lostItsPort(err) || attempt === 5) throw err;
+    }
+  }
 }
 
 /** unbound on `port`, trusting only `dsRecord`, with cdn.example stubbed to popsteer (or a proxy) at `stubPort`. */

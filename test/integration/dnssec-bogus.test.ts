@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { copyExampleConfig } from '../helpers/config-copy.ts';
-import { delv, dig, freeUdpPort, signExampleZone, startUnbound, stopChild } from '../helpers/dnssec-lab.ts';
+import { delv, dig, signExampleZone, startUnboundOnFreePort, stopChild } from '../helpers/dnssec-lab.ts';
 import { CLI, REPO_ROOT, startServer, testEnvironment, type StartedServer } from '../helpers/server.ts';
 
 const EUROPE = '+subnet=81.2.69.0/24';
@@ -70,8 +70,7 @@ before(async () => {
   addCases(config);
   dsRecord = await signExampleZone(config);
   server = await startServer({ workers: 1, args: ['--pop', 'ams', '--config', config] });
-  unboundPort = await freeUdpPort();
-  unbound = await startUnbound(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-unbound-')), unboundPort, server.dnsPort, dsRecord);
+  ({ child: unbound, port: unboundPort } = await startUnboundOnFreePort(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-unbound-')), server.dnsPort, dsRecord));
 });
 
 after(async () => {

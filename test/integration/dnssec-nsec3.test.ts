@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { copyExampleConfig } from '../helpers/config-copy.ts';
-import { delv, dig, freeUdpPort, signExampleZone, startUnbound, stopChild } from '../helpers/dnssec-lab.ts';
+import { delv, dig, signExampleZone, startUnboundOnFreePort, stopChild } from '../helpers/dnssec-lab.ts';
 import { startServer, type StartedServer } from '../helpers/server.ts';
 
 let server: StartedServer;
@@ -26,8 +26,7 @@ before(async () => {
   writeFileSync(zoneFile, readFileSync(zoneFile, 'utf8').replace(/^records:\n/m, 'records:\n  dangling: { CNAME: gone }\n  "*.txt": { TXT: wild }\n'));
   dsRecord = await signExampleZone(config, '{ keys: keys, algorithm: 13, nsec: nsec3 }');
   server = await startServer({ workers: 1, args: ['--pop', 'ams', '--config', config] });
-  unboundPort = await freeUdpPort();
-  unbound = await startUnbound(mkdtempSync(join(tmpdir(), 'popsteer-nsec3-unbound-')), unboundPort, server.dnsPort, dsRecord);
+  ({ child: unbound, port: unboundPort } = await startUnboundOnFreePort(mkdtempSync(join(tmpdir(), 'popsteer-nsec3-unbound-')), server.dnsPort, dsRecord));
 });
 
 after(async () => {

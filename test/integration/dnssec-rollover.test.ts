@@ -15,7 +15,6 @@
 
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +23,7 @@ import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { copyExampleConfig } from '../helpers/config-copy.ts';
+import { freeUdpPort, lostItsPort } from '../helpers/dnssec-lab.ts';
 import { CLI, startServer, testEnvironment, type StartedServer } from '../helpers/server.ts';
 
 const exec = promisify(execFile);
@@ -50,17 +50,19 @@ function dnssec(...args: string[]): Promise<{ code: number; stdout: string; stde
 
 const dsLines = (text: string): string[] => text.split('\n').filter((l) => /\sIN DS\s/.test(l));
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = s.address().port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 /** A fresh unbound (empty cache) trusting exactly `anchors` (DS records) for cdn.example; resolves with its port. */
 async function startUnbound(anchors: string[]): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startUnboundOnce(anchors);
+    } catch (err) {
+      // Its port taken by another process between the check and unbound's bind: another port.
+      if (!lostItsPort(err) || attempt === 5) throw err;
+    }
+  }
+}
+
+async function startUnboundOnce(anchors: string[]): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'popsteer-rollover-unbound-'));
   const port = await freeUdpPort();
   writeFileSync(join(dir, 'root.hints'), '.\t3600000\tIN\tNS\ta.root.test.\na.root.test.\t3600000\tIN\tA\t127.255.255.254\n');

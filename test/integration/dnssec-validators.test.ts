@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { copyExampleConfig } from '../helpers/config-copy.ts';
-import { delv, dig, freeUdpPort, signExampleZone, startUnbound, stopChild, type Dig } from '../helpers/dnssec-lab.ts';
+import { delv, dig, signExampleZone, startUnboundOnFreePort, stopChild, type Dig } from '../helpers/dnssec-lab.ts';
 import { popOf } from '../helpers/pops.ts';
 import { CLI, REPO_ROOT, startServer, testEnvironment, type StartedServer } from '../helpers/server.ts';
 
@@ -119,8 +119,7 @@ before(async () => {
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   server = await startServer({ workers: 1, args: ['--pop', 'ams', '--config', config, '--admin-token-file', tokenFile], env: { POPSTEER_ADMIN_TOKEN: '' } });
   proxy = await startProxy(server.dnsPort);
-  unboundPort = await freeUdpPort();
-  unbound = await startUnbound(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-unbound-')), unboundPort, proxy.address().port, dsRecord);
+  ({ child: unbound, port: unboundPort } = await startUnboundOnFreePort(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-unbound-')), proxy.address().port, dsRecord));
 });
 
 after(async () => {

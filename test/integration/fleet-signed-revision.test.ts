@@ -21,7 +21,7 @@ import { after, before, test } from 'node:test';
 import { connect } from 'nats';
 import { decodeRevision, encodeRevision, newRevision, newRevisionKey, type RevisionRecord } from '../../server/fleet/revision-record.ts';
 import { copyExampleConfig } from '../helpers/config-copy.ts';
-import { delv, dig, freeUdpPort, signExampleZone, startUnbound, stopChild } from '../helpers/dnssec-lab.ts';
+import { delv, dig, signExampleZone, startUnboundOnFreePort, stopChild } from '../helpers/dnssec-lab.ts';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
 import { popOf } from '../helpers/pops.ts';
 import { REPO_ROOT, runCli, startServer, type StartedServer } from '../helpers/server.ts';
@@ -115,8 +115,7 @@ test('publish signs where the keys are: the revision carries the signatures, nev
 });
 
 test('the keyless instance serves them: unbound AD=1 on steered answers (two continents), NXDOMAIN and NODATA; delv fully validated', async () => {
-  unboundPort = await freeUdpPort();
-  unbound = await startUnbound(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-unbound-')), unboundPort, server.dnsPort, dsRecord);
+  ({ child: unbound, port: unboundPort } = await startUnboundOnFreePort(mkdtempSync(join(tmpdir(), 'popsteer-dnssec-unbound-')), server.dnsPort, dsRecord));
   const europe = await dig(unboundPort, 'www.cdn.example', 'A', '+subnet=81.2.69.0/24');
   const america = await dig(unboundPort, 'www.cdn.example', 'A', '+subnet=216.160.83.0/24');
   const address = (text: string[]): string => text.find((l) => /\sIN\sA\s/.test(l))!.split(/\s+/).pop()!;
@@ -147,7 +146,7 @@ test('a revision whose answers the signatures do not cover is refused; the signe
   await nc.close();
   const refused = await refusedLine;
   assert.equal(refused.revision, revision);
-  assert.match(JSON.stringify(refused.errors), /no published signature by key \d+ over status\.cdn\.example\. type 1 .*publish it again/);
+  assert.match(JSON.stringify(refused.errors), /the published signature by key \d+ over status\.cdn\.example\. type 1 \(ttl 30\) is missing; .*publish it again/);
   const r = await dig(unboundPort, 'status.cdn.example', 'A');
   assert.ok(r.flags.includes('ad') && r.answers.some((l) => l.includes('203.0.113.80')), r.text);
 });
