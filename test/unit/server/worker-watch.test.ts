@@ -49,7 +49,9 @@ test('a worker that cannot listen fails start-up with a settings error', async (
     const { parentPort } = require('node:worker_threads');
     parentPort.postMessage({ type: 'error', index: 0, message: 'cannot listen: listen EACCES: permission denied 0.0.0.0:53' });
     setTimeout(() => process.exit(1), 10);`, { eval: true });
+  // Listened for before anything is awaited: the thread may be gone before the rejection is seen.
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
   const watch = watchWorker(worker, 0, log, () => false, () => assert.fail('not lost: it never listened'));
   await assert.rejects(watch.listening, (err: unknown) => err instanceof ConfigErrors && /EACCES/.test(err.errors[0].message));
-  await new Promise((resolve) => worker.once('exit', resolve));
+  await exited;
 });
