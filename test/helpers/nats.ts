@@ -26,6 +26,9 @@ export interface NatsNode {
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Resolves once this run of the server has logged a line matching `pattern` (the test's own timeout bounds it). */
   waitForOutput(pattern: RegExp): Promise<void>;
+  /** SIGSTOP: the process holds its sockets but answers nothing, as behind a cut link; thaw() resumes it. */
+  freeze(): void;
+  thaw(): void;
 }
 
 export interface NatsCluster {
@@ -171,6 +174,12 @@ function natsNode(name: string, clientPort: number, config: string, scheme: 'nat
       if (!child) return;
       child.kill(signal);
       await exited;
+    },
+    freeze() {
+      child?.kill('SIGSTOP');
+    },
+    thaw() {
+      child?.kill('SIGCONT');
     },
     waitForOutput(pattern: RegExp) {
       if (pattern.test(output)) return Promise.resolve();

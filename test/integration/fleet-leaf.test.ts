@@ -3,7 +3,9 @@
 // and a leaf nats-server (its own domain) holding a mirror of each popsteer
 // bucket. lhr's instance connects only to its leaf, ams's to the hub. A
 // drain through ams reaches lhr through the mirror; a drain through lhr is
-// written through the leaf to the hub. Then the whole hub is stopped: lhr
+// written through the leaf to the hub. With the leaf frozen (the PoP cut off
+// from the hub), a drain through ams is accepted and reaches lhr once the
+// leaf resumes. Then the whole hub is stopped: lhr
 // keeps answering with the drains, and an lhr instance started afresh (a new
 // state file: nothing on disk) still reads them from the leaf's mirror.
 
@@ -103,6 +105,24 @@ test('through the leaf: a drain at the hub reaches the PoP through the mirror, a
   await Promise.all([applied(ams, 'ams', 'drained at the PoP'), applied(lhr, 'ams', 'drained at the PoP')]);
   assert.equal(await dig(ams), 'fra');
   assert.equal(await dig(lhr), 'fra');
+});
+
+test('the leaf cut off from the hub (frozen): an override made meanwhile on the hub side is applied at the PoP once the link is back', async () => {
+  const reason = 'drained while the PoP was cut off';
+  leaf.freeze();
+  try {
+    const atHub = await drain(ams, 'sin', reason);
+    assert.equal(atHub.status, 200, await atHub.clone().text());
+    await applied(ams, 'sin', reason);
+    // The leaf holds lhr's only link to the fleet: nothing can have reached it.
+    assert.ok(!lhr.logs.some((l) => l.msg === 'fleet: override applied' && l.reason === reason), 'not applied across the cut');
+  } finally {
+    leaf.thaw();
+  }
+  await applied(lhr, 'sin', reason);
+  const pops = (await (await fetch(`http://127.0.0.1:${lhr.adminPort}/v1/pops`)).json()) as { pops: Array<{ id: string; override?: { kind: string; reason: string } }> };
+  const sin = pops.pops.find((p) => p.id === 'sin');
+  assert.deepEqual([sin?.override?.kind, sin?.override?.reason], ['drain', reason]);
 });
 
 test('the hub stopped: the PoP keeps answering, and an instance started afresh reads the fleet state from the leaf\'s mirror', async () => {
