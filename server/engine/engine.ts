@@ -11,7 +11,7 @@
 // names or types cannot each claim a bucket of their own.
 
 import {
-  CLASS_CH, CLASS_IN, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, TYPE_ANY, TYPE_AXFR, TYPE_DS, TYPE_IXFR,
+  CLASS_CH, CLASS_IN, RCODE_FORMERR, RCODE_NOERROR, RCODE_NOTIMP, RCODE_REFUSED, TYPE_ANY, TYPE_CNAME, TYPE_AXFR, TYPE_DS, TYPE_IXFR,
   TYPE_MAILA, TYPE_MAILB, TYPE_OPT, TYPE_TKEY, TYPE_TSIG, TYPE_TXT,
 } from '../dns/constants.ts';
 import { TemplateBuilder, SECTION_ANSWER } from '../dns/builder.ts';
@@ -51,6 +51,8 @@ export interface SteeringHook {
    * for NODATA. Sets `result.scope` (ECS scope) and `result.ttl` (−1: as encoded).
    */
   answer(steeredIndex: number, qtype: number, view: QueryView, client: ClientAddress, result: SteeringResult): AnswerTemplate | null;
+  /** Whether the last answer() chose a CNAME endpoint first (its answer is that CNAME alone). */
+  lastChoseCname(): boolean;
 }
 
 export interface SteeringResult {
@@ -223,15 +225,17 @@ export class Engine {
 
   /** The answer of `node` (the wildcard's own node for a synthesized answer), with its response key. */
   private answerAt(node: NameNode, qtype: number, client: ClientAddress): AnswerTemplate {
-    if (node.steeredIndex >= 0 && this.steering !== null && (qtype === 1 || qtype === 28 || qtype === TYPE_ANY)) {
+    if (node.steeredIndex >= 0 && this.steering !== null && (qtype === 1 || qtype === 28 || qtype === TYPE_ANY || qtype === TYPE_CNAME)) {
       const result = this.steeringResult;
       result.scope = 0;
       this.lastSteered = node.steeredIndex;
       this.lastSteeredNode = node;
-      const steeredType = qtype === TYPE_ANY ? 1 : qtype;
+      const steeredType = qtype === 28 ? 28 : 1;
       const template = this.steering.answer(node.steeredIndex, steeredType, this.view, client, result);
       this.writer.ecsScope = result.scope;
-      if (template !== null) {
+      // A CNAME query gets the CNAME this client was steered to (RFC 1034 §3.6.2), and NODATA when it was steered to addresses.
+      const answers = template !== null && (qtype !== TYPE_CNAME || template.rcode !== RCODE_NOERROR || this.steering.lastChoseCname());
+      if (answers) {
         this.responseKey = responseKeyOf(node.hash, steeredType);
         return template;
       }

@@ -211,6 +211,14 @@ export class PolicySteering implements SteeringHook {
     return qtype === TYPE_AAAA ? aaaa : a;
   }
 
+  /** Whether the last answer() put a CNAME endpoint first: its A and AAAA answers are then that CNAME alone. */
+  lastChoseCname(): boolean {
+    const r = this.last.resolution;
+    if (r.outcome === OUTCOME_SERVFAIL || r.count === 0) return false;
+    const first = this.tables.policies[this.last.policy].endpoints[r.chosen[0]];
+    return first !== undefined && first.kind === ENDPOINT_CNAME;
+  }
+
   /**
    * The answer's TTL: the policy's, or its degraded one; with
    * ttl_from_health, the time until any candidate's state could next change

@@ -164,6 +164,16 @@ describe('downloads: our PoPs, then the partner CDN by CNAME', () => {
     assert.ok(cname, 'a CNAME answer');
     assert.equal(cname.data, 'edge.partner-cdn.example.net');
   });
+
+  test('a query for type CNAME gets the CNAME when the client is steered to one, NODATA when it is steered to addresses', async () => {
+    const spilled = await someDown.client.query('downloads.cdn.example', 'CNAME', { subnet: US });
+    assert.equal(spilled.rcode, 'NOERROR');
+    assert.deepEqual(records(spilled).map((r) => [r.type, r.data]), [['CNAME', 'edge.partner-cdn.example.net']]);
+    const ours = await normal.client.query('downloads.cdn.example', 'CNAME', { subnet: US });
+    assert.equal(ours.rcode, 'NOERROR');
+    assert.deepEqual(records(ours), [], 'no answer: the name has addresses for this client');
+    assert.ok((ours.authorities ?? []).some((r) => r.type === 'SOA'), 'NODATA carries the SOA');
+  });
 });
 
 describe('local: this instance\'s own PoP', () => {
