@@ -4,6 +4,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { FleetUnavailableError } from '../../fleet/fleet.ts';
+import type { FleetHealthStatus } from '../../fleet/observations.ts';
 import type { OverrideAction } from '../../health/overrides.ts';
 import type { SubjectStatus } from '../../health/service.ts';
 import { RequestError } from '../request-errors.ts';
@@ -30,9 +31,22 @@ export const fleetRoutes: FastifyPluginAsync<{ host: AdminHost }> = async (app, 
       overrides: s.overrides.map((o) => ({
         subject: o.subject, action: o.action, reason: o.reason, author: o.author, at: isoTime(o.at), expires: isoTime(o.expires), via: o.via,
       })),
+      health: describeFleetHealth(s.health),
     };
   });
 };
+
+/** The health verdict: where health comes from, and each target's verdict with its evidence and probers. */
+function describeFleetHealth(h: FleetHealthStatus): object {
+  return {
+    source: h.source, local_since: isoTime(h.localSince), probers: h.probers, observers_live: h.observersLive, disagreements: h.disagreements,
+    targets: h.targets.map((t) => ({
+      target: t.target, state: t.state, rule: t.rule, evidence: t.evidence, seen_down_by: t.down, seen_up_by: t.up,
+      excluded: t.excluded.map((e) => ({ pop: e.pop, instance: e.observer, why: e.why })),
+      probers: t.probers, observed_by: t.observedBy, probed_here: t.probedHere, own_state: t.ownState,
+    })),
+  };
+}
 
 /**
  * An override written to the fleet: resolves with the subject's state once
