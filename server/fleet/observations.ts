@@ -77,6 +77,8 @@ export interface FleetHealthStatus {
   /** Targets where this instance's own probes disagree with the verdict. */
   disagreements: number;
   targets: Array<TargetVerdict & { probers: string[]; observedBy: string[]; probedHere: boolean; ownState: TargetState | null }>;
+  /** Per instance (by id): the targets where what it reports differs from the verdict. */
+  dissent: Map<string, Array<{ target: string; sees: 'up' | 'down'; verdict: 'up' | 'down' }>>;
 }
 
 export class Observations {
@@ -287,7 +289,14 @@ export class Observations {
       };
     });
     const now = this.clock.now();
+    const dissent = new Map<string, Array<{ target: string; sees: 'up' | 'down'; verdict: 'up' | 'down' }>>();
+    for (const o of this.seen.values()) {
+      const v = this.verdicts.get(o.target);
+      if (v === undefined || v.state === 'unknown' || o.state === 'unknown' || o.state === v.state) continue;
+      dissent.set(o.observer, [...(dissent.get(o.observer) ?? []), { target: o.target, sees: o.state, verdict: v.state }]);
+    }
     return {
+      dissent,
       source: this.following ? 'fleet' : 'local',
       localSince: this.localSince,
       probers: this.options.probers,

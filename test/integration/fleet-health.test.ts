@@ -163,6 +163,10 @@ test('an observer cut off from every target is left out: nothing fails over', as
     const after = (await fleetHealth(servers[0])).targets.find((t) => t.target === probed)!;
     assert.equal(after.state, 'up');
     assert.match(after.evidence, new RegExp(`^up: seen up by [a-z, ]+; ${pop} excluded \\(cut off\\)$`));
+    // Every instance is listed with its view where it differs from the verdict: the cut-off one sees targets down.
+    const fleet = await (await fetch(`http://127.0.0.1:${servers[0].adminPort}/v1/fleet`)).json() as { instances: Array<{ pop: string; disagrees_with_verdict: Array<{ sees: string; verdict: string }> }> };
+    assert.ok(fleet.instances.find((i) => i.pop === pop)!.disagrees_with_verdict.some((d) => d.sees === 'down' && d.verdict === 'up'), JSON.stringify(fleet.instances));
+    assert.deepEqual(fleet.instances.filter((i) => i.pop !== pop).flatMap((i) => i.disagrees_with_verdict), []);
   } finally {
     const included = servers.map((s) => s.waitForNextLog((l) => l.msg === 'fleet: observer counts again' && l.observer === pop, WAIT_MS));
     await relays.get(pop)!.restore();

@@ -27,6 +27,7 @@ export const fleetRoutes: FastifyPluginAsync<{ host: AdminHost }> = async (app, 
       instances: s.instances.map((i) => ({
         pop: i.pop, instance: i.instance, self: i.self, connected: i.connected, last_seen: isoTime(i.lastSeen), started_at: isoTime(i.startedAt), version: i.version,
         revision: i.revision?.served ?? null, revision_hash: i.revision?.hash ?? null, revision_failed: i.revision?.failed ?? null,
+        disagrees_with_verdict: s.health.dissent.get(i.instance) ?? [],
       })),
       overrides: s.overrides.map((o) => ({
         subject: o.subject, action: o.action, reason: o.reason, author: o.author, at: isoTime(o.at), expires: isoTime(o.expires), via: o.via,
