@@ -21,7 +21,7 @@ import { promisify } from 'node:util';
 import { startHttpTarget, type Target } from '../fixtures/health/targets.ts';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
 import { popOf } from '../helpers/pops.ts';
-import { REPO_ROOT, startServer, type StartedServer } from '../helpers/server.ts';
+import { REPO_ROOT, runCli, startServer, type StartedServer } from '../helpers/server.ts';
 
 const exec = promisify(execFile);
 /** A UK client: lhr unless lhr is out, then ams. */
@@ -145,6 +145,9 @@ async function seenDownEverywhere(from: number): Promise<void> {
   assert.equal(pop.targets[0].verdict?.evidence, lhr.evidence);
   const explain = await (await fetch(`http://127.0.0.1:${servers[3].adminPort}/v1/explain?name=www.cdn.example&client=${encodeURIComponent(UK)}`)).text();
   assert.ok(explain.includes(lhr.evidence), explain);
+  const cli = await runCli(['explain', '--live', '--admin', `127.0.0.1:${servers[3].adminPort}`, '--name', 'www.cdn.example', '--client', UK]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.ok(cli.stdout.includes(`lhr-edge ${lhr.evidence}`), cli.stdout);
 }
 
 test('an observer cut off from every target is left out: nothing fails over', async () => {
