@@ -9,6 +9,9 @@ import {
   computeVerdicts, isDown, type Observation, type ObserverBeat, type VerdictRule,
 } from '../../../server/fleet/verdict.ts';
 import { parseVerdictRule, ruleText } from '../../../server/config/verdict-rule.ts';
+import { ConfigErrors } from '../../../server/config/errors.ts';
+import { parseYamlText } from '../../../server/config/yaml-source.ts';
+import { parseProbesConfig } from '../../../server/health/config.ts';
 import { ManualClock } from '../../helpers/manual-clock.ts';
 
 const clock = new ManualClock();
@@ -100,5 +103,16 @@ test('rules are read from text or YAML, and anything else is a clear error', () 
     const r = parseVerdictRule(bad);
     assert.equal(typeof r, 'string', JSON.stringify(bad));
     assert.match(r as string, /expected any, quorum, all or more_than_percent: N/);
+  }
+});
+
+test('a target\'s own rule in probes.yaml is read, and a wrong one is refused with its line', () => {
+  const yaml = (verdict: string): string => `targets:\n  lhr-edge: { kind: tcp, host: 127.0.0.1, port: 80, verdict: ${verdict} }\npops:\n  lhr: { probes: [lhr-edge] }\n`;
+  const rule = (verdict: string) => parseProbesConfig(parseYamlText('probes.yaml', yaml(verdict)), ['lhr']).targets[0].verdict;
+  assert.deepEqual(rule('all'), { kind: 'all' });
+  assert.deepEqual(rule('{ more_than_percent: 75 }'), { kind: 'more_than_percent', percent: 75 });
+  assert.deepEqual(rule('"more_than_percent: 10"'), { kind: 'more_than_percent', percent: 10 });
+  for (const bad of ['most', '{ more_than_percent: 100 }', '{ quorum: 2 }']) {
+    assert.throws(() => rule(bad), (err: unknown) => err instanceof ConfigErrors && err.errors.some((e) => e.code === 'POPSTEER_ERR_PROBES_SCHEMA' && /verdict/.test(e.format()) && /:2:/.test(e.format())), bad);
   }
 });
