@@ -480,6 +480,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   });
   const fleet = settings.fleetServers.length === 0 ? null : new Fleet({
     servers: settings.fleetServers, name: settings.fleetName, credsFile: settings.fleetCreds, caFile: settings.fleetCa, pop: settings.pop, version: packageVersion(), health, log, revisions, load: fleetLoad,
+    verdict: { probers: settings.fleetProbers, rule: settings.fleetVerdict, graceMs: settings.fleetGraceMs },
   });
   health.start();
   fleet?.start();

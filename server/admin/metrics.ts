@@ -37,8 +37,17 @@ interface MetricsSource {
   fleetConnected?(): 0 | 1 | null;
   /** The fleet policy revision served; null without --fleet or while the --config files serve (no sample then). */
   fleetRevisionServed?(): number | null;
+  /** The fleet's health verdict as this instance sees it; null without --fleet (no samples then). */
+  fleetHealth?(): FleetHealthMetrics | null;
   /** Seconds until the served DNSSEC signatures expire; null when no zone is signed (no sample then). */
   dnssecExpirySeconds?(): number | null;
+}
+
+interface FleetHealthMetrics {
+  observersLive: number;
+  local: boolean;
+  disagreements: number;
+  probers: Array<{ target: string; count: number }>;
 }
 
 interface ConnectionMetrics {
@@ -204,6 +213,10 @@ export function createMetrics(source: MetricsSource): Registry {
     () => [{ labels: {}, value: source.dnstap().dropped }]);
   metric('popsteer_dnstap_connected', 'gauge', '1 while the dnstap output is open (a collector accepted the stream, or the file is open); 0 otherwise or when dnstap is off.',
     () => [{ labels: {}, value: source.dnstap().connected ? 1 : 0 }]);
+  const fleetSample = (pick: (h: FleetHealthMetrics) => Array<{ labels: Record<string, string>; value: number }>) => {
+    const h = source.fleetHealth?.() ?? null;
+    return h === null ? [] : pick(h);
+  };
   metric('popsteer_fleet_connected', 'gauge', '1 while this instance is connected to its fleet\'s NATS servers (--fleet); 0 while it answers from the last known fleet state. No sample without --fleet.', () => {
     const connected = source.fleetConnected?.() ?? null;
     return connected === null ? [] : [{ labels: {}, value: connected }];
@@ -212,6 +225,14 @@ export function createMetrics(source: MetricsSource): Registry {
     const revision = source.fleetRevisionServed?.() ?? null;
     return revision === null ? [] : [{ labels: {}, value: revision }];
   });
+  metric('popsteer_fleet_observers_live', 'gauge', 'Instances of the fleet whose heartbeat is fresh: the observers whose probes count in the health verdict (unless cut off). No sample without --fleet.',
+    () => fleetSample((h) => [{ labels: {}, value: h.observersLive }]));
+  metric('popsteer_fleet_local_health', 'gauge', '1 while this instance decides health from its own probes of every target because the fleet has been out of reach longer than fleet.grace; 0 while the fleet verdict decides. No sample without --fleet.',
+    () => fleetSample((h) => [{ labels: {}, value: h.local ? 1 : 0 }]));
+  metric('popsteer_fleet_verdict_disagreements', 'gauge', 'Targets this instance probes where its own probes disagree with the fleet verdict. No sample without --fleet.',
+    () => fleetSample((h) => [{ labels: {}, value: h.disagreements }]));
+  metric('popsteer_fleet_target_probers', 'gauge', 'Instances that probe each target per interval (rendezvous probers plus its own PoP), against the number of instances without sharding. No sample without --fleet.',
+    () => fleetSample((h) => h.probers.map((p) => ({ labels: { target: p.target }, value: p.count }))));
   metric('popsteer_dnstap_connections_total', 'counter', 'Times the dnstap output was opened: 1 for a file, one more for every collector (re)connection.',
     () => [{ labels: {}, value: source.dnstap().connections }]);
 

@@ -148,6 +148,10 @@ function metricSources(host: AdminHost, adminConnections: () => ConnectionStats,
     connections: () => ({ caps: host.connectionCaps, tcpOpen: host.tcpConnections(), admin: adminConnections() }),
     fleetConnected: () => (host.fleet ? (host.fleet.status().connected ? 1 : 0) : null),
     fleetRevisionServed: () => host.fleetRevision?.()?.served ?? null,
+    fleetHealth: () => {
+      const h = host.fleet?.status().health;
+      return h ? { observersLive: h.observersLive, local: h.source === 'local', disagreements: h.disagreements, probers: h.targets.map((t) => ({ target: t.target, count: t.probers.length })) } : null;
+    },
     dnssecExpirySeconds: () => host.dnssecExpirySeconds?.() ?? null,
   });
   const traffic = new TrafficHistory(() => totals.read(host.snapshot().steering, host.decisionCounters()).decisions,

@@ -21,6 +21,7 @@ import { createSignals, setNextPossibleChange } from '../steering/signals.ts';
 import { loadGeoForCommand, resolveCommand } from './common.ts';
 
 export const EXPLAIN_HELP = `Usage: popsteer explain --name <name> [--client <cidr|ip> | --clients <file>] [--resolver <ip>] [--down id,id] [--pop <id>] [--type A|AAAA] [--json] [--config dir]
+       popsteer explain --live [--admin host:port] --name <name> [--client <cidr|ip>] [--resolver <ip>] [--down id,id] [--type A|AAAA] [--json]
 
 Prints why a client gets its answer: the deciding network and the ECS scope
 rule it falls under, the location, the rule matched, each step with the
@@ -29,7 +30,9 @@ same query path as the server, on the configuration in --config, with the
 health a starting server would have (probes configuration, unexpired
 overrides in the state file) and the PoPs in --down taken as down. --pop
 sets the PoP that received the query (self). A running server answers the
-same question with its live health: GET /v1/explain. --clients explains every
+same question with its live health: GET /v1/explain, which --live asks (the
+instance at --admin, default 127.0.0.1:8053): in a fleet its answer carries
+the fleet's health verdict with its evidence. --clients explains every
 client network in a file (one CIDR per line, "-" for a query without ECS,
 # starts a comment) for each of the names in --name (comma-separated), name
 by name; with --json the output is an array.
@@ -40,7 +43,7 @@ Exit status: 0 explained, 1 an invalid configuration or geo data, 2 bad usage
 export async function runExplainCommand(args: string[]): Promise<number> {
   const resolved = resolveCommand(args, {
       name: { type: 'string' }, client: { type: 'string' }, clients: { type: 'string' }, resolver: { type: 'string' }, down: { type: 'string' },
-      type: { type: 'string' }, json: { type: 'boolean' },
+      type: { type: 'string' }, json: { type: 'boolean' }, live: { type: 'boolean' },
     });
   if (typeof resolved === 'number') return resolved;
   const { settings, extra } = resolved;
@@ -50,6 +53,7 @@ export async function runExplainCommand(args: string[]): Promise<number> {
     process.stderr.write(`popsteer explain: --name is required\n\n${EXPLAIN_HELP}\n`);
     return 2;
   }
+  if (extra.live) return explainLive(settings, extra);
   const geo = loadGeoForCommand(settings);
   if (typeof geo === 'number') return geo;
   const loaded = loadSnapshot(settings.configDir, geo.context, settings.pop);
@@ -94,6 +98,32 @@ export async function runExplainCommand(args: string[]): Promise<number> {
     process.stderr.write(`popsteer explain: ${(err as Error).message}\n`);
     return 2;
   }
+}
+
+/** Asks a running instance (GET /v1/explain at --admin): its live health, the fleet's verdict included. */
+async function explainLive(settings: Settings, extra: Record<string, unknown>): Promise<number> {
+  if (extra.clients !== undefined) {
+    process.stderr.write('popsteer explain: --live explains one client; --clients runs offline\n');
+    return 2;
+  }
+  const query = new URLSearchParams({ name: String(extra.name), format: extra.json ? 'json' : 'text' });
+  for (const key of ['client', 'resolver', 'down', 'type'] as const) if (typeof extra[key] === 'string') query.set(key, extra[key]);
+  const admin = settings.admin ?? { host: '127.0.0.1', port: 8053 };
+  const url = `http://${admin.host.includes(':') ? `[${admin.host}]` : admin.host}:${admin.port}/v1/explain?${query}`;
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    process.stderr.write(`popsteer explain: cannot reach the admin API at ${admin.host}:${admin.port}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const body = await response.text();
+  if (!response.ok) {
+    process.stderr.write(`popsteer explain: ${response.status}: ${body}\n`);
+    return response.status === 400 ? 2 : 1;
+  }
+  process.stdout.write(extra.json ? `${JSON.stringify(JSON.parse(body), null, 2)}\n` : body);
+  return 0;
 }
 
 /** The client networks of a --clients file, with their line numbers ("-": no ECS). */

@@ -11,6 +11,7 @@ import { ConfigError, ConfigErrors, type SourcePosition } from './errors.ts';
 import { readYamlFile } from './yaml-source.ts';
 import { isCidrProblem, parseCidr } from '../lib/cidr.ts';
 import { parseDnstapTarget } from './dnstap-target.ts';
+import { DEFAULT_VERDICT_RULE, parseVerdictRule, type VerdictRule } from './verdict-rule.ts';
 
 export interface ListenAddress {
   host: string;
@@ -82,6 +83,12 @@ export interface Settings {
   fleetInsecureLoopback: boolean;
   /** PEM CA certificate(s) that sign the NATS servers' TLS certificates; null: the system's CAs. */
   fleetCa: string | null;
+  /** The fleet's health verdict rule for targets whose probes.yaml entry names none. */
+  fleetVerdict: VerdictRule;
+  /** Instances that probe each target, chosen by rendezvous hashing (plus the target's own PoP). */
+  fleetProbers: number;
+  /** How long an instance that lost the fleet keeps the last verdicts before probing every target itself. */
+  fleetGraceMs: number;
   /** DNSSEC (server/dnssec/refresh.ts): signatures end this many days after the signing day. */
   dnssecValidityDays: number;
   /** Re-sign in the background when the served signatures expire within this many days. */
@@ -92,7 +99,7 @@ export interface Settings {
   dnssecCheckMinutes: number;
 }
 
-type Kind = 'nats-list' | 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'path-list' | 'cidr-list' | 'name-list' | 'bool' | 'choice-list' | 'dnstap';
+type Kind = 'verdict' | 'duration' | 'nats-list' | 'string' | 'int' | 'int0' | 'share' | 'listen' | 'listen-list' | 'path' | 'path-list' | 'cidr-list' | 'name-list' | 'bool' | 'choice-list' | 'dnstap';
 
 interface SettingSpec {
   key: keyof Settings;
@@ -151,6 +158,9 @@ const SETTING_SPECS: SettingSpec[] = [
   { key: 'fleetCreds', flag: 'fleet-creds', env: 'POPSTEER_FLEET_CREDS', file: 'fleet.creds', kind: 'path', help: 'NATS credentials: a .creds file, an nkey seed file, or a file holding user:password on one line' },
   { key: 'fleetCa', flag: 'fleet-ca', env: 'POPSTEER_FLEET_CA', file: 'fleet.ca', kind: 'path', help: 'PEM CA certificate(s) that sign the NATS servers\' certificates, for tls:// servers with a private CA (default: the system\'s CAs)' },
   { key: 'fleetInsecureLoopback', flag: 'fleet-insecure-loopback', env: 'POPSTEER_FLEET_INSECURE_LOOPBACK', file: 'fleet.insecure_loopback', kind: 'bool', help: 'join a fleet whose servers are all on loopback without --fleet-creds (tests); beyond loopback credentials are required (default off)' },
+  { key: 'fleetVerdict', flag: 'fleet-verdict', env: 'POPSTEER_FLEET_VERDICT', file: 'fleet.verdict', kind: 'verdict', help: 'when the fleet calls a target down: any, quorum, all or more_than_percent:N of its live observers that are not cut off see it down; a target\'s own `verdict:` in probes.yaml wins (default quorum)' },
+  { key: 'fleetProbers', flag: 'fleet-probers', env: 'POPSTEER_FLEET_PROBERS', file: 'fleet.probers', kind: 'int', help: 'instances that probe each target, chosen by rendezvous hashing over the live instances, plus the instances of the target\'s own PoP (default 3)' },
+  { key: 'fleetGraceMs', flag: 'fleet-grace', env: 'POPSTEER_FLEET_GRACE', file: 'fleet.grace', kind: 'duration', help: 'after losing the fleet, keep its last verdicts this long, then probe every target from here until it is back, e.g. 30s, 500ms (default 30s)' },
   { key: 'dnssecValidityDays', flag: 'dnssec-validity-days', env: 'POPSTEER_DNSSEC_VALIDITY_DAYS', file: 'dnssec.validity_days', kind: 'int', help: 'DNSSEC: signatures expire this many days after the start of the signing day (UTC), the same on every instance (default 14)' },
   { key: 'dnssecResignDays', flag: 'dnssec-resign-days', env: 'POPSTEER_DNSSEC_RESIGN_DAYS', file: 'dnssec.resign_days', kind: 'int', help: 'DNSSEC: re-sign in the background when the served signatures expire within this many days; below validity_days - 1 (default 7)' },
   { key: 'dnssecUnfitHours', flag: 'dnssec-unfit-hours', env: 'POPSTEER_DNSSEC_UNFIT_HOURS', file: 'dnssec.unfit_hours', kind: 'int', help: 'DNSSEC: report unfit (/v1/fitness 503, anycast withdraws) when the served signatures expire within this many hours; below resign_days (default 48)' },
@@ -227,6 +237,9 @@ function defaultSettings(cwd: string): Settings {
     fleetCreds: null,
     fleetInsecureLoopback: false,
     fleetCa: null,
+    fleetVerdict: DEFAULT_VERDICT_RULE,
+    fleetProbers: 3,
+    fleetGraceMs: 30_000,
     dnssecValidityDays: 14,
     dnssecResignDays: 7,
     dnssecUnfitHours: 48,
@@ -243,6 +256,10 @@ export function parseListen(text: string, where: string): ListenAddress {
 }
 
 function convert(spec: SettingSpec, raw: unknown, where: string, baseDir: string): unknown {
+  return spec.kind === 'verdict' || spec.kind === 'duration' ? convertFleetHealth(spec, raw, where) : convertBasic(spec, raw, where, baseDir);
+}
+
+function convertBasic(spec: SettingSpec, raw: unknown, where: string, baseDir: string): unknown {
   const fail = (what: string): never => {
     throw new ConfigError('POPSTEER_ERR_SETTING', where, null, spec.file ? `/${spec.file}` : '', `${spec.flag}: ${what}`);
   };
@@ -413,6 +430,27 @@ function fileEntries(data: Record<string, unknown>): Array<[string, unknown]> {
     } else entries.push([k, v]);
   }
   return entries;
+}
+
+/** fleet.verdict (a rule) and fleet.grace (ms). */
+function convertFleetHealth(spec: SettingSpec, raw: unknown, where: string): unknown {
+  const fail = (what: string): never => {
+    throw new ConfigError('POPSTEER_ERR_SETTING', where, null, `/${spec.file}`, `${spec.flag}: ${what}`);
+  };
+  if (spec.kind === 'verdict') {
+    const rule = parseVerdictRule(raw);
+    return typeof rule === 'string' ? fail(rule) : rule;
+  }
+  const ms = parseSettingDuration(raw);
+  return ms === null ? fail(`must be a duration such as 30s, 500ms or 2m, not "${String(raw)}"`) : ms;
+}
+
+/** "30s", "500ms", "2m", or a number of seconds, as ms; null for anything else (or 0). */
+function parseSettingDuration(raw: unknown): number | null {
+  const m = typeof raw === 'number' ? [String(raw), String(raw), 's'] : /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(String(raw));
+  if (!m) return null;
+  const ms = Math.round(Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000 } as Record<string, number>)[m[2] ?? 's']);
+  return Number.isFinite(ms) && ms > 0 ? ms : null;
 }
 
 /** The host of a nats://host:port (or tls://) address; null when it is not one. */

@@ -5,6 +5,9 @@
 //                     author, reason and absolute expiry; history kept
 //   <name>-instances  one heartbeat per instance (PoP, start, last seen),
 //                     keyed <pop>.<instance id>
+//   <name>-observations  what each instance's probes see of the targets
+//                     it probes; every instance derives the same health
+//                     verdict from them (observations.ts)
 //
 // Every instance watches both buckets and applies what it sees, its own
 // writes included, so all apply the same records. An override through the
@@ -15,16 +18,18 @@
 
 import { randomUUID } from 'node:crypto';
 import { connect, Events, type KV, type KvEntry, type NatsConnection, type QueuedIterator } from 'nats';
+import type { VerdictRule } from '../config/verdict-rule.ts';
 import type { Override, OverrideAction } from '../health/overrides.ts';
 import type { Logger } from '../log/logger.ts';
 import { readCredentials, tlsOptions } from './credentials.ts';
+import { Observations, type FleetHealthStatus, type VerdictHealth } from './observations.ts';
 import type { RevisionReport } from './revisions.ts';
 import {
   RECORD_VERSION, decodeInstance, decodeOverride, encodeRecord, isKeySafe, overrideOf, type InstanceRecord, type OverrideRecord,
 } from './records.ts';
 
 /** What the fleet needs of the health service. */
-interface FleetHealth {
+interface FleetHealth extends VerdictHealth {
   checkOverride(subjectId: string, action: OverrideAction, reason: string, expiresAt: number | null): number;
   applyFleetOverride(subjectId: string, override: Override | null): void;
 }
@@ -45,6 +50,8 @@ interface FleetOptions {
   writeTimeoutMs?: number;
   /** How long an override write keeps trying (reconnecting, a new stream leader). */
   writeDeadlineMs?: number;
+  /** The health verdict: probers per target, the default rule and the grace after losing the fleet. */
+  verdict?: { probers: number; rule: VerdictRule; graceMs: number };
   /** Versioned policy sets (revisions.ts): followed with the other buckets; what serves goes in the heartbeat. */
   revisions?: { follow(js: ReturnType<NatsConnection['jetstream']>): Promise<void>; report(): RevisionReport; stop(): void } | null;
   /** Declared load (load.ts): followed with the other buckets. */
@@ -71,6 +78,7 @@ interface FleetStatus {
   since: number | null;
   instances: FleetInstance[];
   overrides: Array<{ subject: string } & OverrideRecord>;
+  health: FleetHealthStatus;
 }
 
 /** The fleet could not take an override now (NATS unreachable, no acknowledgement in time). */
@@ -85,6 +93,8 @@ const DEFAULT_HEARTBEAT_MS = 2000;
 const DEFAULT_WRITE_TIMEOUT_MS = 4000;
 /** Versions of each override kept in the bucket: who, when and why. */
 const OVERRIDE_HISTORY = 64;
+/** The default grace before an instance that lost the fleet probes every target itself. */
+const DEFAULT_GRACE_MS = 30_000;
 /** Heartbeats of instances gone for this long are dropped by JetStream itself. */
 const INSTANCE_MAX_AGE_MS = 24 * 3600 * 1000;
 const RETRY_MS = 500;
@@ -100,6 +110,8 @@ export class Fleet {
   private nc: NatsConnection | null = null;
   private overridesKv: KV | null = null;
   private instancesKv: KV | null = null;
+  private observationsKv: KV | null = null;
+  private readonly observations: Observations;
   private js: ReturnType<NatsConnection['jetstream']> | null = null;
   private readonly watches: Array<QueuedIterator<KvEntry>> = [];
   /** The newest record per subject and its revision in the bucket (the bucket's order, not the writers' clocks). */
@@ -120,6 +132,11 @@ export class Fleet {
     // Read now: bad credentials stop start-up (exit 2), not a background loop.
     this.authenticator = options.credsFile === null ? undefined : readCredentials(options.credsFile);
     this.tls = tlsOptions(options.caFile ?? null);
+    const verdict = options.verdict ?? { probers: 3, rule: { kind: 'quorum' }, graceMs: DEFAULT_GRACE_MS };
+    this.observations = new Observations({
+      health: options.health, pop: options.pop, instanceId: this.instanceId, probers: verdict.probers, defaultRule: verdict.rule,
+      graceMs: verdict.graceMs, staleMs: 3 * this.heartbeatMs, log: options.log,
+    });
   }
 
   private readonly authenticator: ReturnType<typeof readCredentials> | undefined;
@@ -136,6 +153,7 @@ export class Fleet {
     for (const w of this.watches.splice(0)) w.stop();
     this.options.revisions?.stop();
     this.options.load?.stop();
+    this.observations.stop();
     // Closing flushes to a server; with none reachable it would wait on: a stop never waits long for the fleet.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.nc?.close().catch(() => undefined), new Promise((r) => { timer = setTimeout(r, CLOSE_WAIT_MS); })]);
@@ -150,7 +168,10 @@ export class Fleet {
       connected: r.instance === this.instanceId ? this.connected : now - r.seenAt <= 3 * this.heartbeatMs,
     })).sort((a, b) => a.pop.localeCompare(b.pop) || a.instance.localeCompare(b.instance));
     const overrides = [...this.overrides].map(([subject, r]) => ({ subject, ...r.record })).sort((a, b) => a.subject.localeCompare(b.subject));
-    return { name: this.options.name, servers: this.options.servers, instance: this.instanceId, connected: this.connected, since: this.since, instances, overrides };
+    return {
+      name: this.options.name, servers: this.options.servers, instance: this.instanceId, connected: this.connected, since: this.since, instances, overrides,
+      health: this.observations.status(),
+    };
   }
 
   /**
@@ -204,6 +225,8 @@ export class Fleet {
     const js = this.js = this.nc.jetstream({ timeout: this.options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS });
     this.overridesKv = await this.retry('open the overrides bucket', () => openBucket(js, `${name}-overrides`, { history: OVERRIDE_HISTORY }, this.log));
     this.instancesKv = await this.retry('open the instances bucket', () => openBucket(js, `${name}-instances`, { history: 1, ttl: INSTANCE_MAX_AGE_MS }, this.log));
+    this.observationsKv = await this.retry('open the observations bucket', () => openBucket(js, `${name}-observations`, { history: 1, ttl: INSTANCE_MAX_AGE_MS }, this.log));
+    this.observations.attach(this.observationsKv);
     await this.watchAll();
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
     this.heartbeatTimer.unref();
@@ -225,24 +248,29 @@ export class Fleet {
     if (this.connected === connected) return;
     this.connected = connected;
     this.since = Date.now();
+    this.observations.setConnected(connected);
     if (connected) this.log.info({ servers: this.options.servers, fleet: this.options.name, member: this.instanceId }, 'fleet: connected');
     else this.log.warn({ servers: this.options.servers }, 'fleet: disconnected; answering from the last known fleet state');
   }
 
   /** (Re)starts the watches of both buckets; each delivers every current value first, so a restart catches up. */
   private async watchAll(): Promise<void> {
-    if (this.overridesKv === null || this.instancesKv === null || this.stopped) return;
+    if (this.overridesKv === null || this.instancesKv === null || this.observationsKv === null || this.stopped) return;
     for (const w of this.watches.splice(0)) w.stop();
     const overrides = await this.retry('watch overrides', () => this.overridesKv!.watch());
     const instances = await this.retry('watch instances', () => this.instancesKv!.watch());
-    this.watches.push(overrides, instances);
+    this.observations.rewatch();
+    const observations = await this.retry('watch observations', () => this.observationsKv!.watch());
+    this.watches.push(overrides, instances, observations);
     void this.consume(overrides, (e) => this.onOverrideEntry(e));
     void this.consume(instances, (e) => this.onInstanceEntry(e));
+    void this.consume(observations, (e) => this.observations.onEntry(e));
     const revisions = this.options.revisions;
     if (revisions) await this.retry('follow policy revisions', () => revisions.follow(this.js!));
     const load = this.options.load;
     if (load) await this.retry('follow declared load', () => load.follow(this.js!));
     this.log.info({ fleet: this.options.name }, 'fleet: following overrides and instances');
+    this.observations.followed();
   }
 
   private async consume(watch: QueuedIterator<KvEntry>, handle: (entry: KvEntry) => void): Promise<void> {
@@ -274,15 +302,16 @@ export class Fleet {
   }
 
   private onInstanceEntry(entry: KvEntry): void {
-    if (entry.operation !== 'PUT') {
-      this.instances.delete(entry.key);
-      return;
+    if (entry.operation !== 'PUT') this.instances.delete(entry.key);
+    else {
+      const record = decodeInstance(entry.value);
+      if (record !== null) this.instances.set(entry.key, record);
     }
-    const record = decodeInstance(entry.value);
-    if (record !== null) this.instances.set(entry.key, record);
+    this.observations.setMembers([...this.instances.values()].map((r) => ({ instance: r.instance, pop: r.pop, seenAt: r.seenAt })));
   }
 
   private async heartbeat(): Promise<void> {
+    this.observations.tick();
     const kv = this.instancesKv;
     if (kv === null || !this.connected || this.stopped) return;
     const record: InstanceRecord = {

@@ -5,6 +5,7 @@
 import { ConfigError, ConfigErrors, type ErrorCode } from '../config/errors.ts';
 import { readYamlFile, type YamlSource } from '../config/yaml-source.ts';
 import { validateAgainstSchema } from '../config/schema.ts';
+import { parseVerdictRule, type VerdictRule } from '../config/verdict-rule.ts';
 import { parseDurationMs } from './duration.ts';
 
 export type ProbeKind = 'http' | 'https' | 'tcp' | 'dns' | 'external';
@@ -34,6 +35,8 @@ export interface ProbeTarget {
   queryType: string;
   rcode: string;
   answer: string | null;
+  /** In a fleet: this target's verdict rule; null for fleet.verdict. */
+  verdict: VerdictRule | null;
 }
 
 export interface SubjectProbes {
@@ -225,7 +228,17 @@ class ProbesParser {
       queryType: raw.type ?? 'A',
       rcode: raw.rcode ?? 'NOERROR',
       answer: raw.answer ?? null,
+      verdict: this.verdictOf(raw, pointer),
     };
+  }
+
+  /** The target's verdict rule (the schema checked its shape). */
+  private verdictOf(raw: RawTarget, pointer: string): VerdictRule | null {
+    if (raw.verdict === undefined) return null;
+    const rule = parseVerdictRule(raw.verdict);
+    if (typeof rule !== 'string') return rule;
+    this.fail(CODE_SCHEMA, `${pointer}/verdict`, rule);
+    return null;
   }
 
   /** The accepted HTTP status ranges, [low, high] each. */
@@ -277,6 +290,7 @@ interface RawTarget {
   type?: string;
   rcode?: string;
   answer?: string;
+  verdict?: string | { more_than_percent: number };
 }
 
 interface RawSubject {

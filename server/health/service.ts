@@ -47,10 +47,21 @@ export interface ProbeResult {
   at: number;
 }
 
+/** The fleet's verdict on a target (server/fleet/verdict.ts), as the health service applies it. */
+export interface FleetVerdict {
+  state: 'up' | 'down';
+  /** "down: seen down by fra, lhr; ams excluded (cut off)" */
+  evidence: string;
+}
+
 export interface TargetStatus {
   id: string;
   kind: ProbeKind;
+  /** What this instance's own probes say (the last they said, when it does not probe the target). */
   state: TargetState;
+  /** In a fleet: whether this instance probes the target (sharding), and the fleet's verdict on it. */
+  probedHere: boolean;
+  verdict: FleetVerdict | null;
   since: number;
   last: ProbeResult | null;
   consecutiveSuccesses: number;
@@ -82,6 +93,8 @@ export interface CutOffStatus {
 
 export interface HealthStatus {
   ready: boolean;
+  /** Where target states come from: this instance's probes, or the fleet's verdict. */
+  source: 'local' | 'fleet';
   cutOff: CutOffStatus;
   subjects: SubjectStatus[];
 }
@@ -152,6 +165,8 @@ export interface HealthEvents {
   'cut-off': [CutOffStatus];
   probe: [ProbeEvent];
   'not-probed': [NotProbedEvent];
+  /** A probe result was applied to its target (its state may or may not have changed). */
+  observed: [string];
   ready: [];
 }
 
@@ -166,6 +181,10 @@ interface InFlight {
 interface TargetRuntime {
   target: ProbeTarget;
   probed: boolean;
+  /** Probed by this instance: always without a fleet; in one, only the targets assigned to it. */
+  assigned: boolean;
+  /** The fleet's verdict, used instead of `state` while the source is the fleet. */
+  verdict: FleetVerdict | null;
   state: TargetState;
   since: number;
   successes: number;
@@ -229,6 +248,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
   private cutOffActive = false;
   private cutOffSince: number | null = null;
   private isReady: boolean;
+  private source: 'local' | 'fleet' = 'local';
 
   constructor(options: HealthServiceOptions) {
     super();
@@ -247,6 +267,8 @@ export class HealthService extends EventEmitter<HealthEvents> {
     this.targets = this.config.targets.map((target) => ({
       target,
       probed: target.kind !== 'external',
+      assigned: true,
+      verdict: null,
       state: target.kind === 'external' ? 'up' : initial,
       since: t,
       successes: 0,
@@ -281,10 +303,15 @@ export class HealthService extends EventEmitter<HealthEvents> {
     this.running = true;
     // Spread first probes evenly over each interval, so targets sharing an
     // interval never start together (no thundering herd).
+    this.spreadFirstProbes(this.targets.filter((r) => r.probed && r.assigned));
+    this.log.info({ targets: this.targets.length, probed: this.targets.filter((r) => r.probed).length, subjects: this.subjects.length, initialState: this.config.initialState }, 'health probes started');
+    this.tick();
+  }
+
+  private spreadFirstProbes(runtimes: TargetRuntime[]): void {
     const t = this.now();
     const groups = new Map<number, TargetRuntime[]>();
-    for (const runtime of this.targets) {
-      if (!runtime.probed) continue;
+    for (const runtime of runtimes) {
       const group = groups.get(runtime.target.intervalMs) ?? [];
       group.push(runtime);
       groups.set(runtime.target.intervalMs, group);
@@ -292,8 +319,6 @@ export class HealthService extends EventEmitter<HealthEvents> {
     for (const [intervalMs, group] of groups) {
       group.forEach((runtime, k) => { runtime.nextDueAt = t + Math.floor((k * intervalMs) / group.length); });
     }
-    this.log.info({ targets: this.targets.length, probed: this.targets.filter((r) => r.probed).length, subjects: this.subjects.length, initialState: this.config.initialState }, 'health probes started');
-    this.tick();
   }
 
   stop(): void {
@@ -321,6 +346,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
   status(): HealthStatus {
     return {
       ready: this.isReady,
+      source: this.source,
       cutOff: this.cutOff(),
       subjects: this.subjects.map((s) => ({
         id: s.id,
@@ -450,13 +476,104 @@ export class HealthService extends EventEmitter<HealthEvents> {
       const runtime = this.targets[i];
       const { intervalMs, timeoutMs, rise, fall } = runtime.target;
       if (!runtime.probed) return 0;
-      const untilNextProbe = Math.max(0, runtime.nextDueAt - t);
+      // Probed elsewhere: the fleet may call it at any of their probes.
+      const untilNextProbe = runtime.assigned ? Math.max(0, runtime.nextDueAt - t) : 0;
       let ms: number;
-      if (runtime.state === 'down') ms = untilNextProbe + (Math.max(1, rise - runtime.successes) - 1) * intervalMs;
-      else ms = untilNextProbe + (Math.max(1, fall - runtime.failures) - 1) * intervalMs + (runtime.state === 'up' ? timeoutMs : 0);
+      const state = this.stateOf(runtime);
+      if (state === 'down') ms = untilNextProbe + (Math.max(1, rise - runtime.successes) - 1) * intervalMs;
+      else ms = untilNextProbe + (Math.max(1, fall - runtime.failures) - 1) * intervalMs + (state === 'up' ? timeoutMs : 0);
       soonest = Math.min(soonest, ms);
     }
     return soonest / 1000;
+  }
+
+  // ---- the fleet (server/fleet/observations.ts) ----
+
+  /** Probe targets (external ones aside) with the subjects they decide and their verdict rule. */
+  fleetTargets(): Array<{ id: string; subjects: string[]; verdict: ProbeTarget['verdict'] }> {
+    return this.targets.flatMap((r, index) => (r.probed
+      ? [{ id: r.target.id, subjects: this.subjects.filter((s) => s.targets.includes(index)).map((s) => s.id), verdict: r.target.verdict }]
+      : []));
+  }
+
+  /**
+   * What this instance's probes say of each target it probes, and whether it
+   * considers itself cut off: the cut-off guard holds, or at least two
+   * targets are probed here and every one of them is down.
+   */
+  observations(): { cutOff: boolean; targets: Array<{ id: string; state: TargetState; since: number; reason: string }> } {
+    const mine = this.targets.filter((r) => r.probed && r.assigned);
+    const allDown = mine.length >= 2 && mine.every((r) => r.state === 'down');
+    return {
+      cutOff: this.cutOffActive || allDown,
+      // Nothing probed yet (just started, or just given the target): nothing to say.
+      targets: mine.map((r) => ({ id: r.target.id, state: r.last === null ? 'unknown' : r.state, since: r.since, reason: r.last?.detail ?? '' })),
+    };
+  }
+
+  /**
+   * The fleet decides: only the `assigned` targets are probed here, and the
+   * fleet's verdicts replace this instance's own states. A target with no
+   * verdict now keeps its last one (or, never judged, this instance's state).
+   */
+  useFleet(assigned: ReadonlySet<string>, verdicts: ReadonlyMap<string, FleetVerdict>): void {
+    const wasLocal = this.source === 'local';
+    this.source = 'fleet';
+    const newly: TargetRuntime[] = [];
+    const changed: Array<{ runtime: TargetRuntime; verdict: FleetVerdict }> = [];
+    for (const r of this.targets) {
+      if (!r.probed) continue;
+      const mine = assigned.has(r.target.id);
+      if (mine && !r.assigned) newly.push(r);
+      r.assigned = mine;
+      const v = verdicts.get(r.target.id);
+      if (v === undefined) continue;
+      if (r.verdict === null || r.verdict.state !== v.state || wasLocal) changed.push({ runtime: r, verdict: v });
+      r.verdict = { ...v };
+    }
+    if (wasLocal) this.log.info({ probedHere: [...assigned].sort() }, 'health: states from the fleet verdict');
+    if (this.running) this.spreadFirstProbes(newly);
+    for (const { runtime, verdict } of changed) {
+      this.log[verdict.state === 'down' ? 'warn' : 'info']({ target: runtime.target.id, verdict: verdict.state, evidence: verdict.evidence }, 'health: fleet verdict');
+    }
+    const cutOffChanged = this.updateCutOff();
+    for (const { runtime, verdict } of changed) this.publish(`fleet verdict ${verdict.evidence}`, runtime.target.id);
+    this.publish('fleet verdict', null);
+    if (cutOffChanged) this.emit('cut-off', this.cutOff());
+    this.checkReady();
+    this.scheduleNext();
+  }
+
+  /**
+   * Back to this instance's own probes for every target (the fleet is out of
+   * reach for longer than the grace). Targets probed elsewhere start from
+   * the fleet's last verdict, so nothing flips before these probes say so.
+   */
+  useLocalProbes(reason: string): void {
+    if (this.source === 'local') return;
+    this.source = 'local';
+    const t = this.now();
+    const newly: TargetRuntime[] = [];
+    for (const r of this.targets) {
+      if (!r.probed) continue;
+      if (!r.assigned) {
+        newly.push(r);
+        if (r.verdict !== null && r.verdict.state !== r.state) {
+          r.state = r.verdict.state;
+          r.since = t;
+          r.successes = 0;
+          r.failures = 0;
+        }
+      }
+      r.assigned = true;
+      r.verdict = null;
+    }
+    this.log.warn({ reason, targets: newly.length }, 'health: probing every target from here; the fleet verdict is not used');
+    if (this.running) this.spreadFirstProbes(newly);
+    const cutOffChanged = this.updateCutOff();
+    this.publish(reason, null);
+    if (cutOffChanged) this.emit('cut-off', this.cutOff());
+    this.scheduleNext();
   }
 
   // ---- scheduling ----
@@ -469,7 +586,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
       const runtime = this.targets[i];
       const flight = runtime.inFlight;
       if (flight && flight.deadline <= t && !flight.expiring) this.expire(runtime, flight);
-      if (!runtime.probed || runtime.nextDueAt > t) continue;
+      if (!runtime.probed || !runtime.assigned || runtime.nextDueAt > t) continue;
       if (runtime.inFlight || runtime.queued) this.probesSkipped++;
       else {
         if (this.inFlightCount + this.queue.length >= this.config.maxInFlight) this.probesQueued++;
@@ -489,7 +606,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
     if (!this.running) return;
     let wake = Infinity;
     for (const runtime of this.targets) {
-      if (runtime.probed && runtime.nextDueAt < wake) wake = runtime.nextDueAt;
+      if (runtime.probed && runtime.assigned && runtime.nextDueAt < wake) wake = runtime.nextDueAt;
       if (runtime.inFlight && !runtime.inFlight.expiring && runtime.inFlight.deadline < wake) wake = runtime.inFlight.deadline;
     }
     for (const subject of this.subjects) {
@@ -567,6 +684,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
     const interval = runtime.target.intervalMs;
     this.emit('probe', { target: runtime.target.id, ok: outcome.ok, reason, durationMs, startedAt: (t - durationMs) % interval });
     this.applyResult(runtime, outcome);
+    this.emit('observed', runtime.target.id);
     if (this.running) this.launchQueued();
   }
 
@@ -611,11 +729,15 @@ export class HealthService extends EventEmitter<HealthEvents> {
       if (runtime.state === 'unknown' || (runtime.state === 'up' && runtime.failures >= fall)) next = 'down';
     }
     if (next !== runtime.state) this.transitionTarget(runtime, next, outcome.detail);
-    if (!this.isReady && !this.targets.some((r) => r.state === 'unknown')) {
-      this.isReady = true;
-      this.log.info('health: first probe round complete, ready');
-      this.emit('ready');
-    }
+    this.checkReady();
+  }
+
+  /** Ready once no target counts as unknown (with initial_state "wait"); in a fleet a verdict decides too. */
+  private checkReady(): void {
+    if (this.isReady || this.targets.some((r) => this.stateOf(r) === 'unknown' && (r.assigned || this.source === 'local'))) return;
+    this.isReady = true;
+    this.log.info('health: first probe round complete, ready');
+    this.emit('ready');
   }
 
   private transitionTarget(runtime: TargetRuntime, to: TargetState, reason: string): void {
@@ -637,7 +759,7 @@ export class HealthService extends EventEmitter<HealthEvents> {
     let probed = 0;
     let down = 0;
     for (const runtime of this.targets) {
-      if (!runtime.probed) continue;
+      if (!runtime.probed || !runtime.assigned) continue;
       probed++;
       if (runtime.state === 'down') down++;
     }
@@ -680,14 +802,20 @@ export class HealthService extends EventEmitter<HealthEvents> {
     return up >= subject.quorum;
   }
 
-  /** Up by its probes (an unknown target counts as up until its first result). */
+  /** Up by its probes (an unknown target counts as up until its first result); in a fleet, by the verdicts. */
   private probeUp(subject: SubjectRuntime): boolean {
-    return this.probeUpAt(subject, (r) => r.state !== 'down');
+    return this.probeUpAt(subject, (r) => this.stateOf(r) !== 'down');
+  }
+
+  /** The state a target counts with: the fleet's verdict while the fleet decides and has one, else this instance's probes. */
+  private stateOf(r: TargetRuntime): TargetState {
+    return this.source === 'fleet' && r.verdict !== null ? r.verdict.state : r.state;
   }
 
   private effectiveUp(subject: SubjectRuntime): boolean {
     if (subject.override) return overrideUp(subject.override.kind);
-    if (this.cutOffActive) return subject.frozenUp;
+    // The fleet's verdict leaves out observers that are cut off: this instance's freeze does not hold it back.
+    if (this.cutOffActive && this.source === 'local') return subject.frozenUp;
     return this.probeUp(subject);
   }
 
@@ -767,7 +895,8 @@ export class HealthService extends EventEmitter<HealthEvents> {
   private targetStatus(r: TargetRuntime): TargetStatus {
     const { id, kind, intervalMs, timeoutMs, rise, fall } = r.target;
     return {
-      id, kind, state: r.state, since: r.since, last: r.last ? { ...r.last } : null,
+      id, kind, state: r.state, probedHere: r.probed && r.assigned, verdict: this.source === 'fleet' && r.verdict ? { ...r.verdict } : null,
+      since: r.since, last: r.last ? { ...r.last } : null,
       consecutiveSuccesses: r.successes, consecutiveFailures: r.failures, intervalMs, timeoutMs, rise, fall,
     };
   }

@@ -32,7 +32,7 @@ const KNOWN_UNUSED: readonly string[] = [
   'geo/networks.ts:NETWORKS_FILE', 'geo/networks.ts:customNetworksFromSource', 'geo/scope.ts:MIXED', 'geo/watch.ts:GeoWatchOptions',
   'health/config.ts:InitialState', 'health/config.ts:SubjectProbes', 'health/overrides.ts:OverrideKind', 'health/overrides.ts:STATE_FILE_VERSION',
   'health/service.ts:CutOffStatus', 'health/service.ts:HealthServiceOptions', 'health/service.ts:HealthStatus', 'health/service.ts:NotProbedEvent',
-  'health/service.ts:ProbeResult', 'health/service.ts:TargetMetrics', 'health/service.ts:TargetState', 'health/service.ts:TargetStatus',
+  'health/service.ts:ProbeResult', 'health/service.ts:TargetMetrics', 'health/service.ts:TargetStatus',
   'health/service.ts:TargetTransitionEvent', 'health/table.ts:FIRST_SUBJECT_SLOT', 'health/table.ts:HEALTH_DOWN', 'health/table.ts:HEALTH_UP',
   'health/table.ts:SLOT_CUT_OFF', 'policy/policies.ts:LoadedPolicies', 'policy/policies.ts:isHealthStep',
   'steering/cidr-trie.ts:bitAt', 'steering/decide.ts:OUTCOME_ANSWER', 'steering/types.ts:WEIGHTED_NONE',

@@ -76,6 +76,11 @@ function explainContext(host: AdminHost): ExplainContext {
   const overrides = new Map<string, string>();
   for (const s of host.health.status().subjects) {
     if (s.override) overrides.set(s.id, `${s.override.kind}: ${s.override.reason}`);
+    else {
+      // In a fleet: the verdict and its evidence, for the targets that decide this subject.
+      const verdicts = s.targets.filter((t) => t.verdict !== null).map((t) => `${t.id} ${t.verdict!.evidence}`);
+      if (verdicts.length > 0) overrides.set(s.id, `fleet verdict: ${verdicts.join('; ')}`);
+    }
   }
   return {
     snapshot: host.snapshot(),

@@ -6,6 +6,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { FleetUnavailableError } from '../../fleet/fleet.ts';
 import { LoadUnavailableError } from '../../fleet/load.ts';
+import type { FleetHealthStatus } from '../../fleet/observations.ts';
 import type { OverrideAction } from '../../health/overrides.ts';
 import type { SubjectStatus } from '../../health/service.ts';
 import { RequestError } from '../request-errors.ts';
@@ -28,14 +29,28 @@ export const fleetRoutes: FastifyPluginAsync<{ host: AdminHost }> = async (app, 
       instances: s.instances.map((i) => ({
         pop: i.pop, instance: i.instance, self: i.self, connected: i.connected, last_seen: isoTime(i.lastSeen), started_at: isoTime(i.startedAt), version: i.version,
         revision: i.revision?.served ?? null, revision_hash: i.revision?.hash ?? null, revision_failed: i.revision?.failed ?? null,
+        disagrees_with_verdict: s.health.dissent.get(i.instance) ?? [],
       })),
       overrides: s.overrides.map((o) => ({
         subject: o.subject, action: o.action, reason: o.reason, author: o.author, at: isoTime(o.at), expires: isoTime(o.expires), via: o.via,
       })),
       loads: (host.fleetLoad?.status() ?? []).map((l) => ({ pop: l.pop, load: l.load, author: l.author, at: isoTime(l.at), via: l.via })),
+      health: describeFleetHealth(s.health),
     };
   });
 };
+
+/** The health verdict: where health comes from, and each target's verdict with its evidence and probers. */
+function describeFleetHealth(h: FleetHealthStatus): object {
+  return {
+    source: h.source, local_since: isoTime(h.localSince), probers: h.probers, observers_live: h.observersLive, disagreements: h.disagreements,
+    targets: h.targets.map((t) => ({
+      target: t.target, state: t.state, rule: t.rule, evidence: t.evidence, seen_down_by: t.down, seen_up_by: t.up,
+      excluded: t.excluded.map((e) => ({ pop: e.pop, instance: e.observer, why: e.why })),
+      probers: t.probers, observed_by: t.observedBy, probed_here: t.probedHere, own_state: t.ownState,
+    })),
+  };
+}
 
 /**
  * An override written to the fleet: resolves with the subject's state once

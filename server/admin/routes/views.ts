@@ -30,6 +30,7 @@ export const viewRoutes: FastifyPluginAsync<{ host: AdminHost; version: string }
     const status = host.health.status();
     return {
       ready: status.ready,
+      health_source: status.source,
       cut_off: { active: status.cutOff.active, share: status.cutOff.share, since: isoTime(status.cutOff.since) },
       pops: status.subjects.map((subject) => describePop(host, subject)),
     };
@@ -75,7 +76,7 @@ function describePop(host: AdminHost, s: SubjectStatus): object {
     override: describeOverride(s.override),
     quorum: s.quorum,
     targets: s.targets.map((t) => ({
-      id: t.id, kind: t.kind, state: t.state, since: isoTime(t.since),
+      id: t.id, kind: t.kind, state: t.state, since: isoTime(t.since), probed_here: t.probedHere, verdict: t.verdict,
       last_probe: t.last ? { ok: t.last.ok, reason: t.last.reason, detail: t.last.detail, duration_ms: t.last.durationMs, at: isoTime(t.last.at) } : null,
       interval_ms: t.intervalMs, timeout_ms: t.timeoutMs, rise: t.rise, fall: t.fall,
     })),
