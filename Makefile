@@ -110,6 +110,7 @@ bench-scale: deps native
 # Five popsteer instances on a 3-server NATS cluster: drain and publish propagation, probes per target, RSS and CPU of the fleet layer.
 bench-fleet: deps native
 	node test/bench/fleet.bench.ts
+	node test/bench/fleet-verdict.bench.ts
 
 # Ten minutes at 70% of peak with flapping probes and reloads (SOAK_SECONDS to change).
 soak: deps debs
