@@ -41,7 +41,11 @@ interface ObservationsOptions {
   clock?: Clock;
 }
 
-/** One observation as stored: the key is `<observer>.<target id in base64url>`. */
+/**
+ * One observation as stored: the key is `<pop>.<observer>.<target id in base64url>`,
+ * led by the PoP as heartbeats are, so a NATS user per PoP can be allowed to
+ * write its own observations only (README "Running a fleet", credentials).
+ */
 interface ObservationRecord extends Observation {
   v: number;
 }
@@ -49,8 +53,8 @@ interface ObservationRecord extends Observation {
 /** Observers unseen for this long are left out of the evidence altogether (an instance that restarted has a new id). */
 const FORGET_MS = 10 * 60 * 1000;
 
-export function observationKey(observer: string, target: string): string {
-  return `${observer}.${Buffer.from(target).toString('base64url')}`;
+export function observationKey(pop: string, observer: string, target: string): string {
+  return `${pop}.${observer}.${Buffer.from(target).toString('base64url')}`;
 }
 
 export function decodeObservation(key: string, bytes: Uint8Array): Observation | null {
@@ -64,7 +68,7 @@ export function decodeObservation(key: string, bytes: Uint8Array): Observation |
     && typeof r.target === 'string' && (r.state === 'up' || r.state === 'down' || r.state === 'unknown') && typeof r.since === 'number'
     && typeof r.reason === 'string' && typeof r.cutOff === 'boolean';
   // An observer writes under its own id only: a record under another's key is not believed.
-  if (!valid || key !== observationKey(r.observer!, r.target!)) return null;
+  if (!valid || key !== observationKey(r.pop!, r.observer!, r.target!)) return null;
   return { observer: r.observer!, pop: r.pop!, target: r.target!, state: r.state!, since: r.since!, reason: r.reason!, cutOff: r.cutOff! };
 }
 
@@ -252,12 +256,12 @@ export class Observations {
       const mark = `${t.state}/${own.cutOff}`;
       if (this.published.get(t.id) === mark) continue;
       const record: ObservationRecord = { v: RECORD_VERSION, observer: instanceId, pop, target: t.id, state: t.state, since: t.since, reason: t.reason, cutOff: own.cutOff };
-      if (await this.put(observationKey(instanceId, t.id), new TextEncoder().encode(JSON.stringify(record)))) this.published.set(t.id, mark);
+      if (await this.put(observationKey(pop, instanceId, t.id), new TextEncoder().encode(JSON.stringify(record)))) this.published.set(t.id, mark);
     }
     for (const id of [...this.published.keys()]) {
       if (current.has(id)) continue;
       try {
-        await kv.delete(observationKey(instanceId, id));
+        await kv.delete(observationKey(pop, instanceId, id));
         this.published.delete(id);
       } catch (err) {
         this.log.debug({ target: id, err: (err as Error).message }, 'fleet: observation not removed yet');

@@ -23,14 +23,15 @@ const exec = promisify(execFile);
 const TOKEN = 'fleet-security-token';
 const WAIT_MS = 60_000;
 const FLEET = 'popsteer';
-const BUCKETS = ['overrides', 'instances', 'revisions', 'load'].map((b) => `KV_${FLEET}-${b}`);
+const BUCKETS = ['overrides', 'instances', 'observations', 'revisions', 'load'].map((b) => `KV_${FLEET}-${b}`);
 const POPS = ['lhr', 'ams'];
 const password = (user: string): string => `${user}-secret`;
 
 /**
  * What one PoP's instances may do (the README's NATS configuration, word for
  * word): read every popsteer bucket through the JetStream API, write
- * overrides and loads, and heartbeats under their own PoP only.
+ * overrides and loads, and heartbeats and probe observations under their own
+ * PoP only.
  */
 function instancePermissions(pop: string): NatsPermissions {
   return {
@@ -42,7 +43,7 @@ function instancePermissions(pop: string): NatsPermissions {
           `$JS.API.CONSUMER.CREATE.${s}`, `$JS.API.CONSUMER.CREATE.${s}.>`, `$JS.API.CONSUMER.DELETE.${s}.>`, `$JS.API.CONSUMER.INFO.${s}.>`,
           `$JS.FC.${s}.>`,
         ]),
-        `$KV.${FLEET}-overrides.>`, `$KV.${FLEET}-load.>`, `$KV.${FLEET}-instances.${pop}.>`,
+        `$KV.${FLEET}-overrides.>`, `$KV.${FLEET}-load.>`, `$KV.${FLEET}-instances.${pop}.>`, `$KV.${FLEET}-observations.${pop}.>`,
       ],
     },
     subscribe: { allow: ['_INBOX.>'] },
@@ -75,6 +76,7 @@ before(async () => {
   const js = admin.jetstream();
   await retry(() => js.views.kv(`${FLEET}-overrides`, { history: 64, replicas: 3 }));
   await retry(() => js.views.kv(`${FLEET}-instances`, { history: 1, replicas: 3, ttl: 24 * 3600 * 1000 }));
+  await retry(() => js.views.kv(`${FLEET}-observations`, { history: 1, replicas: 3, ttl: 24 * 3600 * 1000 }));
   await retry(() => js.views.kv(`${FLEET}-revisions`, { history: 1, replicas: 3 }));
   await retry(() => js.views.kv(`${FLEET}-load`, { history: 16, replicas: 3 }));
   await admin.close();
@@ -132,7 +134,7 @@ test('over TLS with a user per PoP: heartbeats, a drain and a load go through', 
   await servers[0].waitForLog((l) => l.msg === 'fleet: declared load applied' && l.pop === 'fra' && l.load === 0.5, WAIT_MS);
 });
 
-test('a heartbeat under another PoP\'s identity is refused by the server; under its own it is taken', async () => {
+test('a heartbeat or an observation under another PoP\'s identity is refused by the server; under its own it is taken', async () => {
   const nc = await client('lhr');
   const kv = await nc.jetstream({ timeout: 5000 }).views.kv(`${FLEET}-instances`);
   const forged = await kv.put('ams.forged', new TextEncoder().encode('{}')).then(() => null, (err: Error & { code?: string; permissionContext?: unknown }) => err);
@@ -141,6 +143,10 @@ test('a heartbeat under another PoP\'s identity is refused by the server; under 
   assert.deepEqual([context?.operation, context?.subject], ['publish', `$KV.${FLEET}-instances.ams.forged`]);
   const own = await kv.put('lhr.checked', new TextEncoder().encode('{}'));
   assert.ok(own > 0);
+  // The same for probe observations: the verdict counts lhr's user only for lhr's instances.
+  const observations = await nc.jetstream({ timeout: 5000 }).views.kv(`${FLEET}-observations`);
+  const forgedObservation = await observations.put('ams.forged.dGFyZ2V0', new TextEncoder().encode('{}')).then(() => null, (err: Error & { code?: string }) => err);
+  assert.equal(forgedObservation?.code, 'PERMISSIONS_VIOLATION', forgedObservation?.message);
   // Neither may it create, purge or delete a stream.
   await assert.rejects(nc.jetstream({ timeout: 5000 }).views.kv(`${FLEET}-other`, { replicas: 3 }));
   await nc.close();

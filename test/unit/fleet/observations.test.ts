@@ -41,7 +41,7 @@ function memoryBucket(): { kv: KV; values: Map<string, unknown> } {
 
 function entry(observer: string, pop: string, target: string, state: 'up' | 'down', now: number, cutOff = false): KvEntry {
   const record = { v: 1, observer, pop, target, state, since: now, reason: state === 'down' ? 'refused' : '', cutOff };
-  return { key: observationKey(observer, target), value: new TextEncoder().encode(JSON.stringify(record)), operation: 'PUT', revision: 1 } as unknown as KvEntry;
+  return { key: observationKey(pop, observer, target), value: new TextEncoder().encode(JSON.stringify(record)), operation: 'PUT', revision: 1 } as unknown as KvEntry;
 }
 
 function setUp(probers = 3) {
@@ -105,7 +105,7 @@ test('this instance probes only its share, and writes its observations under its
     await new Promise((r) => setImmediate(r));
   }
   for (const id of mine) {
-    const written = bucket.values.get(observationKey('me', id)) as Record<string, unknown>;
+    const written = bucket.values.get(observationKey('lhr', 'me', id)) as Record<string, unknown>;
     assert.deepEqual({ ...written, since: 0 }, { v: 1, observer: 'me', pop: 'lhr', target: id, state: 'up', since: 0, reason: 'scripted up', cutOff: false });
   }
   h.service.stop();
@@ -149,7 +149,8 @@ test('a reconnection within the grace never falls back', () => {
 test('an observation under another observer\'s key, or malformed, is not believed', () => {
   const good = entry('ams-1', 'ams', 'lhr-http', 'down', 5);
   assert.equal(decodeObservation(good.key, good.value)?.state, 'down');
-  assert.equal(decodeObservation(observationKey('fra-1', 'lhr-http'), good.value), null);
+  assert.equal(decodeObservation(observationKey('ams', 'fra-1', 'lhr-http'), good.value), null);
+  assert.equal(decodeObservation(observationKey('fra', 'ams-1', 'lhr-http'), good.value), null, 'another PoP\'s key');
   assert.equal(decodeObservation(good.key, new TextEncoder().encode('{"v":1}')), null);
   assert.equal(decodeObservation(good.key, new TextEncoder().encode('nope')), null);
 });
