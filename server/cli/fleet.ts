@@ -8,8 +8,9 @@ export const FLEET_HELP = `Usage: popsteer fleet status [--admin host:port] [--j
 
 Lists the instances of this instance's fleet (--fleet): PoP, instance id,
 connected or not, the policy revision it serves (popsteer publish; "local":
-its own --config files) and any it refused, last heartbeat, and the
-fleet-wide overrides in force.
+its own --config files) and any it refused, last heartbeat, and the targets
+where its probes disagree with the fleet's verdict; then the health verdict
+of every target with its evidence, and the fleet-wide overrides in force.
 
 Options:
   --admin host:port    admin API address (default 127.0.0.1:8053, or POPSTEER_ADMIN)
@@ -28,7 +29,9 @@ interface FleetView {
   instances: Array<{
     pop: string; instance: string; self: boolean; connected: boolean; last_seen: string | null;
     revision?: number | null; revision_failed?: { revision: number; errors: string[] } | null;
+    disagrees_with_verdict?: Array<{ target: string; sees: string; verdict: string }>;
   }>;
+  health?: { source: string; observers_live: number; targets: Array<{ target: string; state: string; evidence: string; probers: string[] }> };
   overrides: Array<{ subject: string; action: string; reason: string; author: string; at: string; expires: string | null }>;
 }
 
@@ -73,13 +76,21 @@ export async function runFleetCommand(args: string[], io: Output = { out: proces
   return 0;
 }
 
+/** Where health comes from, then each target's verdict with its evidence ("down: seen down by fra, lhr; …"). */
+function describeHealth(health: NonNullable<FleetView['health']>): string[] {
+  const source = health.source === 'fleet' ? `the fleet verdict (${health.observers_live} observers live)` : 'this instance\'s own probes (the fleet is out of reach)';
+  return [`health: from ${source}`, ...health.targets.map((t) => `  ${t.target.padEnd(16)} ${t.evidence} (probed by ${t.probers.join(', ') || 'none'})`)];
+}
+
 function describe(view: FleetView, now: number): string {
   const lines = [`fleet ${view.name}: seen from ${view.pop}, ${view.connected ? 'connected' : 'NOT connected (last known state)'}`, 'instances:'];
   for (const i of view.instances) {
     const ago = i.last_seen === null ? 'never' : `${Math.max(0, Math.round((now - Date.parse(i.last_seen)) / 1000))}s ago`;
     const revision = `revision ${i.revision ?? 'local'}${i.revision_failed ? ` (revision ${i.revision_failed.revision} REFUSED: ${i.revision_failed.errors[0] ?? ''})` : ''}`;
     lines.push(`  ${i.pop.padEnd(8)} ${i.instance.padEnd(10)} ${(i.connected ? 'connected' : 'disconnected').padEnd(13)} ${revision}, last seen ${ago}${i.self ? ' (this instance)' : ''}`);
+    for (const d of i.disagrees_with_verdict ?? []) lines.push(`           sees ${d.target} ${d.sees}, the verdict is ${d.verdict}`);
   }
+  if (view.health !== undefined) lines.push(...describeHealth(view.health));
   const active = view.overrides.filter((o) => o.action !== 'undrain');
   lines.push(active.length === 0 ? 'overrides: none' : 'overrides:');
   for (const o of active) {

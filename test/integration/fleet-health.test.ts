@@ -148,6 +148,10 @@ async function seenDownEverywhere(from: number): Promise<void> {
   const cli = await runCli(['explain', '--live', '--admin', `127.0.0.1:${servers[3].adminPort}`, '--name', 'www.cdn.example', '--client', UK]);
   assert.equal(cli.code, 0, cli.stderr);
   assert.ok(cli.stdout.includes(`lhr-edge ${lhr.evidence}`), cli.stdout);
+  const status = await runCli(['fleet', 'status', '--admin', `127.0.0.1:${servers[3].adminPort}`]);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /^health: from the fleet verdict \(\d observers live\)$/m);
+  assert.ok(status.stdout.split('\n').some((l) => l.trim().startsWith(`lhr-edge`) && l.includes(`${lhr.evidence} (probed by ${lhr.probers.join(', ')})`)), status.stdout);
 }
 
 test('an observer cut off from every target is left out: nothing fails over', async () => {

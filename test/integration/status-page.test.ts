@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { TestDnsClient } from '../helpers/dns-client.ts';
+import { startHttpTarget } from '../fixtures/health/targets.ts';
+import { geoDataWithHttpProbes } from '../soak/probed-geo-data.ts';
 import { startNatsCluster } from '../helpers/nats.ts';
 import { REPO_ROOT, startServer, type StartedServer } from '../helpers/server.ts';
 
@@ -117,13 +119,17 @@ test('the status page shows PoPs, traffic share and the map; a drain through the
 
 test('with --fleet: the fleet panel lists every instance, the revision it serves and whether it is connected; a drain through another instance shows', async (t) => {
   const hub = await startNatsCluster({ size: 1 });
+  // A real HTTP target for lhr, so the fleet has observations and a verdict to show.
+  const target = await startHttpTarget();
+  const geoData = geoDataWithHttpProbes({ lhr: target.port }, 1000, 2);
   const fleet = await Promise.all(['lhr', 'ams'].map((pop) => startServer({
     env: { POPSTEER_ADMIN_TOKEN: TOKEN },
-    args: ['--pop', pop, '--fleet', hub.urls, '--fleet-insecure-loopback', '--state-file', join(mkdtempSync(join(scratch, `${pop}-`)), 'state.json')],
+    args: ['--pop', pop, '--fleet', hub.urls, '--fleet-insecure-loopback', '--geo-data', geoData, '--state-file', join(mkdtempSync(join(scratch, `${pop}-`)), 'state.json')],
   })));
   t.after(async () => {
     await Promise.all(fleet.map((s) => s.stop()));
     await hub.stop();
+    await target.kill();
   });
   await Promise.all(fleet.map((s) => s.waitForLog((l) => l.msg === 'fleet: following overrides and instances', 60_000)));
   const errors: string[] = [];
@@ -149,6 +155,9 @@ test('with --fleet: the fleet panel lists every instance, the revision it serves
   await page.waitForSelector('#fleet-overrides tr[data-subject="mad"][data-action="drain"]', { timeout: 15_000 });
   const row = await page.locator('#fleet-overrides tr[data-subject="mad"]').innerText();
   assert.match(row, /fleet panel test/);
+
+  // lhr's target carries the fleet's verdict with its evidence: up, seen up by both instances (k = 3 by default, more than this fleet has).
+  await page.waitForFunction('/^lhr-http: up: seen up by (ams, lhr|lhr, ams)$/.test(document.querySelector(\'#pops tr[data-pop="lhr"] .verdict\')?.textContent ?? "")', undefined, { timeout: 30_000 });
   assert.match(row, /ops \(.* via ams\)/);
 
   mkdirSync(join(REPO_ROOT, 'test-results'), { recursive: true });

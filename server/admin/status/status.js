@@ -92,10 +92,15 @@ function renderPops(data) {
       el('td', {}, el('span', { class: 'dot', title: p.state }), ' ', el('strong', {}, p.id), ' ', el('span', { class: 'muted' }, p.name), p.self ? el('span', { class: 'self' }, 'this') : null),
       el('td', { class: 'state' }, p.override && p.override.kind === 'drain' ? 'drained' : p.state),
       el('td', { class: 'muted nowrap', title: p.since }, ago(p.since)),
-      el('td', { class: 'muted nowrap' }, probe),
+      el('td', { class: 'muted nowrap' }, probe, ...fleetVerdicts(p)),
       el('td', {}, override));
   });
   $('pops').tBodies[0].replaceChildren(...rows);
+}
+
+/** In a fleet, each target's verdict with its evidence ("down: seen down by fra, lhr; ams excluded (cut off)"). */
+function fleetVerdicts(p) {
+  return p.targets.filter((t) => t.verdict).map((t) => el('div', { class: 'verdict', 'data-target': t.id }, `${t.id}: ${t.verdict.evidence}`));
 }
 
 // ---- fleet (GET /v1/fleet; the panel stays hidden without --fleet)
