@@ -350,7 +350,7 @@ function startSignals(count: number, ids: () => readonly string[], health: Healt
   health.on('transition', refreshSignals);
   const signalsTimer = setInterval(refreshSignals, 1000);
   signalsTimer.unref();
-  return { signals, signalsView, signalsTimer };
+  return { signals, signalsView, signalsTimer, refreshSignals };
 }
 
 /** Starts `count` DNS worker threads; `listening` settles when each has bound its sockets (or failed to). */
@@ -464,7 +464,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   const connectionCaps = fitCaps(settings, probes.maxInFlight, log);
   const tcpSlotBuffer = createSlotBuffer();
   const tcpSlots = new ConnectionSlots(tcpSlotBuffer, connectionCaps.tcp);
-  const { signals, signalsView, signalsTimer } = startSignals(geo.catalog.count, () => geo.catalog.ids, health);
+  const { signals, signalsView, signalsTimer, refreshSignals } = startSignals(geo.catalog.count, () => geo.catalog.ids, health);
 
   // The fleet connects in the background: answering never waits for it. Its
   // credentials are read here, before anything runs (a bad file is exit 2).
@@ -483,6 +483,8 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
     verdict: { probers: settings.fleetProbers, rule: settings.fleetVerdict, graceMs: settings.fleetGraceMs },
   });
   health.start();
+  // Now that probes are scheduled: until then no target has a next probe, and TTLs from health would be the maximum.
+  refreshSignals();
   fleet?.start();
 
   const listen = await listenAddresses(settings);
