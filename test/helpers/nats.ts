@@ -52,6 +52,18 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Runs `call` again every 250 ms while a cluster elects its stream leaders ("no responders" for a moment), up to a minute. */
+export async function retryWhileElecting<T>(call: () => Promise<T>, waitMs = 60_000): Promise<T> {
+  for (const deadline = Date.now() + waitMs; ;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 /** Subjects a user may publish to or subscribe to (nats-server `permissions`). */
 export interface NatsPermissions {
   publish?: { allow?: string[]; deny?: string[] };

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { connect } from 'nats';
-import { startNatsCluster, startNatsLeaf, type NatsCluster, type NatsNode } from '../helpers/nats.ts';
+import { startNatsCluster, startNatsLeaf, type NatsCluster, type NatsNode, retryWhileElecting } from '../helpers/nats.ts';
 import { popOf } from '../helpers/pops.ts';
 import { startServer, type StartedServer } from '../helpers/server.ts';
 
@@ -29,6 +29,7 @@ const UK = '81.2.69.0/24';
 /** Each bucket popsteer reads, with the settings popsteer gives it on the hub. */
 const BUCKETS: Array<[string, { history: number; ttl?: number }]> = [
   ['popsteer-overrides', { history: 64 }], ['popsteer-instances', { history: 1, ttl: 24 * 3600 * 1000 }],
+  ['popsteer-observations', { history: 1, ttl: 24 * 3600 * 1000 }],
   ['popsteer-revisions', { history: 1 }], ['popsteer-load', { history: 16 }],
 ];
 
@@ -48,28 +49,16 @@ const instance = async (pop: string, fleet: string): Promise<StartedServer> => {
   return server;
 };
 
-/** Retries while a cluster elects its stream leaders ("no responders" for a moment). */
-async function retry<T>(call: () => Promise<T>): Promise<T> {
-  for (const deadline = Date.now() + WAIT_MS; ;) {
-    try {
-      return await call();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
-
 before(async () => {
   hub = await startNatsCluster({ domain: 'hub', leafnodes: true });
   leaf = await startNatsLeaf(hub, { domain: 'lhr' });
   await leaf.waitForOutput(/Leafnode connection created/);
   // The fleet's administrator makes the buckets on the hub, then a mirror of each on the leaf.
   const onHub = await connect({ servers: hub.urls.split(',') });
-  for (const [bucket, limits] of BUCKETS) await retry(() => onHub.jetstream().views.kv(bucket, { ...limits, replicas: 3 }));
+  for (const [bucket, limits] of BUCKETS) await retryWhileElecting(() => onHub.jetstream().views.kv(bucket, { ...limits, replicas: 3 }));
   await onHub.close();
   const onLeaf = await connect({ servers: leaf.url });
-  for (const [bucket, limits] of BUCKETS) await retry(() => onLeaf.jetstream().views.kv(bucket, { ...limits, mirror: { name: bucket, domain: 'hub' } }));
+  for (const [bucket, limits] of BUCKETS) await retryWhileElecting(() => onLeaf.jetstream().views.kv(bucket, { ...limits, mirror: { name: bucket, domain: 'hub' } }));
   await onLeaf.close();
   [lhr, ams] = await Promise.all([instance('lhr', leaf.url), instance('ams', hub.urls)]);
 });

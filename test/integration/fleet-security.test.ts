@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { connect, usernamePasswordAuthenticator, type NatsConnection } from 'nats';
-import { startNatsCluster, type NatsCluster, type NatsPermissions } from '../helpers/nats.ts';
+import { startNatsCluster, type NatsCluster, type NatsPermissions, retryWhileElecting } from '../helpers/nats.ts';
 import { runCli, startServer, type StartedServer } from '../helpers/server.ts';
 
 const exec = promisify(execFile);
@@ -74,11 +74,11 @@ before(async () => {
   // The buckets are made by the fleet's administrator (an instance may not create streams).
   const admin = await client('admin');
   const js = admin.jetstream();
-  await retry(() => js.views.kv(`${FLEET}-overrides`, { history: 64, replicas: 3 }));
-  await retry(() => js.views.kv(`${FLEET}-instances`, { history: 1, replicas: 3, ttl: 24 * 3600 * 1000 }));
-  await retry(() => js.views.kv(`${FLEET}-observations`, { history: 1, replicas: 3, ttl: 24 * 3600 * 1000 }));
-  await retry(() => js.views.kv(`${FLEET}-revisions`, { history: 1, replicas: 3 }));
-  await retry(() => js.views.kv(`${FLEET}-load`, { history: 16, replicas: 3 }));
+  await retryWhileElecting(() => js.views.kv(`${FLEET}-overrides`, { history: 64, replicas: 3 }));
+  await retryWhileElecting(() => js.views.kv(`${FLEET}-instances`, { history: 1, replicas: 3, ttl: 24 * 3600 * 1000 }));
+  await retryWhileElecting(() => js.views.kv(`${FLEET}-observations`, { history: 1, replicas: 3, ttl: 24 * 3600 * 1000 }));
+  await retryWhileElecting(() => js.views.kv(`${FLEET}-revisions`, { history: 1, replicas: 3 }));
+  await retryWhileElecting(() => js.views.kv(`${FLEET}-load`, { history: 16, replicas: 3 }));
   await admin.close();
   servers = await Promise.all(POPS.map((pop) => {
     const creds = join(dir, `${pop}.creds`);
@@ -94,18 +94,6 @@ after(async () => {
 
 function client(user: string): Promise<NatsConnection> {
   return connect({ servers: hub.urls.split(','), authenticator: usernamePasswordAuthenticator(user, password(user)), tls: { caFile: ca }, maxReconnectAttempts: 0 });
-}
-
-/** A cluster electing its stream leaders answers "no responders" for a moment. */
-async function retry<T>(call: () => Promise<T>): Promise<T> {
-  for (const deadline = Date.now() + WAIT_MS; ;) {
-    try {
-      return await call();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
 }
 
 type FleetView = { connected: boolean; instances: Array<{ pop: string; connected: boolean }>; loads: Array<{ pop: string; load: number }> };
