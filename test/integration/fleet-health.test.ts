@@ -94,6 +94,16 @@ interface FleetHealthView {
 const fleetHealth = async (s: StartedServer): Promise<FleetHealthView> =>
   ((await (await fetch(`http://127.0.0.1:${s.adminPort}/v1/fleet`)).json()) as { health: FleetHealthView }).health;
 
+/** `target` in a server's /v1/fleet once `settled` holds of it (asked again every 200 ms, for a minute at most). */
+async function settledTarget(s: StartedServer, target: string, settled: (t: FleetHealthView['targets'][number]) => boolean): Promise<FleetHealthView['targets'][number]> {
+  for (const deadline = Date.now() + WAIT_MS; ;) {
+    const found = (await fleetHealth(s)).targets.find((t) => t.target === target);
+    if (found !== undefined && settled(found)) return found;
+    assert.ok(Date.now() < deadline, `${target} never settled: ${JSON.stringify(found)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** The verdict on `target` in a server's log: resolves on the first "health: fleet verdict" line saying `state` after `from`. */
 function verdictLogged(s: StartedServer, target: string, state: 'up' | 'down', from: number): Promise<Record<string, unknown>> {
   return s.waitForLog((l) => l.msg === 'health: fleet verdict' && l.target === target && l.verdict === state && Date.parse(String(l.time)) >= from, WAIT_MS);
@@ -136,9 +146,8 @@ test('a real target killed is seen down by its probers, and every instance\'s an
 async function seenDownEverywhere(from: number): Promise<void> {
   await Promise.all(servers.map((s) => verdictLogged(s, 'lhr-edge', 'down', from)));
   for (const s of servers) assert.equal(await dig(s), 'ams', `answer of ${s.adminPort}`);
-  const view = await fleetHealth(servers[3]);
-  const lhr = view.targets.find((t) => t.target === 'lhr-edge')!;
-  assert.equal(lhr.evidence, `down: seen down by ${lhr.probers.join(', ')}`);
+  // The verdict turns down at a quorum of probers; the evidence settles once every prober has seen the death.
+  const lhr = await settledTarget(servers[3], 'lhr-edge', (t) => t.evidence === `down: seen down by ${t.probers.join(', ')}`);
   const pops = await (await fetch(`http://127.0.0.1:${servers[3].adminPort}/v1/pops`)).json() as { pops: Array<{ id: string; state: string; targets: Array<{ verdict: { evidence: string } | null }> }> };
   const pop = pops.pops.find((p) => p.id === 'lhr')!;
   assert.equal(pop.state, 'down');
