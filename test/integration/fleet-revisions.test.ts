@@ -91,8 +91,9 @@ test('a published revision reaches every instance: answers, GET /v1/fleet, fleet
   // From the record made (validated, before connecting) to the last instance serving it (README "Publishing policy sets").
   t.diagnostic(`publish → last of 3 instances serving: ${Math.max(...lines.map((l) => Date.parse(String(l.time)) - Date.parse(String(l.published))))} ms`);
   for (const s of servers) assert.equal(await statusAddress(s), '203.0.113.81');
-  const view = await fleetViewUntil(servers[0], (v) => v.instances.length === 3 && v.instances.every((i) => i.revision === first));
-  assert.deepEqual(view.instances.map((i) => [i.pop, i.revision]), [['ams', first], ['fra', first], ['lhr', first]]);
+  // Every instance learns the others' revisions from their heartbeats (every 2 s): wait for each view, the CLI's included.
+  const views = await Promise.all(servers.map((s) => fleetViewUntil(s, (v) => v.instances.length === 3 && v.instances.every((i) => i.revision === first))));
+  for (const view of views) assert.deepEqual(view.instances.map((i) => [i.pop, i.revision]), [['ams', first], ['fra', first], ['lhr', first]]);
   const cli = await runCli(['fleet', 'status', '--admin', `127.0.0.1:${servers[1].adminPort}`]);
   assert.equal(cli.code, 0, cli.stderr);
   for (const pop of POPS) assert.match(cli.stdout, new RegExp(`^\\s*${pop}\\s+\\S+\\s+connected\\s+revision ${first},`, 'm'));
