@@ -20,6 +20,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { startHttpTarget, type Target } from '../fixtures/health/targets.ts';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
+import { fleetViewWhen } from '../helpers/fleet-view.ts';
 import { popOf } from '../helpers/pops.ts';
 import { REPO_ROOT, runCli, startServer, type StartedServer } from '../helpers/server.ts';
 
@@ -96,12 +97,10 @@ const fleetHealth = async (s: StartedServer): Promise<FleetHealthView> =>
 
 /** `target` in a server's /v1/fleet once `settled` holds of it (asked again every 200 ms, for a minute at most). */
 async function settledTarget(s: StartedServer, target: string, settled: (t: FleetHealthView['targets'][number]) => boolean): Promise<FleetHealthView['targets'][number]> {
-  for (const deadline = Date.now() + WAIT_MS; ;) {
-    const found = (await fleetHealth(s)).targets.find((t) => t.target === target);
-    if (found !== undefined && settled(found)) return found;
-    assert.ok(Date.now() < deadline, `${target} never settled: ${JSON.stringify(found)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const find = (v: { health: FleetHealthView }) => v.health.targets.find((t) => t.target === target);
+  const found = find(await fleetViewWhen<{ health: FleetHealthView }>(s, (v) => { const t = find(v); return t !== undefined && settled(t); }));
+  assert.ok(found !== undefined && settled(found), `${target} never settled: ${JSON.stringify(found)}`);
+  return found;
 }
 
 /** The verdict on `target` in a server's log: resolves on the first "health: fleet verdict" line saying `state` after `from`. */
@@ -111,13 +110,9 @@ function verdictLogged(s: StartedServer, target: string, state: 'up' | 'down', f
 
 test('each target is probed by its 2 rendezvous probers plus its own PoP, not by every instance; all agree on who', async () => {
   // Heartbeats and first observations arrive within a few seconds: wait for all four, bounded.
-  let views: FleetHealthView[] = [];
   const settled = (v: FleetHealthView): boolean => v.observers_live === POPS.length && v.targets.length === TARGET_POPS.length
     && v.targets.every((t) => t.state === 'up' && t.observed_by.join() === t.probers.join());
-  for (const deadline = Date.now() + WAIT_MS; !(views.length > 0 && views.every(settled)) && Date.now() < deadline;) {
-    await new Promise((r) => setTimeout(r, 250));
-    views = await Promise.all(servers.map(fleetHealth));
-  }
+  const views = (await Promise.all(servers.map((s) => fleetViewWhen<{ health: FleetHealthView }>(s, (v) => settled(v.health))))).map((v) => v.health);
   assert.ok(views.every(settled), JSON.stringify(views));
   for (const v of views) assert.deepEqual(v.targets.map((t) => [t.target, t.probers]), views[0].targets.map((t) => [t.target, t.probers]));
   for (const t of views[0].targets) {

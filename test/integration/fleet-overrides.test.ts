@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { connect } from 'nats';
 import { retryWhileElecting, startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
+import { fleetViewWhen } from '../helpers/fleet-view.ts';
 import { popOf } from '../helpers/pops.ts';
 import { runCli, startServer, type StartedServer } from '../helpers/server.ts';
 
@@ -68,14 +69,9 @@ test('a drain through one instance leaves every instance\'s answers, with who an
 });
 
 test('GET /v1/fleet and `popsteer fleet status` list every instance; the connected gauge is 1', async () => {
-  const url = `http://127.0.0.1:${servers[0].adminPort}/v1/fleet`;
   type View = { connected: boolean; instances: Array<{ pop: string; connected: boolean; self: boolean }>; overrides: Array<{ subject: string; action: string }> };
-  let view: View = await (await fetch(url)).json() as View;
-  // Heartbeats arrive within a couple of seconds: wait for all three, bounded.
-  for (const deadline = Date.now() + WAIT_MS; view.instances.length < 3 && Date.now() < deadline;) {
-    await new Promise((r) => setTimeout(r, 200));
-    view = await (await fetch(url)).json() as View;
-  }
+  // Heartbeats arrive within a couple of seconds: wait for all three.
+  const view = await fleetViewWhen<View>(servers[0], (v) => v.instances.length === 3);
   assert.equal(view.connected, true);
   assert.deepEqual(view.instances.map((i) => i.pop), ['ams', 'fra', 'lhr']);
   assert.ok(view.instances.every((i) => i.connected));

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { connect } from 'nats';
 import { encodeRevision, newRevision, newRevisionKey, readConfigFiles } from '../../server/fleet/revision-record.ts';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
+import { fleetViewWhen } from '../helpers/fleet-view.ts';
 import { REPO_ROOT, runCli, startServer, type StartedServer } from '../helpers/server.ts';
 
 const exec = promisify(execFile);
@@ -71,15 +72,6 @@ const applied = (s: StartedServer, revision: number): Promise<Record<string, unk
 
 type FleetView = { instances: Array<{ pop: string; revision: number | null; revision_failed: { revision: number; errors: string[] } | null }> };
 
-/** Polls GET /v1/fleet (heartbeats come every 2 s) until `ok` holds for its view, within WAIT_MS. */
-async function fleetViewUntil(server: StartedServer, ok: (view: FleetView) => boolean): Promise<FleetView> {
-  const url = `http://127.0.0.1:${server.adminPort}/v1/fleet`;
-  for (const deadline = Date.now() + WAIT_MS; ;) {
-    const view = await (await fetch(url)).json() as FleetView;
-    if (ok(view) || Date.now() > deadline) return view;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 let first = 0;
 
@@ -92,7 +84,7 @@ test('a published revision reaches every instance: answers, GET /v1/fleet, fleet
   t.diagnostic(`publish → last of 3 instances serving: ${Math.max(...lines.map((l) => Date.parse(String(l.time)) - Date.parse(String(l.published))))} ms`);
   for (const s of servers) assert.equal(await statusAddress(s), '203.0.113.81');
   // Every instance learns the others' revisions from their heartbeats (every 2 s): wait for each view, the CLI's included.
-  const views = await Promise.all(servers.map((s) => fleetViewUntil(s, (v) => v.instances.length === 3 && v.instances.every((i) => i.revision === first))));
+  const views = await Promise.all(servers.map((s) => fleetViewWhen<FleetView>(s, (v) => v.instances.length === 3 && v.instances.every((i) => i.revision === first))));
   for (const view of views) assert.deepEqual(view.instances.map((i) => [i.pop, i.revision]), [['ams', first], ['fra', first], ['lhr', first]]);
   const cli = await runCli(['fleet', 'status', '--admin', `127.0.0.1:${servers[1].adminPort}`]);
   assert.equal(cli.code, 0, cli.stderr);
@@ -122,7 +114,7 @@ test('a revision that fails to compile on the instances is reported by each; the
   await nc.close();
   await Promise.all(servers.map((s) => s.waitForLog((l) => l.msg === 'fleet: policy revision refused here; the previous policy set keeps serving' && l.revision === bad, WAIT_MS)));
   for (const s of servers) assert.equal(await statusAddress(s), '203.0.113.81');
-  const view = await fleetViewUntil(servers[2], (v) => v.instances.every((i) => i.revision_failed?.revision === bad));
+  const view = await fleetViewWhen<FleetView>(servers[2], (v) => v.instances.every((i) => i.revision_failed?.revision === bad));
   for (const i of view.instances) {
     assert.equal(i.revision, first, i.pop);
     assert.equal(i.revision_failed?.revision, bad, i.pop);
@@ -149,7 +141,7 @@ test('a canary revision changes only the canary PoP\'s answers until promoted', 
   await applied(servers[0], canary);
   assert.equal(await statusAddress(servers[0]), '203.0.113.83');
   // lhr's heartbeat names the canary while the others, which read the same record, still serve the rollback.
-  const view = await fleetViewUntil(servers[1], (v) => v.instances.find((i) => i.pop === 'lhr')?.revision === canary);
+  const view = await fleetViewWhen<FleetView>(servers[1], (v) => v.instances.find((i) => i.pop === 'lhr')?.revision === canary);
   assert.equal(view.instances.find((i) => i.pop === 'lhr')?.revision, canary);
   for (const s of servers.slice(1)) {
     assert.equal(await statusAddress(s), '203.0.113.81');
@@ -162,7 +154,7 @@ test('a canary revision changes only the canary PoP\'s answers until promoted', 
 });
 
 test('restarted with the hub down, an instance serves the revision it kept on disk', async () => {
-  const served = (await fleetViewUntil(servers[2], () => true)).instances.find((i) => i.pop === 'fra')!.revision;
+  const served = (await fleetViewWhen<FleetView>(servers[2], () => true)).instances.find((i) => i.pop === 'fra')!.revision;
   await servers[2].stop();
   await Promise.all(hub.nodes.map((n) => n.stop('SIGTERM')));
   servers[2] = await startServer({ args: serverArgs(2) });

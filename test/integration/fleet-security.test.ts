@@ -17,6 +17,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { connect, usernamePasswordAuthenticator, type NatsConnection } from 'nats';
 import { startNatsCluster, type NatsCluster, type NatsPermissions, retryWhileElecting } from '../helpers/nats.ts';
+import { fleetViewWhen } from '../helpers/fleet-view.ts';
 import { runCli, startServer, type StartedServer } from '../helpers/server.ts';
 
 const exec = promisify(execFile);
@@ -99,13 +100,8 @@ function client(user: string): Promise<NatsConnection> {
 type FleetView = { connected: boolean; instances: Array<{ pop: string; connected: boolean }>; loads: Array<{ pop: string; load: number }> };
 
 test('over TLS with a user per PoP: heartbeats, a drain and a load go through', async () => {
-  const url = `http://127.0.0.1:${servers[1].adminPort}/v1/fleet`;
-  let view = await (await fetch(url)).json() as FleetView;
-  // Heartbeats come every 2 s: wait for both, bounded.
-  for (const deadline = Date.now() + WAIT_MS; view.instances.length < 2 && Date.now() < deadline;) {
-    await new Promise((r) => setTimeout(r, 200));
-    view = await (await fetch(url)).json() as FleetView;
-  }
+  // Heartbeats come every 2 s: wait for both.
+  const view = await fleetViewWhen<FleetView>(servers[1], (v) => v.instances.length === 2);
   assert.equal(view.connected, true);
   assert.deepEqual(view.instances.map((i) => [i.pop, i.connected]), [['ams', true], ['lhr', true]]);
 
