@@ -6,13 +6,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { DecisionRecorder } from './engine/decision-counters.ts';
 import { QueryLog } from './engine/query-log.ts';
-import { Counters, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED } from './engine/counters.ts';
+import { AnswerCache, ECS_FALLBACK, ECS_NONE, ECS_USED, ReplyFacts } from './engine/answer-cache.ts';
+import {
+  Counters, OFF_ANSWER_CACHE_HITS, OFF_ANSWER_CACHE_MISSES, OFF_DECISION_CACHE_HITS, OFF_ECS, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED,
+} from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
 import { createSteering, type PolicySteering } from './engine/steering-hook.ts';
 import { snapshotReceived } from './snapshot/policy-reuse.ts';
 import type { DnsSnapshot } from './snapshot/types.ts';
 import { PROTO_UDP, type Peer, type Responder } from './transport/handler.ts';
-import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, type RrlConfig } from './rrl/limiter.ts';
+import { RRL_DROP, RRL_SEND, ResponseRateLimiter, slipReply, slipReplyTo, type RrlConfig } from './rrl/limiter.ts';
 import { ConnectionSlots } from './transport/slots.ts';
 import { listenTcp, type TcpLimits, type TcpListener } from './transport/tcp.ts';
 import { listenUdp, type UdpIo, type UdpListener } from './transport/udp.ts';
@@ -43,6 +46,8 @@ export interface DnsWorkerData {
   decisionCounters: SharedArrayBuffer;
   /** Share of queries written to the query log (0 = off). */
   queryLogSample: number;
+  /** Replies kept for repeated UDP queries (engine/answer-cache.ts); 0 = off. */
+  answerCacheEntries: number;
   logLevel: string;
   /** Response rate limiting for UDP replies (rrl/config.ts rrlConfigOf); null or absent = off. */
   rrl?: RrlConfig | null;
@@ -89,10 +94,28 @@ const send = (message: FromWorker): void => port.postMessage(message);
 const rrlLog = data.rrl ? createLogger(data.logLevel, data.popId).child({ module: 'rrl', worker: data.index }) : null;
 const rrl = data.rrl ? new ResponseRateLimiter(data.rrl, (event) => rrlLog!.warn(event, 'response rate limit: limiting replies to a client network')) : null;
 
+// Repeated UDP queries are answered from the answer cache (engine/answer-cache.ts),
+// except while dnstap is on (each frame records the parsed query and the decision).
+const answerCache = data.answerCacheEntries > 0 && !data.dnstap ? new AnswerCache(data.answerCacheEntries) : null;
+const replyFacts = new ReplyFacts();
+
 /** Answers into the engine's writer buffer; the listeners copy the reply out. */
 const answer = (message: Uint8Array, length: number, protocol: number, peer: Peer): number => {
   const started = performance.now();
+  // A sampled query is answered in full: its log line reads the parse and the decision.
+  const logged = queryLog !== null && queryLog.sample();
+  const cache = protocol === PROTO_UDP && !logged ? answerCache : null;
+  if (cache !== null) {
+    const size = cache.answer(message, length, peer.address, healthView[0], engine.writer.buf);
+    if (size > 0) return sendAgain(size, peer, started, cache.facts);
+    counters.values[OFF_ANSWER_CACHE_MISSES]++;
+  }
   let size = engine.handle(message, length, protocol, peer);
+  const current = steered;
+  const policy = engine.lastSteered;
+  if (current !== null && policy >= 0) current.decisions.record(current.hook.last);
+  // Stored before RRL may turn the reply into its slipped form.
+  if (cache !== null && size > 0 && engine.reusable) cache.store(message, length, peer.address, healthView[0], engine.writer.buf, size, factsOfLastAnswer(current));
   // RRL: UDP only (a TCP handshake proves the address); after the reply exists, before it is sent.
   if (size > 0 && rrl !== null && protocol === PROTO_UDP) {
     const action = rrl.check(peer.address, engine.responseKey, engine.writer.buf[3] & 0x0f, started);
@@ -103,15 +126,53 @@ const answer = (message: Uint8Array, length: number, protocol: number, peer: Pee
   }
   const seconds = (performance.now() - started) / 1000;
   counters.duration(seconds);
-  const current = steered;
-  const policy = engine.lastSteered;
-  if (current !== null && policy >= 0) current.decisions.record(current.hook.last);
-  if (queryLog !== null && queryLog.sample()) {
+  if (logged) {
     queryLog.write(engine.view, peer.address, size > 0 ? engine.writer.buf[3] & 0x0f : -1, seconds, engine.snapshot.steering, policy, current?.decisions ?? null);
   }
   dnstap?.afterAnswer(message, length, protocol, peer, started, engine.writer.buf, size, policy, current?.hook ?? null, current?.decisions ?? null);
   return size;
 };
+
+/** What the engine's last answer counted, to be counted again whenever the cache sends its reply. */
+function factsOfLastAnswer(current: Steered | null): ReplyFacts {
+  const facts = replyFacts;
+  const view = engine.view;
+  facts.reset();
+  facts.qtype = view.qtype;
+  facts.rcode = engine.writer.buf[3] & 0x0f;
+  facts.responseKey = engine.responseKey;
+  facts.questionEnd = view.hasQuestion ? view.questionEnd : 12;
+  if (current !== null && engine.lastSteered >= 0) {
+    if (view.ecsPresent) facts.ecs = current.hook.lastDecidingFromEcs ? ECS_USED : ECS_FALLBACK;
+    facts.decisionCached = true; // a reusable steered answer is a decision the decision cache keeps
+    facts.decisionSlot = current.decisions.decisionSlot;
+    facts.outcomeSlot = current.decisions.outcomeSlot;
+  }
+  return facts;
+}
+
+/** A reply from the answer cache, now in the writer's buffer: counted and rate limited as the engine's own. */
+function sendAgain(size: number, peer: Peer, started: number, facts: ReplyFacts): number {
+  const values = counters.values;
+  values[OFF_ANSWER_CACHE_HITS]++;
+  counters.request(PROTO_UDP, peer.family, facts.qtype);
+  counters.response(facts.rcode);
+  if (facts.ecs !== ECS_NONE) {
+    values[OFF_ECS]++;
+    values[OFF_ECS + facts.ecs]++;
+  }
+  if (facts.decisionCached) values[OFF_DECISION_CACHE_HITS]++;
+  if (facts.decisionSlot >= 0) steered?.decisions.countAgain(facts.decisionSlot, facts.outcomeSlot);
+  if (rrl !== null) {
+    const action = rrl.check(peer.address, facts.responseKey, facts.rcode, started);
+    if (action !== RRL_SEND) {
+      values[OFF_RRL_LIMITED + (action === RRL_DROP ? 0 : 1)]++;
+      size = action === RRL_DROP ? 0 : slipReplyTo(engine.writer.buf, facts.questionEnd);
+    }
+  }
+  counters.duration((performance.now() - started) / 1000);
+  return size;
+}
 const responder: Responder = {
   answer,
   reply: engine.writer.buf,
@@ -141,6 +202,7 @@ port.on('message', (message: ToWorker) => {
     // each query sees the old set or the new one, never a mix.
     useSnapshot(snapshot, message.decisionCounters);
     engine.snapshot = snapshot;
+    answerCache?.invalidate();
     dnstap?.useSnapshot(snapshot);
     send({ type: 'snapshot-applied', index: data.index, hash: snapshot.hash });
   } else if (message.type === 'stop-accepting') {

@@ -497,7 +497,7 @@ export async function startServer(settings: Settings, log: Logger): Promise<Runn
   if (shared.length > 0) log.warn({ listen: shared }, 'sharing DNS addresses with another process (--share-listen): queries are split between the two until one stops');
   const workerDataOf = (index: number): DnsWorkerData => ({
     index, snapshot: snapshotForWorkers(current), listen, udpIo: udpIo.io, popId: settings.pop, versionBind: settings.versionBind, counters, health: healthTable, signals, ecsTrust: settings.ecsTrust,
-    decisionCounters, queryLogSample: settings.queryLogSample, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
+    decisionCounters, queryLogSample: settings.queryLogSample, answerCacheEntries: settings.answerCacheEntries, logLevel: settings.logLevel, rrl: rrlConfigOf(settings),
     dnstap: dnstap?.workerConfig(index, listen) ?? null,
     tcp: { idleTimeoutMs: settings.tcpIdleTimeoutMs, messageTimeoutMs: settings.tcpMessageTimeoutMs, maxQueriesPerConnection: settings.tcpMaxQueriesPerConnection },
     tcpSlots: tcpSlotBuffer, tcpMaxConnections: connectionCaps.tcp,

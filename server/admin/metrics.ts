@@ -10,7 +10,7 @@
 
 import { Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import {
-  DURATION_BOUNDS, ECS_OUTCOMES, FAMILIES, OFF_DECISION_CACHE_HITS, OFF_DECISION_CACHE_MISSES, OFF_DECISION_CACHE_SIZE,
+  DURATION_BOUNDS, ECS_OUTCOMES, FAMILIES, OFF_ANSWER_CACHE_HITS, OFF_ANSWER_CACHE_MISSES, OFF_DECISION_CACHE_HITS, OFF_DECISION_CACHE_MISSES, OFF_DECISION_CACHE_SIZE,
   OFF_DROPPED, OFF_DURATION_BUCKETS, OFF_DURATION_COUNT, OFF_DURATION_SUM, OFF_ECS, OFF_REQUESTS, OFF_RESPONSES,
   OFF_TCP_CONNECTIONS_REFUSED, OFF_TRUNCATED, QTYPE_BUCKETS, RCODE_BUCKETS, TRANSPORTS, sumSlot,
 } from '../engine/counters.ts';
@@ -167,6 +167,8 @@ export function createMetrics(source: MetricsSource): Registry {
     () => source.decisions().outcomes.map((o) => ({ labels: { name: o.name, outcome: o.outcome }, value: o.count })));
   metric('popsteer_steering_decision_cache_total', 'counter', 'Steering decision cache lookups by result.',
     () => [{ labels: { result: 'hit' }, value: sum(OFF_DECISION_CACHE_HITS) }, { labels: { result: 'miss' }, value: sum(OFF_DECISION_CACHE_MISSES) }]);
+  metric('popsteer_answer_cache_total', 'counter', 'UDP queries looked up in the answer cache (whole replies for repeated queries), by result.',
+    () => [{ labels: { result: 'hit' }, value: sum(OFF_ANSWER_CACHE_HITS) }, { labels: { result: 'miss' }, value: sum(OFF_ANSWER_CACHE_MISSES) }]);
   metric('popsteer_steering_decision_cache_entries', 'gauge', 'Entries in the steering decision caches of all workers.',
     () => [{ labels: {}, value: sum(OFF_DECISION_CACHE_SIZE) }]);
 

@@ -56,6 +56,8 @@ export interface Settings {
   asnMaxChange: number;
   /** Share of queries written to the sampled query log, 0 (off) to 1. */
   queryLogSample: number;
+  /** Replies kept per DNS worker for repeated UDP queries (engine/answer-cache.ts); 0 = off. */
+  answerCacheEntries: number;
   /** Response rate limiting (server/rrl): identical replies per second per client network; 0 = off. */
   rrlResponsesPerSecond: number;
   /** RRL: error replies per second per client network; 0 = as rrlResponsesPerSecond. */
@@ -153,6 +155,7 @@ const SETTING_SPECS: SettingSpec[] = [
   { key: 'dnstapSample', flag: 'dnstap-sample', env: 'POPSTEER_DNSTAP_SAMPLE', file: 'dnstap_sample', kind: 'share', help: 'share of queries written to dnstap, e.g. 0.1 for one in ten (default 1)' },
   { key: 'dnstapQueueKb', flag: 'dnstap-queue-kb', env: 'POPSTEER_DNSTAP_QUEUE_KB', file: 'dnstap_queue_kb', kind: 'int', help: 'dnstap queue per DNS worker in KiB; frames that do not fit while the collector is slow or gone are dropped and counted (default 1024)' },
   { key: 'queryLogSample', flag: 'query-log-sample', env: 'POPSTEER_QUERY_LOG_SAMPLE', file: 'query_log_sample', kind: 'share', help: 'share of queries logged as JSON lines (client network, name, type, answer, rule, latency), e.g. 0.01; 0 = off (default 0)' },
+  { key: 'answerCacheEntries', flag: 'answer-cache-entries', env: 'POPSTEER_ANSWER_CACHE_ENTRIES', file: 'answer_cache_entries', kind: 'int0', help: 'replies kept per DNS worker for repeated UDP queries (same bytes from the same resolver, same health and policies), about 700 octets each; 0 = off; off while dnstap is on (default 16384)' },
   { key: 'fleetServers', flag: 'fleet', env: 'POPSTEER_FLEET', file: 'fleet.servers', kind: 'nats-list', help: 'join a fleet: NATS servers with JetStream, comma-separated nats://host:port; overrides are then fleet-wide (README "Running a fleet") (default: no fleet)' },
   { key: 'fleetName', flag: 'fleet-name', env: 'POPSTEER_FLEET_NAME', file: 'fleet.name', kind: 'string', help: 'the fleet\'s name: prefix of its KV buckets and subjects (default popsteer)' },
   { key: 'fleetCreds', flag: 'fleet-creds', env: 'POPSTEER_FLEET_CREDS', file: 'fleet.creds', kind: 'path', help: 'NATS credentials: a .creds file, an nkey seed file, or a file holding user:password on one line' },
@@ -221,6 +224,7 @@ function defaultSettings(cwd: string): Settings {
     asnDatabase: [],
     asnMaxChange: 0.2,
     queryLogSample: 0,
+    answerCacheEntries: 16_384,
     rrlResponsesPerSecond: DEFAULT_RRL_RESPONSES_PER_SECOND,
     rrlErrorsPerSecond: 0,
     rrlWindowSeconds: 15,

@@ -37,10 +37,13 @@ export const OFF_DECISION_CACHE_SIZE = OFF_DECISION_CACHE_MISSES + 1; // a gauge
 /** UDP replies limited by response rate limiting (server/rrl), by action. */
 export const RRL_ACTIONS = ['dropped', 'slipped'] as const;
 export const OFF_RRL_LIMITED = OFF_DECISION_CACHE_SIZE + 1; // [dropped, slipped]
+/** UDP queries answered from the answer cache (engine/answer-cache.ts), and those looked up and not found. */
+export const OFF_ANSWER_CACHE_HITS = OFF_RRL_LIMITED + RRL_ACTIONS.length;
+export const OFF_ANSWER_CACHE_MISSES = OFF_ANSWER_CACHE_HITS + 1;
 /** Free slots for later modules (steering decisions are counted by the steering module's own table). */
 const REGION_SIZE = 128;
 
-if (OFF_RRL_LIMITED + RRL_ACTIONS.length > REGION_SIZE) throw new Error('counter layout overflows its region');
+if (OFF_ANSWER_CACHE_MISSES + 1 > REGION_SIZE) throw new Error('counter layout overflows its region');
 
 export function createCounterBuffer(workers: number): SharedArrayBuffer {
   return new SharedArrayBuffer(Float64Array.BYTES_PER_ELEMENT * REGION_SIZE * Math.max(1, workers));

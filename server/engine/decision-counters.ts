@@ -69,6 +69,9 @@ export class DecisionRecorder {
   rule = -1;
   endpoint = -1;
   outcome = -1;
+  /** The counter slots the last record() incremented (the outcome's -1 when none), for replaying it (engine/answer-cache.ts). */
+  decisionSlot = -1;
+  outcomeSlot = -1;
 
   constructor(tables: SteeringTables, buffer: SharedArrayBuffer, worker: number) {
     const layout = decisionLayout(tables);
@@ -91,11 +94,19 @@ export class DecisionRecorder {
         : policy.whenAllDown === ALL_DOWN_POOL ? OUTCOME_LAST_RESORT + 1
           : policy.whenAllDown === ALL_DOWN_FAIL_OPEN ? OUTCOME_FAIL_OPEN + 1 : 0;
     const base = this.policyBase[p];
-    this.values[base + rule * (policy.endpoints.length + 1) + endpointSlot]++;
-    if (outcomeSlot > 0) this.values[outcomeBase(policy, base) + outcomeSlot - 1]++;
+    this.decisionSlot = base + rule * (policy.endpoints.length + 1) + endpointSlot;
+    this.outcomeSlot = outcomeSlot > 0 ? outcomeBase(policy, base) + outcomeSlot - 1 : -1;
+    this.values[this.decisionSlot]++;
+    if (this.outcomeSlot >= 0) this.values[this.outcomeSlot]++;
     this.rule = rule;
     this.endpoint = endpointSlot - 1;
     this.outcome = outcomeSlot - 1;
+  }
+
+  /** Counts a decision again by the slots a record() of this recorder gave (a reply sent again from the answer cache). */
+  countAgain(decisionSlot: number, outcomeSlot: number): void {
+    this.values[decisionSlot]++;
+    if (outcomeSlot >= 0) this.values[outcomeSlot]++;
   }
 }
 

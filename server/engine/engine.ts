@@ -53,6 +53,13 @@ export interface SteeringHook {
   answer(steeredIndex: number, qtype: number, view: QueryView, client: ClientAddress, result: SteeringResult): AnswerTemplate | null;
   /** Whether the last answer() chose a CNAME endpoint first (its answer is that CNAME alone). */
   lastChoseCname(): boolean;
+  /**
+   * Whether the last answer() is the same for every query with the same
+   * bytes from the same resolver until the health epoch or the snapshot
+   * changes (engine/answer-cache.ts): false for answers that differ per
+   * client network or carry a TTL derived from health.
+   */
+  lastReusable(): boolean;
 }
 
 export interface SteeringResult {
@@ -103,6 +110,13 @@ export class Engine {
    * and NXDOMAIN replies; errors are limited per client network.
    */
   responseKey = 0;
+  /**
+   * Whether the last reply may be sent again, with another ID, to the same
+   * query bytes from the same resolver until the snapshot or the health
+   * epoch changes (engine/answer-cache.ts): a UDP answer, not truncated,
+   * without a cookie, and not a per-network steering decision.
+   */
+  reusable = false;
   readonly view = new QueryView();
   readonly writer = new ResponseWriter();
   readonly counters: Counters;
@@ -134,6 +148,7 @@ export class Engine {
     this.lastSteered = -1;
     this.wildcardSlot = 0;
     this.responseKey = 0;
+    this.reusable = false;
     const status = parseQuery(query, length, view);
     if (status === PARSE_DROP) {
       counters.values[OFF_DROPPED]++;
@@ -164,6 +179,8 @@ export class Engine {
       rcode = template.rcode;
       size = writer.writeAnswer(view, query, template, maxSize, this.steeringResult.ttl);
       if (writer.truncated) counters.values[OFF_TRUNCATED]++;
+      this.reusable = transport === TRANSPORT_UDP && !writer.truncated && !view.cookiePresent
+        && (this.lastSteered < 0 || this.steering!.lastReusable());
     }
     counters.response(rcode);
     return size;

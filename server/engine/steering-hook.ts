@@ -111,6 +111,8 @@ export class PolicySteering implements SteeringHook {
   private stamp = 0;
   /** When set, the next answers record every step the decider runs into it (explain). */
   tracer: DecisionTrace | null = null;
+  /** See lastReusable(). */
+  private reusable = false;
 
   /** Whether the last answer() decided on the ECS address (for dnstap; `address` has the detail). */
   get lastDecidingFromEcs(): boolean {
@@ -179,6 +181,7 @@ export class PolicySteering implements SteeringHook {
 
     const epoch = this.health[0];
     const tracing = this.tracer !== null;
+    this.reusable = !rule.perNetwork && !tracing && (policy.ttlFromHealth === null || this.signals === null);
     if (!rule.perNetwork && !tracing) {
       const cached = this.decisions[index][cls.class];
       if (cached !== undefined && cached.epoch === epoch) {
@@ -209,6 +212,16 @@ export class PolicySteering implements SteeringHook {
       this.decisions[index][cls.class] = { epoch, a, aaaa, degraded: r.degraded, resolution: frozen };
     }
     return qtype === TYPE_AAAA ? aaaa : a;
+  }
+
+  /**
+   * Whether the last answer() holds for the same query bytes from the same
+   * resolver until the health epoch changes: the decision is the one the
+   * decision cache keeps per class (not per client network) and its TTL does
+   * not run down with the clock.
+   */
+  lastReusable(): boolean {
+    return this.reusable;
   }
 
   /** Whether the last answer() put a CNAME endpoint first: its A and AAAA answers are then that CNAME alone. */

@@ -102,6 +102,10 @@ export class ResponseRateLimiter {
   /** The client address of the current reply, parsed and masked to its network. */
   private readonly address = new Uint8Array(16);
   private family: 0 | 4 | 6 = 0;
+  /** The last client address text parsed, and its parse: queries come from few resolvers, so each is parsed once per run of its queries. */
+  private parsedText = '';
+  private readonly parsed = new Uint8Array(16);
+  private parsedFamily: 0 | 4 | 6 = 0;
 
   constructor(config: RrlConfig, onLimited: (event: LimitedNetworkEvent) => void = () => {}) {
     if (!(config.responsesPerSecond > 0)) throw new Error('RRL needs responses per second above 0');
@@ -138,7 +142,12 @@ export class ResponseRateLimiter {
    * millisecond clock).
    */
   check(clientAddress: string, responseKey: number, rcode: number, nowMs: number): RrlAction {
-    this.family = parseAddressInto(clientAddress, this.address);
+    if (clientAddress !== this.parsedText) {
+      this.parsedFamily = parseAddressInto(clientAddress, this.parsed);
+      this.parsedText = clientAddress;
+    }
+    this.family = this.parsedFamily;
+    this.address.set(this.parsed);
     if (this.family === 0) return RRL_SEND; // not an address: nothing to key on
     if (this.isExempt()) return RRL_SEND;
     const network = this.networkKey();
@@ -228,7 +237,12 @@ export class ResponseRateLimiter {
  * (never more than the query's).
  */
 export function slipReply(reply: Uint8Array, view: QueryView): number {
+  return slipReplyTo(reply, view.hasQuestion ? view.questionEnd : 12);
+}
+
+/** slipReply() for a reply whose question ends at `questionEnd` (12 when it has none): a reply sent from the answer cache. */
+export function slipReplyTo(reply: Uint8Array, questionEnd: number): number {
   reply[2] |= 0x02;
   for (let i = 6; i < 12; i++) reply[i] = 0;
-  return view.hasQuestion ? view.questionEnd : 12;
+  return questionEnd;
 }
