@@ -157,6 +157,8 @@ test('the whole hub stopped: answers go on from the last fleet state; an overrid
   const following = servers.map((s) => s.waitForNextLog((l) => l.msg === 'fleet: following overrides and instances', WAIT_MS));
   await Promise.all(hub.nodes.map((n) => n.start()));
   await Promise.all(following);
+  // Connected is not elected: a cold-started hub elects its stream leaders after the clients are back.
+  await leadersElected(hub.nodes[0].url);
   const answer = await override(servers[2], 'lhr', 'undrain', 'fleet undrain after the outage');
   assert.equal(answer.status, 200, await answer.clone().text());
   await appliedEverywhere('fleet undrain after the outage');
