@@ -28,21 +28,35 @@
 // the RRL key), so metrics and rate limiting see every query.
 //
 // Two-way set-associative, least recently used out, fixed memory allocated
-// once per worker (the default 16,384 entries: about 11 MiB), so a flood of
-// distinct queries evicts entries but never grows the heap.
+// once per worker (the default 16,384 entries: 12 MiB), so a flood of
+// distinct queries evicts entries but never grows the heap. Each entry is one
+// contiguous 768-octet slot (its facts, then its key, then its reply) and the
+// two ways of a set are neighbours: under load the kernel's network stack
+// evicts this table from the CPU caches between batches, and a hit then costs
+// a few adjacent cache lines that the hardware prefetches together, where
+// separate tables for keys, replies and facts cost a miss each.
 
-/** Longest query (octets after the ID) kept; a longer one is answered without the cache. */
-const ANSWER_CACHE_QUERY_SLOT = 126;
-/** Longest reply kept; a longer one (large signed answers) is answered without the cache. */
-const ANSWER_CACHE_REPLY_SLOT = 512;
 /** Default entries per DNS worker. */
 const ANSWER_CACHE_DEFAULT_ENTRIES = 16_384; // as settings.ts answer_cache_entries
 
 const WAYS = 2;
 
-// Words per entry in `meta`.
+// One entry's slot: facts (16 words), key, reply.
+const SLOT = 768;
+const KEY_AT = 64;
+/** Longest key: the query after its ID, then the resolver's address as text (at most 45 characters). */
+const KEY_SLOT = 192;
+const REPLY_AT = KEY_AT + KEY_SLOT;
+/** Longest reply kept; a longer one (large signed answers) is answered without the cache. */
+const REPLY_SLOT = SLOT - REPLY_AT;
+/** Longest resolver address text that fits a key (IPv6 with an embedded IPv4 and a zone is longer; then no cache). */
+const MAX_RESOLVER_TEXT = 46;
+/** Longest query (octets after the ID) kept; a longer one is answered without the cache. */
+const MAX_QUERY_KEY = KEY_SLOT - MAX_RESOLVER_TEXT;
+
+// Words of an entry's facts, from the slot's start.
 const M_HASH = 0;
-const M_QUERY_LENGTH = 1; // octets after the ID; 0 = empty
+const M_KEY_LENGTH = 1; // octets of the key; 0 = empty
 const M_GENERATION = 2;
 const M_EPOCH = 3;
 const M_REPLY_LENGTH = 4;
@@ -54,7 +68,9 @@ const M_DECISION_SLOT = 9;
 const M_OUTCOME_SLOT = 10;
 const M_QUESTION_END = 11;
 const M_FLAGS = 12;
-const META_WORDS = 16;
+/** In the first way of a set: which way was used most recently (a miss replaces the other). */
+const M_RECENT = 13;
+const SLOT_WORDS = SLOT / 4;
 
 /** ECS outcome of a cached query, for the ECS counters. */
 export const ECS_NONE = 0;
@@ -96,21 +112,17 @@ export class AnswerCache {
   private readonly sets: number;
   /** 32 − log2(sets): a set index is the hash's high bits. */
   private readonly setShift: number;
-  private readonly meta: Int32Array;
-  private readonly queries: Uint8Array;
-  private readonly replies: Uint8Array;
-  private readonly resolvers: string[];
-  /** Per set: the way used most recently (a miss replaces the other). */
-  private readonly recent: Uint8Array;
+  private readonly bytes: Uint8Array;
+  private readonly words: Int32Array;
   private generation = 1;
-  /** Set of the last answer() that missed (-1: not storable), and the query's hash. */
+  /** Set of the last answer() that missed (-1: not storable), and its key's hash and length. */
   private missSet = -1;
   private missHash = 0;
+  private missKeyLength = 0;
   /** The resolver of the last answer() and its hash: queries come from few resolvers, so it is hashed only when it changes. */
   private lastResolver = '';
   private lastResolverHash = 0x811c9dc5;
-  /** Word views of the reply arena and of the last output buffer, for copying a reply four octets at a time. */
-  private readonly replyWords: Int32Array;
+  /** The last output buffer and its word view, for copying a reply four octets at a time. */
   private outBytes: Uint8Array | null = null;
   private outWords: Int32Array | null = null;
   /** Facts of the last hit, read by the caller. */
@@ -125,12 +137,9 @@ export class AnswerCache {
     this.entries = size;
     this.sets = size / WAYS;
     this.setShift = 32 - Math.log2(this.sets);
-    this.meta = new Int32Array(size * META_WORDS);
-    this.queries = new Uint8Array(size * ANSWER_CACHE_QUERY_SLOT);
-    this.replies = new Uint8Array(size * ANSWER_CACHE_REPLY_SLOT);
-    this.replyWords = new Int32Array(this.replies.buffer);
-    this.resolvers = new Array<string>(size).fill('');
-    this.recent = new Uint8Array(this.sets);
+    const arena = new ArrayBuffer(size * SLOT);
+    this.bytes = new Uint8Array(arena);
+    this.words = new Int32Array(arena);
   }
 
   /** Forgets every entry (a new snapshot: every reply may differ). */
@@ -138,7 +147,7 @@ export class AnswerCache {
     this.generation = (this.generation + 1) | 0;
     if (this.generation === 0) {
       this.generation = 1;
-      this.meta.fill(0);
+      for (let e = 0; e < this.entries; e++) this.words[e * SLOT_WORDS + M_KEY_LENGTH] = 0;
     }
   }
 
@@ -150,12 +159,13 @@ export class AnswerCache {
    */
   answer(query: Uint8Array, length: number, resolver: string, epoch: number, out: Uint8Array): number {
     const queryLength = length - 2;
-    if (length < 12 || queryLength > ANSWER_CACHE_QUERY_SLOT) {
+    if (length < 12 || queryLength > MAX_QUERY_KEY || resolver.length > MAX_RESOLVER_TEXT) {
       this.missSet = -1;
       return 0;
     }
+    const keyLength = queryLength + resolver.length;
     // Four octets per multiply: the hash only spreads entries over sets, the comparison decides.
-    let h = Math.imul(this.resolverHash(resolver) ^ queryLength, 0x01000193);
+    let h = Math.imul(this.resolverHash(resolver) ^ keyLength, 0x01000193);
     let i = 2;
     for (; i + 3 < length; i += 4) h = Math.imul(h ^ (query[i] | (query[i + 1] << 8) | (query[i + 2] << 16) | (query[i + 3] << 24)), 0x01000193);
     for (; i < length; i++) h = Math.imul(h ^ query[i], 0x01000193);
@@ -166,8 +176,8 @@ export class AnswerCache {
     const first = set * WAYS;
     for (let way = 0; way < WAYS; way++) {
       const entry = first + way;
-      if (this.matches(entry, h, query, queryLength, resolver, epoch)) {
-        this.recent[set] = way;
+      if (this.matches(entry, h, keyLength, query, queryLength, resolver, epoch)) {
+        this.words[first * SLOT_WORDS + M_RECENT] = way;
         this.hits++;
         return this.replay(entry, query, out);
       }
@@ -175,6 +185,7 @@ export class AnswerCache {
     this.misses++;
     this.missSet = set;
     this.missHash = h;
+    this.missKeyLength = keyLength;
     return 0;
   }
 
@@ -185,62 +196,64 @@ export class AnswerCache {
   store(query: Uint8Array, length: number, resolver: string, epoch: number, reply: Uint8Array, size: number, facts: ReplyFacts): void {
     const set = this.missSet;
     this.missSet = -1;
-    if (set < 0 || size > ANSWER_CACHE_REPLY_SLOT || size < 12) return;
-    const way = 1 - this.recent[set];
-    this.recent[set] = way;
+    if (set < 0 || size > REPLY_SLOT || size < 12) return;
+    const words = this.words;
+    const recentAt = set * WAYS * SLOT_WORDS + M_RECENT;
+    const way = 1 - words[recentAt];
+    words[recentAt] = way;
     const entry = set * WAYS + way;
-    const meta = this.meta;
-    const m = entry * META_WORDS;
+    const m = entry * SLOT_WORDS;
+    words[m + M_HASH] = this.missHash;
+    words[m + M_KEY_LENGTH] = this.missKeyLength;
+    words[m + M_GENERATION] = this.generation;
+    words[m + M_EPOCH] = epoch;
+    words[m + M_REPLY_LENGTH] = size;
+    words[m + M_QTYPE] = facts.qtype;
+    words[m + M_RCODE] = facts.rcode;
+    words[m + M_RESPONSE_KEY] = facts.responseKey;
+    words[m + M_ECS] = facts.ecs;
+    words[m + M_DECISION_SLOT] = facts.decisionSlot;
+    words[m + M_OUTCOME_SLOT] = facts.outcomeSlot;
+    words[m + M_QUESTION_END] = facts.questionEnd;
+    words[m + M_FLAGS] = facts.decisionCached ? FLAG_DECISION_CACHE : 0;
+    const bytes = this.bytes;
+    const k = entry * SLOT + KEY_AT;
     const queryLength = length - 2;
-    meta[m + M_HASH] = this.missHash;
-    meta[m + M_QUERY_LENGTH] = queryLength;
-    meta[m + M_GENERATION] = this.generation;
-    meta[m + M_EPOCH] = epoch;
-    meta[m + M_REPLY_LENGTH] = size;
-    meta[m + M_QTYPE] = facts.qtype;
-    meta[m + M_RCODE] = facts.rcode;
-    meta[m + M_RESPONSE_KEY] = facts.responseKey;
-    meta[m + M_ECS] = facts.ecs;
-    meta[m + M_DECISION_SLOT] = facts.decisionSlot;
-    meta[m + M_OUTCOME_SLOT] = facts.outcomeSlot;
-    meta[m + M_QUESTION_END] = facts.questionEnd;
-    meta[m + M_FLAGS] = facts.decisionCached ? FLAG_DECISION_CACHE : 0;
-    const queries = this.queries;
-    const q = entry * ANSWER_CACHE_QUERY_SLOT;
-    for (let i = 0; i < queryLength; i++) queries[q + i] = query[i + 2];
-    const replies = this.replies;
-    const r = entry * ANSWER_CACHE_REPLY_SLOT;
-    for (let i = 0; i < size; i++) replies[r + i] = reply[i];
-    this.resolvers[entry] = resolver;
+    for (let i = 0; i < queryLength; i++) bytes[k + i] = query[i + 2];
+    for (let i = 0; i < resolver.length; i++) bytes[k + queryLength + i] = resolver.charCodeAt(i);
+    const r = entry * SLOT + REPLY_AT;
+    for (let i = 0; i < size; i++) bytes[r + i] = reply[i];
   }
 
-  private matches(entry: number, hash: number, query: Uint8Array, queryLength: number, resolver: string, epoch: number): boolean {
-    const meta = this.meta;
-    const m = entry * META_WORDS;
-    if (meta[m + M_HASH] !== hash || meta[m + M_QUERY_LENGTH] !== queryLength) return false;
-    if (meta[m + M_GENERATION] !== this.generation || meta[m + M_EPOCH] !== epoch) return false;
-    const queries = this.queries;
-    const q = entry * ANSWER_CACHE_QUERY_SLOT;
-    for (let i = 0; i < queryLength; i++) if (queries[q + i] !== query[i + 2]) return false;
-    return this.resolvers[entry] === resolver;
+  private matches(entry: number, hash: number, keyLength: number, query: Uint8Array, queryLength: number, resolver: string, epoch: number): boolean {
+    const words = this.words;
+    const m = entry * SLOT_WORDS;
+    if (words[m + M_HASH] !== hash || words[m + M_KEY_LENGTH] !== keyLength) return false;
+    if (words[m + M_GENERATION] !== this.generation || words[m + M_EPOCH] !== epoch) return false;
+    const bytes = this.bytes;
+    const k = entry * SLOT + KEY_AT;
+    for (let i = 0; i < queryLength; i++) if (bytes[k + i] !== query[i + 2]) return false;
+    // Address text is ASCII: one octet per character.
+    for (let i = 0; i < resolver.length; i++) if (bytes[k + queryLength + i] !== resolver.charCodeAt(i)) return false;
+    return true;
   }
 
   private replay(entry: number, query: Uint8Array, out: Uint8Array): number {
-    const meta = this.meta;
-    const m = entry * META_WORDS;
-    const size = meta[m + M_REPLY_LENGTH];
-    this.copyOut(entry * ANSWER_CACHE_REPLY_SLOT, size, out);
+    const words = this.words;
+    const m = entry * SLOT_WORDS;
+    const size = words[m + M_REPLY_LENGTH];
+    this.copyOut(entry * SLOT + REPLY_AT, size, out);
     out[0] = query[0];
     out[1] = query[1];
     const facts = this.facts;
-    facts.qtype = meta[m + M_QTYPE];
-    facts.rcode = meta[m + M_RCODE];
-    facts.responseKey = meta[m + M_RESPONSE_KEY];
-    facts.ecs = meta[m + M_ECS];
-    facts.decisionSlot = meta[m + M_DECISION_SLOT];
-    facts.outcomeSlot = meta[m + M_OUTCOME_SLOT];
-    facts.questionEnd = meta[m + M_QUESTION_END];
-    facts.decisionCached = (meta[m + M_FLAGS] & FLAG_DECISION_CACHE) !== 0;
+    facts.qtype = words[m + M_QTYPE];
+    facts.rcode = words[m + M_RCODE];
+    facts.responseKey = words[m + M_RESPONSE_KEY];
+    facts.ecs = words[m + M_ECS];
+    facts.decisionSlot = words[m + M_DECISION_SLOT];
+    facts.outcomeSlot = words[m + M_OUTCOME_SLOT];
+    facts.questionEnd = words[m + M_QUESTION_END];
+    facts.decisionCached = (words[m + M_FLAGS] & FLAG_DECISION_CACHE) !== 0;
     return size;
   }
 
@@ -263,11 +276,11 @@ export class AnswerCache {
     const words = this.outWords;
     if (words !== null && size + 3 <= out.length) {
       const from = start >> 2;
-      const replyWords = this.replyWords;
-      for (let w = 0, n = (size + 3) >> 2; w < n; w++) words[w] = replyWords[from + w];
+      const arena = this.words;
+      for (let w = 0, n = (size + 3) >> 2; w < n; w++) words[w] = arena[from + w];
       return;
     }
-    const replies = this.replies;
-    for (let i = 0; i < size; i++) out[i] = replies[start + i];
+    const bytes = this.bytes;
+    for (let i = 0; i < size; i++) out[i] = bytes[start + i];
   }
 }
