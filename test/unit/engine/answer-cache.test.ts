@@ -172,7 +172,7 @@ test('per-network steering, cookies and TCP are never stored; another resolver i
 });
 
 test('a full set replaces its least recently used entry, and a hit returns the facts stored with it', () => {
-  const cache = new AnswerCache(2); // one set of two ways
+  const cache = new AnswerCache(4); // one set of four ways
   const out = new Uint8Array(600);
   const reply = (tag: number): Uint8Array => new Uint8Array(40).fill(tag);
   const store = (packet: Uint8Array, tag: number): void => {
@@ -188,20 +188,21 @@ test('a full set replaces its least recently used entry, and a hit returns the f
     facts.questionEnd = 33;
     cache.store(packet, packet.length, 'r', 0, reply(tag), 40, facts);
   };
-  const a = query('a.cdn.example', 1);
-  const b = query('b.cdn.example', 1);
-  const c = query('c.cdn.example', 1);
+  const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((label) => query(`${label}.cdn.example`, 1));
   store(a, 1);
   store(b, 2);
+  store(c, 3);
+  store(d, 4);
   assert.equal(cache.answer(a, a.length, 'r', 0, out), 40, 'a is kept');
   assert.deepEqual({ ...cache.facts }, { qtype: 1, rcode: 3, responseKey: 1, ecs: ECS_USED, decisionCached: true, decisionSlot: 11, outcomeSlot: -1, questionEnd: 33 });
   assert.equal(out[0], a[0], 'the asker\'s ID');
   assert.equal(out[2], 1, 'the stored reply after the ID');
-  store(c, 3); // b was used least recently
+  store(e, 5); // b was used least recently
   assert.equal(cache.answer(b, b.length, 'r', 0, out), 0, 'b was replaced');
-  assert.equal(cache.answer(a, a.length, 'r', 0, out), 40, 'a is still there');
-  assert.equal(cache.answer(c, c.length, 'r', 0, out), 40, 'and c');
-  assert.equal(cache.facts.responseKey, 3);
+  for (const [packet, tag] of [[a, 1], [c, 3], [d, 4], [e, 5]] as const) {
+    assert.equal(cache.answer(packet, packet.length, 'r', 0, out), 40);
+    assert.equal(cache.facts.responseKey, tag);
+  }
 });
 
 test('queries and replies too long for a slot are answered without the cache', () => {
