@@ -62,8 +62,23 @@ const START_TIMEOUT_MS = 150_000;
 
 /** Lines with a repeated key, across every server this test process started. */
 const linesWithRepeatedKeys: string[] = [];
+/** Servers still running, with the promise of their exit. */
+const running = new Map<ChildProcess, Promise<unknown>>();
 // Servers a test stopped some other way are checked when the file's tests end.
-after(() => assertNoRepeatedKeys());
+// This hook runs before the file's own after hooks, and a hook that throws
+// skips the ones after it: before failing, it stops every server still
+// running, so that none outlives the test process.
+after(async () => {
+  if (linesWithRepeatedKeys.length > 0) await stopEveryServer();
+  assertNoRepeatedKeys();
+});
+
+async function stopEveryServer(): Promise<void> {
+  await Promise.all([...running].map(async ([child, exited]) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  }));
+}
 
 export async function startServer(options: StartOptions = {}): Promise<StartedServer> {
   const args = [CLI, 'serve', '--listen', '127.0.0.1:0', '--workers', String(options.workers ?? 1), '--log-level', 'info'];
@@ -107,6 +122,8 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
     }
   });
   const exited = once(child, 'exit');
+  running.set(child, exited);
+  void exited.then(() => running.delete(child));
   const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 60000, onlyNew = false): Promise<Record<string, unknown>> => {
     const seen = onlyNew ? undefined : logs.find(match);
     if (seen) return Promise.resolve(seen);
@@ -144,6 +161,8 @@ export async function startServer(options: StartOptions = {}): Promise<StartedSe
         child.kill(signal);
         [code] = (await exited) as [number | null];
       }
+      // About to fail: the servers a caller would stop after this one must not be left running.
+      if (linesWithRepeatedKeys.length > 0) await stopEveryServer();
       assertNoRepeatedKeys();
       return code;
     },
