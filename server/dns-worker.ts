@@ -173,6 +173,7 @@ function sendAgain(size: number, peer: Peer, started: number, facts: ReplyFacts)
   counters.duration((performance.now() - started) / 1000);
   return size;
 }
+
 const responder: Responder = {
   answer,
   reply: engine.writer.buf,
