@@ -8,7 +8,7 @@ import { DecisionRecorder } from './engine/decision-counters.ts';
 import { QueryLog } from './engine/query-log.ts';
 import { AnswerCache, ECS_FALLBACK, ECS_NONE, ECS_USED, ReplyFacts } from './engine/answer-cache.ts';
 import {
-  Counters, OFF_ANSWER_CACHE_HITS, OFF_ANSWER_CACHE_MISSES, OFF_DECISION_CACHE_HITS, OFF_ECS, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED,
+  Counters, OFF_ANSWER_CACHE_HITS, OFF_ANSWER_CACHE_MISSES, OFF_ECS, OFF_RRL_LIMITED, OFF_TCP_CONNECTIONS_REFUSED,
 } from './engine/counters.ts';
 import { Engine } from './engine/engine.ts';
 import { createSteering, type PolicySteering } from './engine/steering-hook.ts';
@@ -144,7 +144,6 @@ function factsOfLastAnswer(current: Steered | null): ReplyFacts {
   facts.questionEnd = view.hasQuestion ? view.questionEnd : 12;
   if (current !== null && engine.lastSteered >= 0) {
     if (view.ecsPresent) facts.ecs = current.hook.lastDecidingFromEcs ? ECS_USED : ECS_FALLBACK;
-    facts.decisionCached = true; // a reusable steered answer is a decision the decision cache keeps
     facts.decisionSlot = current.decisions.decisionSlot;
     facts.outcomeSlot = current.decisions.outcomeSlot;
   }
@@ -161,7 +160,6 @@ function sendAgain(size: number, peer: Peer, started: number, facts: ReplyFacts)
     values[OFF_ECS]++;
     values[OFF_ECS + facts.ecs]++;
   }
-  if (facts.decisionCached) values[OFF_DECISION_CACHE_HITS]++;
   if (facts.decisionSlot >= 0) steered?.decisions.countAgain(facts.decisionSlot, facts.outcomeSlot);
   if (rrl !== null) {
     const action = rrl.check(peer.address, facts.responseKey, facts.rcode, started);

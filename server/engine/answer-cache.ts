@@ -24,8 +24,9 @@
 // sends the bytes the engine would have written, with this query's ID.
 //
 // What the query would have counted is stored beside the reply and replayed
-// on a hit (requests, responses, ECS use, decision cache, steering decisions,
-// the RRL key), so metrics and rate limiting see every query.
+// on a hit (requests, responses, ECS use, steering decisions, the RRL key),
+// so metrics and rate limiting see every query. The decision cache is not
+// counted: a hit never looks it up.
 //
 // Four-way set-associative, least recently used out, fixed memory allocated
 // once per worker (the default 16,384 entries: 12 MiB), so a flood of
@@ -38,6 +39,9 @@
 // not two: with 3,500 repeating networks in 8,192 two-way sets, one query in
 // fifteen shared its set with two others and missed every time; in 4,096
 // four-way sets about one in a hundred does.
+
+import { fnv1aStep, fnv1aString, FNV_OFFSET, mix32 } from '../lib/hash.ts';
+import { copyWords, wordView } from '../lib/words.ts';
 
 /** Default entries per DNS worker. */
 const ANSWER_CACHE_DEFAULT_ENTRIES = 16_384; // as settings.ts answer_cache_entries
@@ -72,9 +76,8 @@ const M_ECS = 8;
 const M_DECISION_SLOT = 9;
 const M_OUTCOME_SLOT = 10;
 const M_QUESTION_END = 11;
-const M_FLAGS = 12;
 /** In the first way of a set: its ways from the most to the least recently used, two bits each (the last is replaced). */
-const M_ORDER = 13;
+const M_ORDER = 12;
 const SLOT_WORDS = SLOT / 4;
 
 /** ECS outcome of a cached query, for the ECS counters. */
@@ -82,7 +85,6 @@ export const ECS_NONE = 0;
 export const ECS_USED = 1;
 export const ECS_FALLBACK = 2;
 
-const FLAG_DECISION_CACHE = 1;
 
 /** What a query counted besides its reply, stored with it and replayed on a hit. */
 export class ReplyFacts {
@@ -92,8 +94,6 @@ export class ReplyFacts {
   responseKey = 0;
   /** ECS_NONE, ECS_USED or ECS_FALLBACK. */
   ecs = ECS_NONE;
-  /** The steering decision came from the decision cache (counted as a decision-cache hit). */
-  decisionCached = false;
   /** Steering decision counter slot and outcome slot (decision-counters.ts), -1 when none. */
   decisionSlot = -1;
   outcomeSlot = -1;
@@ -105,7 +105,6 @@ export class ReplyFacts {
     this.rcode = 0;
     this.responseKey = 0;
     this.ecs = ECS_NONE;
-    this.decisionCached = false;
     this.decisionSlot = -1;
     this.outcomeSlot = -1;
     this.questionEnd = 12;
@@ -126,8 +125,8 @@ export class AnswerCache {
   private missKeyLength = 0;
   /** The resolver of the last answer() and its hash: queries come from few resolvers, so it is hashed only when it changes. */
   private lastResolver = '';
-  private lastResolverHash = 0x811c9dc5;
-  /** The last output buffer and its word view, for copying a reply four octets at a time. */
+  private lastResolverHash = FNV_OFFSET;
+  /** The last output buffer and its word view (lib/words.ts), for copying a reply four octets at a time. */
   private outBytes: Uint8Array | null = null;
   private outWords: Int32Array | null = null;
   /** Facts of the last hit, read by the caller. */
@@ -170,13 +169,11 @@ export class AnswerCache {
     }
     const keyLength = queryLength + resolver.length;
     // Four octets per multiply: the hash only spreads entries over sets, the comparison decides.
-    let h = Math.imul(this.resolverHash(resolver) ^ keyLength, 0x01000193);
+    let h = fnv1aStep(this.resolverHash(resolver), keyLength);
     let i = 2;
-    for (; i + 3 < length; i += 4) h = Math.imul(h ^ (query[i] | (query[i + 1] << 8) | (query[i + 2] << 16) | (query[i + 3] << 24)), 0x01000193);
-    for (; i < length; i++) h = Math.imul(h ^ query[i], 0x01000193);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
+    for (; i + 3 < length; i += 4) h = fnv1aStep(h, query[i] | (query[i + 1] << 8) | (query[i + 2] << 16) | (query[i + 3] << 24));
+    for (; i < length; i++) h = fnv1aStep(h, query[i]);
+    h = mix32(h) | 0;
     const set = (h >>> this.setShift) & (this.sets - 1); // the high bits: FNV's low bits spread poorly
     const first = set * WAYS;
     for (let way = 0; way < WAYS; way++) {
@@ -220,7 +217,6 @@ export class AnswerCache {
     words[m + M_DECISION_SLOT] = facts.decisionSlot;
     words[m + M_OUTCOME_SLOT] = facts.outcomeSlot;
     words[m + M_QUESTION_END] = facts.questionEnd;
-    words[m + M_FLAGS] = facts.decisionCached ? FLAG_DECISION_CACHE : 0;
     const bytes = this.bytes;
     const k = entry * SLOT + KEY_AT;
     const queryLength = length - 2;
@@ -258,7 +254,6 @@ export class AnswerCache {
     facts.decisionSlot = words[m + M_DECISION_SLOT];
     facts.outcomeSlot = words[m + M_OUTCOME_SLOT];
     facts.questionEnd = words[m + M_QUESTION_END];
-    facts.decisionCached = (words[m + M_FLAGS] & FLAG_DECISION_CACHE) !== 0;
     return size;
   }
 
@@ -286,10 +281,8 @@ export class AnswerCache {
 
   private resolverHash(resolver: string): number {
     if (resolver !== this.lastResolver) {
-      let h = 0x811c9dc5;
-      for (let i = 0; i < resolver.length; i++) h = Math.imul(h ^ resolver.charCodeAt(i), 0x01000193);
       this.lastResolver = resolver;
-      this.lastResolverHash = h;
+      this.lastResolverHash = fnv1aString(resolver);
     }
     return this.lastResolverHash;
   }
@@ -298,13 +291,11 @@ export class AnswerCache {
   private copyOut(start: number, size: number, out: Uint8Array): void {
     if (out !== this.outBytes) {
       this.outBytes = out;
-      this.outWords = out.byteOffset % 4 === 0 ? new Int32Array(out.buffer, out.byteOffset, out.length >> 2) : null;
+      this.outWords = wordView(out);
     }
     const words = this.outWords;
     if (words !== null && size + 3 <= out.length) {
-      const from = start >> 2;
-      const arena = this.words;
-      for (let w = 0, n = (size + 3) >> 2; w < n; w++) words[w] = arena[from + w];
+      copyWords(this.words, start >> 2, words, 0, size);
       return;
     }
     const bytes = this.bytes;

@@ -5,6 +5,7 @@
 
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { copyWords, wordView } from '../lib/words.ts';
 import { PROTO_UDP, type Peer, type Responder } from './handler.ts';
 
 /** Datagrams per system call. Larger batches stop paying off well before this on two cores. */
@@ -132,20 +133,15 @@ export function listenUdpBatched(native: NativeUdp, host: string, port: number, 
 }
 
 /**
- * Copies a reply of `size` octets from `reply` to `out` at `at`. Replies
- * are a few dozen octets: four at a time through word views beats
- * Buffer.copy, whose call into C++ costs more than the copy. Falls back to
- * Buffer.copy when either buffer is not word-aligned.
+ * Copies a reply of `size` octets from `reply` to `out` at `at`, by words
+ * (lib/words.ts) when both buffers are word-aligned, else by Buffer.copy.
  */
 function replyCopier(reply: Buffer, out: Buffer): (at: number, size: number) => void {
-  if (reply.byteOffset % 4 !== 0 || out.byteOffset % 4 !== 0) return (at, size) => { reply.copy(out, at, 0, size); };
-  const from = new Int32Array(reply.buffer, reply.byteOffset, reply.length >> 2);
-  const to = new Int32Array(out.buffer, out.byteOffset, out.length >> 2);
-  return (at, size) => {
-    // `at` is a multiple of OUT_SLOT and size ≤ OUT_SLOT: the words stay inside both buffers and the slot.
-    const base = at >> 2;
-    for (let w = 0, n = (size + 3) >> 2; w < n; w++) to[base + w] = from[w];
-  };
+  const from = wordView(reply);
+  const to = wordView(out);
+  if (from === null || to === null) return (at, size) => { reply.copy(out, at, 0, size); };
+  // `at` is a multiple of OUT_SLOT and size ≤ OUT_SLOT: the rounded-up words stay inside both buffers and the slot.
+  return (at, size) => copyWords(from, 0, to, at >> 2, size);
 }
 
 /**

@@ -182,7 +182,6 @@ test('a full set replaces its least recently used entry, and a hit returns the f
     facts.rcode = 3;
     facts.responseKey = tag;
     facts.ecs = ECS_USED;
-    facts.decisionCached = true;
     facts.decisionSlot = 10 + tag;
     facts.outcomeSlot = -1;
     facts.questionEnd = 33;
@@ -194,7 +193,7 @@ test('a full set replaces its least recently used entry, and a hit returns the f
   store(c, 3);
   store(d, 4);
   assert.equal(cache.answer(a, a.length, 'r', 0, out), 40, 'a is kept');
-  assert.deepEqual({ ...cache.facts }, { qtype: 1, rcode: 3, responseKey: 1, ecs: ECS_USED, decisionCached: true, decisionSlot: 11, outcomeSlot: -1, questionEnd: 33 });
+  assert.deepEqual({ ...cache.facts }, { qtype: 1, rcode: 3, responseKey: 1, ecs: ECS_USED, decisionSlot: 11, outcomeSlot: -1, questionEnd: 33 });
   assert.equal(out[0], a[0], 'the asker\'s ID');
   assert.equal(out[2], 1, 'the stored reply after the ID');
   store(e, 5); // b was used least recently
