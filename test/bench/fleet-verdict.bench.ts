@@ -10,13 +10,15 @@
 //
 //   node test/bench/fleet-verdict.bench.ts [--deaths 6]
 
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startHttpTarget, type Target } from '../fixtures/health/targets.ts';
+import { fleetViewWhen } from '../helpers/fleet-view.ts';
 import { startNatsCluster } from '../helpers/nats.ts';
-import { REPO_ROOT, startServer, type StartedServer } from '../helpers/server.ts';
+import { geoDataWithHttpProbes } from '../helpers/probe-geo.ts';
+import { startServer, type StartedServer } from '../helpers/server.ts';
 
 const POPS = ['lhr', 'ams', 'fra', 'iad', 'sin'];
 const WAIT_MS = 60_000;
@@ -27,24 +29,13 @@ interface FleetView { health: { observers_live: number; targets: Array<{ target:
 
 /** Geo data whose probes.yaml points each PoP at its own target. */
 function geoDataFor(targets: Map<string, Target>, dir: string): string {
-  const geo = join(dir, 'geo-data');
-  cpSync(join(REPO_ROOT, 'geo-data'), geo, { recursive: true });
-  writeFileSync(join(geo, 'probes.yaml'), [
-    'defaults: { interval: 1s, timeout: 900ms, fall: 2, rise: 2 }', 'targets:',
-    ...POPS.map((p) => `  ${p}-edge: { kind: http, host: 127.0.0.1, port: ${targets.get(p)!.port}, path: / }`), 'pops:',
-    ...POPS.map((p) => `  ${p}: { probes: [${p}-edge] }`), ''].join('\n'));
-  return geo;
+  return geoDataWithHttpProbes(join(dir, 'geo-data'), POPS.map((pop) => ({ pop, target: `${pop}-edge`, port: targets.get(pop)!.port, path: '/' })));
 }
 
 /** /v1/fleet once every instance is live and every target is reported by exactly its assigned probers. */
-async function settledView(server: StartedServer): Promise<FleetView> {
-  for (const deadline = Date.now() + WAIT_MS; ;) {
-    const view = await (await fetch(`http://127.0.0.1:${server.adminPort}/v1/fleet`)).json() as FleetView;
-    const settled = view.health.observers_live === POPS.length && view.health.targets.length === POPS.length
-      && view.health.targets.every((t) => t.observed_by.join() === t.probers.join());
-    if (settled || Date.now() > deadline) return view;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+function settledView(server: StartedServer): Promise<FleetView> {
+  return fleetViewWhen<FleetView>(server, (view) => view.health.observers_live === POPS.length && view.health.targets.length === POPS.length
+    && view.health.targets.every((t) => t.observed_by.join() === t.probers.join()), WAIT_MS);
 }
 
 /** Kills `pop`'s target; returns ms until the last instance logged the verdict down, then restores it and waits for up. */

@@ -12,7 +12,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,8 @@ import { startHttpTarget, type Target } from '../fixtures/health/targets.ts';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
 import { fleetViewWhen } from '../helpers/fleet-view.ts';
 import { popOf } from '../helpers/pops.ts';
-import { REPO_ROOT, runCli, startServer, type StartedServer } from '../helpers/server.ts';
+import { geoDataWithHttpProbes } from '../helpers/probe-geo.ts';
+import { runCli, startServer, type StartedServer } from '../helpers/server.ts';
 
 const exec = promisify(execFile);
 /** A UK client: lhr unless lhr is out, then ams. */
@@ -52,17 +53,8 @@ function relay(): Promise<Target> {
 
 /** A copy of the example geo data whose probes.yaml reaches every target through `via`. */
 function geoDataVia(via: Target): string {
-  const dir = mkdtempSync(join(tmpdir(), 'popsteer-geo-'));
-  cpSync(join(REPO_ROOT, 'geo-data'), dir, { recursive: true });
-  writeFileSync(join(dir, 'probes.yaml'), [
-    'defaults: { interval: 1s, timeout: 900ms, fall: 2, rise: 2 }',
-    'targets:',
-    ...TARGET_POPS.map((pop) => `  ${pop}-edge: { kind: http, host: 127.0.0.1, port: ${via.port}, path: /${pop} }`),
-    'pops:',
-    ...TARGET_POPS.map((pop) => `  ${pop}: { probes: [${pop}-edge] }`),
-    '',
-  ].join('\n'));
-  return dir;
+  const probes = TARGET_POPS.map((pop) => ({ pop, target: `${pop}-edge`, port: via.port, path: `/${pop}` }));
+  return geoDataWithHttpProbes(mkdtempSync(join(tmpdir(), 'popsteer-geo-')), probes);
 }
 
 before(async () => {

@@ -9,12 +9,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { startHttpTarget, type Target } from '../fixtures/health/targets.ts';
-import { REPO_ROOT, startServer } from '../helpers/server.ts';
+import { geoDataWithHttpProbes } from '../helpers/probe-geo.ts';
+import { startServer } from '../helpers/server.ts';
 
 const PROBED = ['ams', 'fra', 'lhr', 'mad'];
 const scratch = mkdtempSync(join(tmpdir(), 'popsteer-probe-fds-'));
@@ -44,18 +45,9 @@ test('probes that cannot open a socket (EMFILE) are "not probed": no target down
     seen.emit('request');
     res.writeHead(200).end('ok\n');
   });
-  const geoData = join(scratch, 'geo-data');
-  cpSync(join(REPO_ROOT, 'geo-data'), geoData, { recursive: true });
-  writeFileSync(join(geoData, 'probes.yaml'), [
-    // Generous timeouts: a loaded machine must not make a real probe time out here.
-    'defaults: { interval: 1s, timeout: 900ms, fall: 3, rise: 2 }',
-    'cut_off: { share: 0.5, min_targets: 3 }',
-    'targets:',
-    ...PROBED.map((pop) => `  ${pop}-http: { kind: http, host: 127.0.0.1, port: ${target.port}, path: /${pop} }`),
-    'pops:',
-    ...PROBED.map((pop) => `  ${pop}: { probes: [${pop}-http] }`),
-    '',
-  ].join('\n'));
+  // Generous timeouts: a loaded machine must not make a real probe time out here.
+  const geoData = geoDataWithHttpProbes(join(scratch, 'geo-data'), PROBED.map((pop) => ({ pop, target: `${pop}-http`, port: target.port, path: `/${pop}` })),
+    ['defaults: { interval: 1s, timeout: 900ms, fall: 3, rise: 2 }', 'cut_off: { share: 0.5, min_targets: 3 }']);
   const server = await startServer({ args: ['--geo-data', geoData, '--log-level', 'debug'] });
   const pid = server.process.pid!;
   try {
