@@ -64,18 +64,17 @@ const post = async (path: string, body: unknown): Promise<number> => (await fetc
 })).status;
 
 test('repeated queries are answered from the cache and every one is counted', async () => {
-  const before = await snapshotOf(server);
+  // This server has answered nothing before this test, and /metrics was not read yet: the admin thread
+  // keeps its sum of the steering decision counters for 200 ms (admin/server.ts), so the first read is
+  // the one to count from zero.
   for (let i = 0; i < REPEATS; i++) assert.equal(await askBerlin(server), 'fra');
-  // The admin thread sums the steering decision counters at most every 200 ms (admin/server.ts): read until they moved.
-  let now = await snapshotOf(server);
-  for (const deadline = Date.now() + 5000; now.decisionsFra - before.decisionsFra < REPEATS && Date.now() < deadline;) now = await snapshotOf(server);
-  const delta = (key: string): number => now[key] - before[key];
-  assert.ok(delta('hits') >= REPEATS - 1, `${delta('hits')} hits for ${REPEATS} identical queries`);
-  assert.equal(delta('hits') + delta('misses'), REPEATS, 'one lookup per UDP query');
-  assert.equal(delta('requests'), REPEATS, 'requests');
-  assert.equal(delta('noerror'), REPEATS, 'responses');
-  assert.equal(delta('ecsUsed'), REPEATS, 'ECS used');
-  assert.equal(delta('decisionsFra'), REPEATS, 'steering decisions, cache hits included');
+  const now = await snapshotOf(server);
+  assert.ok(now.hits >= REPEATS - 1, `${now.hits} hits for ${REPEATS} identical queries`);
+  assert.equal(now.hits + now.misses, REPEATS, 'one lookup per UDP query');
+  assert.equal(now.requests, REPEATS, 'requests');
+  assert.equal(now.noerror, REPEATS, 'responses');
+  assert.equal(now.ecsUsed, REPEATS, 'ECS used');
+  assert.equal(now.decisionsFra, REPEATS, 'steering decisions, cache hits included');
 });
 
 test('a drain changes the answer to the same query bytes at once, and undrain brings it back', async () => {
